@@ -1,0 +1,49 @@
+# Brain AI Operator — developer entry points. `make demo` and `make test` are all a new machine needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+BRAINAI_CACHE ?= $(HOME)/.cache/brain-ai
+export BRAINAI_CACHE
+
+.PHONY: help setup lint test test-unit test-e2e demo cluster-bins cluster-up cluster-down bench clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+setup: $(VENV)/.installed ## create .venv/ with the project (editable) and test dependencies
+
+lint: setup ## ruff
+	$(BIN)/ruff check engine operator tests e2e
+
+cluster-bins: ## build (or reuse) the pinned control-plane binaries
+	@e2e/cluster/build.sh
+
+cluster-up: cluster-bins ## start the local cluster; prints export lines for eval
+	@e2e/cluster/up.sh
+
+cluster-down: ## stop the local cluster and every process it started
+	@e2e/cluster/down.sh
+
+test: setup cluster-bins lint ## every test: unit, engine integration, cluster e2e
+	$(BIN)/pytest
+
+test-unit: setup ## tests that need no cluster
+	$(BIN)/pytest tests
+
+demo: setup ## the embedded default end to end
+	@$(BIN)/brain-ai-engine demo
+
+bench: setup ## engine benchmark (quick)
+	$(BIN)/brain-ai-engine bench --quick --json
+
+clean: ## remove the virtualenv and local state (keeps the binary cache)
+	rm -rf $(VENV) .pytest_cache .ruff_cache

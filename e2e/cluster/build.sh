@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Build the local control plane's binaries from Go modules, pinned, into a cache outside the repo.
+#
+# A cold build compiles Kubernetes and etcd from source (tens of minutes on 2 cores); a warm run
+# finds every binary stamped with the wanted version and returns in well under a second.
+# Progress goes to stderr; full build logs to $BRAINAI_CACHE/logs/.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+# shellcheck source=common.sh
+source "$here/common.sh"
+LOGS=$CACHE/logs
+WORK=$CACHE/src
+mkdir -p "$BIN" "$LOGS" "$WORK"
+
+export GOMODCACHE=$CACHE/go/mod GOCACHE=$CACHE/go/build GOPATH=$CACHE/go
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+export GOPROXY=${GOPROXY:-https://proxy.golang.org,direct}
+
+K8S_STAGING=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider
+  cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api
+  cri-client csi-translation-lib dynamic-resource-allocation endpointslice externaljwt kms
+  kube-aggregator kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics
+  mount-utils pod-security-admission sample-apiserver sample-cli-plugin sample-controller)
+
+start_all=$SECONDS
+built=0
+log() { printf '[build %4ds] %s\n' "$((SECONDS - start_all))" "$*" >&2; }
+
+# up_to_date NAME VERSION: the binary exists and was built from VERSION.
+up_to_date() { [[ -x $BIN/$1 && "$(cat "$BIN/.$1.version" 2>/dev/null)" == "$2" ]]; }
+
+# with_ticker NAME CMD...: run CMD with output to a log, printing elapsed time while it runs.
+with_ticker() {
+  local name=$1; shift
+  local t0=$SECONDS logf=$LOGS/$name.log
+  ("$@") >"$logf" 2>&1 &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 5
+    if kill -0 "$pid" 2>/dev/null && (((SECONDS - t0) % 30 < 5)); then
+      log "  … $name still building ($((SECONDS - t0))s)"
+    fi
+  done
+  if ! wait "$pid"; then
+    log "FAILED: $name (last lines of $logf follow)"
+    tail -n 30 "$logf" >&2
+    exit 1
+  fi
+  log "  $name built in $((SECONDS - t0))s"
+}
+
+stamp() { echo "$2" >"$BIN/.$1.version"; built=$((built + 1)); }
+
+# --- Kubernetes: a wrapper module, since k8s.io/kubernetes maps its staging modules to local paths.
+k8s_module() {
+  local dir=$WORK/kubernetes-$K8S_VERSION staging=v0${K8S_VERSION#v1}
+  if [[ ! -f $dir/.ready ]]; then
+    mkdir -p "$dir"
+    {
+      echo "module brainai.local/k8sbuild"
+      echo
+      echo "go 1.24.0"
+      echo
+      echo "require k8s.io/kubernetes $K8S_VERSION"
+      echo
+      echo "replace ("
+      for m in "${K8S_STAGING[@]}"; do echo "	k8s.io/$m => k8s.io/$m $staging"; done
+      echo ")"
+    } >"$dir/go.mod"
+    cat >"$dir/tools.go" <<'EOF'
+//go:build tools
+
+package tools
+EOF
+    log "resolving k8s.io/kubernetes $K8S_VERSION modules"
+    with_ticker k8s-modules bash -c "cd '$dir' && go get k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION \
+      k8s.io/kubernetes/cmd/kube-controller-manager@$K8S_VERSION k8s.io/kubernetes/cmd/kube-scheduler@$K8S_VERSION \
+      k8s.io/kubernetes/cmd/kubectl@$K8S_VERSION"
+    touch "$dir/.ready"
+  fi
+  echo "$dir"
+}
+
+build_k8s() {
+  local name=$1
+  up_to_date "$name" "$K8S_VERSION" && return 0
+  local dir minor
+  dir=$(k8s_module)
+  minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
+  local ld="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  log "building $name $K8S_VERSION"
+  with_ticker "$name" bash -c "cd '$dir' && go build -trimpath -ldflags '$ld' -o '$BIN/$name' k8s.io/kubernetes/cmd/$name"
+  stamp "$name" "$K8S_VERSION"
+}
+
+# --- etcd: its own wrapper module (its dependency versions clash with Kubernetes').
+build_etcd() {
+  up_to_date etcd "$ETCD_VERSION" && return 0
+  local dir=$WORK/etcd-$ETCD_VERSION
+  mkdir -p "$dir"
+  cat >"$dir/go.mod" <<EOF
+module brainai.local/etcdbuild
+
+go 1.24.0
+
+require go.etcd.io/etcd/server/v3 $ETCD_VERSION
+EOF
+  cat >"$dir/main.go" <<'EOF'
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+EOF
+  log "building etcd $ETCD_VERSION"
+  with_ticker etcd bash -c "cd '$dir' && go mod tidy && go build -trimpath -ldflags '-s -w' -o '$BIN/etcd' ."
+  stamp etcd "$ETCD_VERSION"
+}
+
+# --- Modules with no replace directives: plain go install.
+build_install() {
+  local name=$1 pkg=$2 version=$3 ld=${4:-}
+  up_to_date "$name" "$version" && return 0
+  log "building $name $version"
+  with_ticker "$name" env GOBIN="$BIN" GOFLAGS= go install -trimpath -ldflags "-s -w $ld" "$pkg@$version"
+  stamp "$name" "$version"
+}
+
+kwok_ld="-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$K8S_VERSION"
+build_etcd
+for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do build_k8s "$b"; done
+build_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" "$kwok_ld"
+build_install kwokctl sigs.k8s.io/kwok/cmd/kwokctl "$KWOK_VERSION" "$kwok_ld"
+build_install metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server "$METRICS_SERVER_VERSION" \
+  "-X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION"
+build_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" \
+  "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+
+# Manifests pinned with the binaries, taken from the same module versions.
+module_dir() { go mod download -json "$1" | sed -n 's/.*"Dir": "\(.*\)",/\1/p'; }
+concat_yaml() { for f in "$@"; do cat "$f"; echo "---"; done; }
+mkdir -p "$CACHE/manifests"
+# metrics-server's registration (a kustomize directory: kwokctl builds it, drops the Deployment and
+# points the Service at the local process).
+manifest=$CACHE/manifests/metrics-server-$METRICS_SERVER_VERSION
+if [[ ! -e $manifest ]]; then
+  ln -s "$(module_dir "sigs.k8s.io/metrics-server@$METRICS_SERVER_VERSION")/manifests/base" "$manifest"
+fi
+# kwok stages: fast node and pod lifecycles, plus dynamic volumes for the kwok-volume StorageClass.
+manifest=$CACHE/manifests/kwok-stages-$KWOK_VERSION.yaml
+if [[ ! -s $manifest ]]; then
+  src=$(module_dir "sigs.k8s.io/kwok@$KWOK_VERSION")/kustomize/stage
+  concat_yaml "$src"/node/fast/node-initialize.yaml "$src"/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+    "$src"/pod/fast/pod-{ready,complete,delete}.yaml "$src"/volume/fast/{pv,pvc}-*.yaml >"$manifest.tmp"
+  mv "$manifest.tmp" "$manifest"
+  concat_yaml "$src"/volume/fast/storage-class.yaml >"$CACHE/manifests/kwok-storage-class-$KWOK_VERSION.yaml"
+fi
+
+if ((built > 0)); then
+  log "built $built binaries in $((SECONDS - start_all))s into $BIN"
+else
+  log "all binaries cached in $BIN"
+fi

@@ -1,0 +1,9 @@
+# Paths shared by the cluster scripts and the pytest fixtures (which read the same defaults).
+CACHE=${BRAINAI_CACHE:-$HOME/.cache/brain-ai}
+BIN=$CACHE/bin
+CLUSTER_NAME=${BRAINAI_CLUSTER_NAME:-brain-ai}
+CLUSTER_NODES=${BRAINAI_CLUSTER_NODES:-3}
+export KWOK_WORKDIR=$CACHE/kwok
+CLUSTER_DIR=$KWOK_WORKDIR/clusters/$CLUSTER_NAME
+KUBECONFIG_PATH=$CLUSTER_DIR/kubeconfig.yaml
+export PATH=$BIN:$PATH

@@ -1,0 +1,153 @@
+"""A small handle on a Kubernetes cluster for tests: real kubectl and helm, a few waits.
+
+Everything goes through the real binaries so tests exercise what users run. The local cluster
+is the one `e2e/cluster/up.sh` makes; a reachable `KUBECONFIG` is used as is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+CLUSTER_SCRIPTS = REPO / "e2e" / "cluster"
+
+T = TypeVar("T")
+
+
+class KubectlError(RuntimeError):
+    """kubectl or helm exited non-zero; `stderr` holds its message."""
+
+    def __init__(self, args: list[str], returncode: int, stderr: str):
+        super().__init__(f"{' '.join(args)} exited {returncode}: {stderr.strip()}")
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+def wait_until(
+    probe: Callable[[], T | None],
+    timeout: float = 60,
+    interval: float = 0.5,
+    what: str = "condition",
+) -> T:
+    """Poll `probe` until it returns something truthy; fail with `what` and the last value."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while True:
+        last = probe()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
+def to_yaml(manifests: dict[str, Any] | Iterable[dict[str, Any]]) -> str:
+    docs = [manifests] if isinstance(manifests, dict) else list(manifests)
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+@dataclass
+class Cluster:
+    """A reachable cluster: its kubeconfig and the directory holding kubectl/helm."""
+
+    kubeconfig: Path
+    bin_dir: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.env = dict(os.environ, KUBECONFIG=str(self.kubeconfig))
+        if self.bin_dir:
+            self.env["PATH"] = f"{self.bin_dir}{os.pathsep}{self.env.get('PATH', '')}"
+
+    def run(self, tool: str, *args: str, input: str | None = None, check: bool = True,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        argv = [tool, *args]
+        proc = subprocess.run(argv, input=input, capture_output=True, text=True, env=self.env,
+                              timeout=timeout)
+        if check and proc.returncode != 0:
+            raise KubectlError(argv, proc.returncode, proc.stderr)
+        return proc
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
+        return self.run("kubectl", *args, input=input, check=check).stdout
+
+    def helm(self, *args: str, check: bool = True) -> str:
+        return self.run("helm", *args, check=check).stdout
+
+    def apply(self, manifests: dict[str, Any] | Iterable[dict[str, Any]], namespace: str | None = None,
+              server_side: bool = True) -> str:
+        """Apply manifests the way a user would (server-side apply by default)."""
+        args = ["apply", "-f", "-"]
+        if server_side:
+            args += ["--server-side", "--field-manager=brainai-e2e"]
+        if namespace:
+            args += ["-n", namespace]
+        return self.kubectl(*args, input=to_yaml(manifests))
+
+    def get(self, kind: str, name: str | None = None, namespace: str | None = None,
+            selector: str | None = None) -> dict[str, Any] | None:
+        """The object (or list) as JSON, or None when it does not exist."""
+        args = ["get", kind, "-o", "json"]
+        if name:
+            args.insert(2, name)
+        if namespace:
+            args += ["-n", namespace]
+        if selector:
+            args += ["-l", selector]
+        proc = self.run("kubectl", *args, check=False)
+        if proc.returncode != 0:
+            if "NotFound" in proc.stderr or "not found" in proc.stderr:
+                return None
+            raise KubectlError(["kubectl", *args], proc.returncode, proc.stderr)
+        return json.loads(proc.stdout)
+
+    def items(self, kind: str, namespace: str, selector: str | None = None) -> list[dict[str, Any]]:
+        found = self.get(kind, namespace=namespace, selector=selector)
+        return found["items"] if found else []
+
+    def wait_for(self, kind: str, name: str, namespace: str | None, predicate: Callable[[dict], Any],
+                 timeout: float = 90, what: str | None = None) -> dict[str, Any]:
+        """Poll one object until `predicate(obj)` holds; return the object."""
+
+        def probe() -> dict[str, Any] | None:
+            obj = self.get(kind, name, namespace)
+            return obj if obj is not None and predicate(obj) else None
+
+        return wait_until(probe, timeout=timeout, what=what or f"{kind}/{name} in {namespace}")
+
+    def wait_gone(self, kind: str, name: str, namespace: str | None, timeout: float = 60) -> None:
+        wait_until(lambda: self.get(kind, name, namespace) is None, timeout=timeout,
+                   what=f"{kind}/{name} to be deleted")
+
+    def reachable(self) -> bool:
+        try:
+            return self.run("kubectl", "get", "--raw", "/readyz", check=False, timeout=10).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+
+
+def start_local_cluster() -> Cluster:
+    """Run up.sh (builds or reuses the binaries) and read the exports it prints."""
+    proc = subprocess.run([str(CLUSTER_SCRIPTS / "up.sh")], capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"e2e/cluster/up.sh failed:\n{proc.stderr[-4000:]}")
+    exports = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in proc.stdout.splitlines()
+        if line.startswith("export ")
+    )
+    bin_dir = exports["PATH"].split(":", 1)[0]
+    return Cluster(kubeconfig=Path(exports["KUBECONFIG"]), bin_dir=Path(bin_dir))
+
+
+def stop_local_cluster() -> None:
+    subprocess.run([str(CLUSTER_SCRIPTS / "down.sh")], check=True, timeout=300)

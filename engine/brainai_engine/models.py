@@ -1,0 +1,183 @@
+"""Request and result models shared by the engine facade, the HTTP API and the CLI.
+
+These are the public contract of the engine: the HTTP layer validates input with them and
+serialises results from them, so the OpenAPI document and the facade never drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Priority = Literal["low", "medium", "high", "critical"]
+PRIORITY_WEIGHT: dict[str, int] = {"low": 1, "medium": 2, "high": 3, "critical": 4}
+
+MemoryType = Literal["working", "episodic", "semantic"]
+SortBy = Literal["relevance", "confidence", "recency"]
+
+MAX_QUERY_CHARS = 1000
+MAX_SEARCH_LIMIT = 100
+MAX_RELATED_DEPTH = 5
+MAX_BATCH_TEXTS = 1000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+def _reject_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must contain non-whitespace text")
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+class LearnRequest(_Strict):
+    text: str = Field(min_length=1, description="Text to learn from.")
+    priority: Priority = "medium"
+    context: dict[str, str] | None = Field(default=None, description="Free-form labels kept with the memory.")
+
+    _text = field_validator("text")(_reject_blank)
+
+
+class LearnResult(BaseModel):
+    segments_discovered: int
+    concepts_created: int
+    concepts_updated: int
+    relationships_formed: int
+    memories_stored: int
+    memory_ids: list[str]
+    processing_time_ms: float
+
+
+class BatchLearnRequest(_Strict):
+    texts: list[str] = Field(min_length=1, max_length=MAX_BATCH_TEXTS)
+    priority: Priority = "medium"
+    context: dict[str, str] | None = None
+
+    @field_validator("texts")
+    @classmethod
+    def _texts_not_blank(cls, texts: list[str]) -> list[str]:
+        for i, text in enumerate(texts):
+            try:
+                _reject_blank(text)
+            except ValueError as exc:
+                raise ValueError(f"texts[{i}] {exc}") from None
+        return texts
+
+
+class BatchSummary(BaseModel):
+    items: int
+    memories_stored: int
+    concepts_created: int
+    concepts_updated: int
+    relationships_formed: int
+    segments_discovered: int
+    processing_time_ms: float
+
+
+class BatchLearnResult(BaseModel):
+    results: list[LearnResult]
+    summary: BatchSummary
+
+
+class MemoryIn(_Strict):
+    content: str = Field(min_length=1)
+    type: MemoryType = "episodic"
+    priority: Priority = "medium"
+    confidence: float = Field(default=1.0, ge=0.0, le=1.0)
+    context: dict[str, str] | None = None
+
+    _content = field_validator("content")(_reject_blank)
+
+
+class Memory(BaseModel):
+    id: str
+    content: str
+    type: MemoryType
+    priority: Priority
+    confidence: float
+    importance: float
+    access_count: int
+    created_at: float = Field(description="Unix time, seconds.")
+    last_accessed: float = Field(description="Unix time, seconds.")
+    context: dict[str, str] | None = None
+
+
+class MemorySearchQuery(_Strict):
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    limit: int = Field(default=10, ge=1, le=MAX_SEARCH_LIMIT)
+    offset: int = Field(default=0, ge=0, le=10_000)
+    type: MemoryType | None = None
+    min_confidence: float = Field(default=0.0, ge=0.0, le=1.0)
+    sort_by: SortBy = "relevance"
+
+    _query = field_validator("query")(_reject_blank)
+
+
+class MemoryHit(BaseModel):
+    memory: Memory
+    score: float
+
+
+class MemorySearchResult(BaseModel):
+    query: str
+    total: int = Field(description="Matches before limit/offset (bounded by the candidate pool).")
+    results: list[MemoryHit]
+    took_ms: float
+
+
+class Concept(BaseModel):
+    name: str
+    usage_count: int
+    confidence: float
+    created_at: float
+    last_used: float
+
+
+class ConceptSearchQuery(_Strict):
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    limit: int = Field(default=10, ge=1, le=MAX_SEARCH_LIMIT)
+
+    _query = field_validator("query")(_reject_blank)
+
+
+class ConceptHit(BaseModel):
+    concept: Concept
+    score: float
+
+
+class ConceptSearchResult(BaseModel):
+    query: str
+    results: list[ConceptHit]
+    took_ms: float
+
+
+class RelatedQuery(_Strict):
+    depth: int = Field(default=2, ge=1, le=MAX_RELATED_DEPTH)
+    limit: int = Field(default=10, ge=1, le=MAX_SEARCH_LIMIT)
+    min_strength: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class RelatedConcept(BaseModel):
+    name: str
+    activation: float
+    depth: int
+    strength: float = Field(description="Weight of the strongest edge on the path that reached it.")
+
+
+class RelatedResult(BaseModel):
+    concept: str
+    related: list[RelatedConcept]
+
+
+class EngineStats(BaseModel):
+    memories: int
+    working_memories: int
+    concepts: int
+    relationships: int
+    segments: int
+    storage: str
+    extra: dict[str, Any] = Field(default_factory=dict)
