@@ -1,0 +1,192 @@
+"""In-process benchmark of the engine core on real SQLite files in a temporary directory.
+
+Phases (all on deterministic English-like text from `corpus.Corpus`):
+- learn: `learn_batch` of multi-sentence texts into a fresh engine (durable commits included);
+- concepts: `search_concepts` on the graph that learning built (words, word pairs, 20% typos),
+  with the result cache off, then the cached rate on a repeating set of 500 queries;
+- load: `import_memories` of `memories` texts, timing storage insert + embedding + index build;
+- search: `search_memories` latency through the facade (embedding, index, SQLite fetch, re-check);
+- recall@10: the bounded index query's top 10 against the exact (unbounded) evaluation, tie-aware
+  (a result counts when its score reaches the exact 10th score), since memories tie on short queries;
+- mixed: alternating `add_memory` and `search_memories` on the loaded engine, single thread.
+"""
+
+from __future__ import annotations
+
+import resource
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import EngineConfig
+from .corpus import Corpus
+from .engine import Engine
+from .models import BatchLearnRequest, ConceptSearchQuery, MemoryIn, MemorySearchQuery
+from .search import query_terms
+
+Progress = Callable[[str], None]
+
+
+def _engine(directory: Path, **search: Any) -> Engine:
+    cfg = EngineConfig.model_validate({"server": {"data_dir": str(directory)}, "search": search})
+    return Engine(cfg)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def _typo(word: str, rng: np.random.Generator) -> str:
+    if len(word) < 5:
+        return word
+    i = int(rng.integers(1, len(word) - 1))
+    return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+
+
+def bench_learn(corpus: Corpus, directory: Path, megabytes: float, report: dict[str, Any]) -> Engine:
+    texts = corpus.texts(max(int(megabytes * 1e6 / 700), 10), sentences_per_text=(3, 7))
+    size = sum(len(t.encode("utf-8")) for t in texts)
+    engine = _engine(directory)
+    started = time.perf_counter()
+    for i in range(0, len(texts), 500):
+        engine.learn_batch(BatchLearnRequest(texts=texts[i:i + 500]))
+    elapsed = time.perf_counter() - started
+    stats = engine.stats()
+    report.update(learn_mb=round(size / 1e6, 2), learn_seconds=round(elapsed, 3),
+                  learn_mb_per_hour=round(size / 1e6 / elapsed * 3600, 1), learned_concepts=stats.concepts,
+                  learned_relationships=stats.relationships, learned_segments=stats.segments)
+    return engine
+
+
+def bench_concepts(engine: Engine, corpus: Corpus, seconds: float, report: dict[str, Any]) -> None:
+    rng = np.random.default_rng(7)
+    words = corpus.content_words(20_000)
+    queries = []
+    for i in range(0, len(words) - 1, 2):
+        roll = rng.random()
+        if roll < 0.5:
+            queries.append(words[i])
+        elif roll < 0.8:
+            queries.append(f"{words[i]} {words[i + 1]}")
+        else:
+            queries.append(_typo(words[i], rng))
+    models = [ConceptSearchQuery(query=q) for q in queries]
+    cache, engine._concept_cache.capacity = engine._concept_cache.capacity, 0
+    try:
+        rate, hits = _concept_rate(engine, models, seconds)
+    finally:
+        engine._concept_cache.capacity = cache
+    cached, _ = _concept_rate(engine, models[:500], min(seconds, 1.0))
+    report.update(concept_queries_per_s=round(rate, 1), concept_hit_rate=round(hits, 3),
+                  concept_queries_cached_per_s=round(cached, 1))
+
+
+def _concept_rate(engine: Engine, models: list[ConceptSearchQuery], seconds: float) -> tuple[float, float]:
+    """Queries per second (uncached unless the cache is on) and the share with results."""
+    done = hits = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        start = done % len(models)
+        chunk = models[start:start + 200]
+        for q in chunk:
+            hits += bool(engine.search_concepts(q).results)
+        done += len(chunk)
+    return done / (time.perf_counter() - started), hits / max(done, 1)
+
+
+def bench_search(corpus: Corpus, directory: Path, memories: int, seconds: float, report: dict[str, Any],
+                 progress: Progress) -> None:
+    engine = _engine(directory)
+    try:
+        progress(f"generating {memories:,} memories")
+        texts = corpus.texts(memories)
+        progress("bulk loading")
+        started = time.perf_counter()
+        engine.import_memories(texts)
+        report["index_build_s"] = round(time.perf_counter() - started, 2)
+        report["index_kind"] = engine.config.search.backend
+        queries = corpus.queries(1000, texts)
+
+        progress("search latency")
+        for q in queries[:50]:
+            engine.search_memories(MemorySearchQuery(query=q))
+        lat = []
+        empty = 0
+        for q in queries:
+            t0 = time.perf_counter()
+            r = engine.search_memories(MemorySearchQuery(query=q))
+            lat.append(time.perf_counter() - t0)
+            empty += not r.results
+        report.update(search_p50_ms=round(float(np.percentile(lat, 50)) * 1000, 3),
+                      search_p95_ms=round(float(np.percentile(lat, 95)) * 1000, 3),
+                      search_p99_ms=round(float(np.percentile(lat, 99)) * 1000, 3),
+                      search_empty_rate=round(empty / len(queries), 3))
+
+        progress("recall against exact evaluation")
+        recall, bounded = _recall(engine, queries[:300])
+        report.update(recall_at_10=round(recall, 4), pruned_query_rate=round(bounded, 3))
+
+        progress("mixed add + search")
+        adds = corpus.texts(20_000)
+        add_models = [MemoryIn(content=t) for t in adds]
+        search_models = [MemorySearchQuery(query=q) for q in queries]
+        ops = 0
+        started = time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            for i in range(100):
+                j = ops + i
+                if j % 2:
+                    engine.search_memories(search_models[j % len(search_models)])
+                else:
+                    engine.add_memory(add_models[(j // 2) % len(add_models)])
+            ops += 100
+        elapsed = time.perf_counter() - started
+        report["memory_ops_per_s"] = round(ops / elapsed, 1)
+        report["memory_ops_mix"] = "50% add_memory (durable) / 50% search_memories, one thread"
+    finally:
+        engine.close()
+
+
+def _recall(engine: Engine, queries: list[str]) -> tuple[float, float]:
+    """Top 10 of the bounded index query against the unbounded evaluation of every posting, which
+    scores exactly the memories a full scan would (the unit tests check that equivalence)."""
+    lexical = engine.indexes.lexical
+    found = total = bounded = 0
+    for q in queries:
+        terms = query_terms(q)
+        ids_x, s_x, _ = lexical.search(terms, exact=True)
+        ids_a, s_a, _ = lexical.search(terms)
+        bounded += len(ids_a) < len(ids_x)
+        need = min(10, len(s_x))
+        if not need:
+            continue
+        threshold = np.sort(s_x)[::-1][need - 1] - 1e-5
+        top = np.sort(s_a)[::-1][:need]
+        found += int((top >= threshold).sum())
+        total += need
+    return (found / total if total else 1.0), bounded / max(len(queries), 1)
+
+
+def run_core_bench(memories: int, seed: int = 0, progress: Progress | None = None, *,
+                   learn_mb: float = 4.0, seconds: float = 3.0) -> dict[str, Any]:
+    """Run every phase and return the figures (see the module docstring)."""
+    say = progress or (lambda _msg: None)
+    corpus = Corpus(seed)
+    report: dict[str, Any] = {"memories": memories, "seed": seed}
+    with tempfile.TemporaryDirectory(prefix="brain-ai-bench-") as tmp:
+        say(f"learning {learn_mb} MB")
+        engine = bench_learn(corpus, Path(tmp) / "learn", learn_mb, report)
+        try:
+            say("concept queries")
+            bench_concepts(engine, corpus, seconds, report)
+        finally:
+            engine.close()
+        bench_search(corpus, Path(tmp) / "search", memories, seconds, report, say)
+    report["rss_mb"] = round(_rss_mb(), 1)
+    report["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return report

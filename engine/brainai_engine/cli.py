@@ -1,0 +1,235 @@
+"""``brain-ai-engine``: serve the HTTP API, bulk-learn files, query, benchmark and demo the engine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from .config import ConfigError, EngineConfig, load_config
+from .models import MAX_SEARCH_LIMIT, ConceptSearchQuery, MemorySearchQuery
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger("brainai_engine")
+
+
+def _config(args: argparse.Namespace, **server: Any) -> EngineConfig:
+    config = load_config(args.config)
+    updates = {k: v for k, v in server.items() if v is not None}
+    if updates:
+        config = config.model_copy(update={"server": config.server.model_copy(update=updates)})
+    return config
+
+
+def _open_engine(config: EngineConfig) -> Engine:
+    from .engine import Engine
+
+    Path(config.server.data_dir).mkdir(parents=True, exist_ok=True)
+    return Engine.open(config)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+    from .serving import uvicorn_config
+
+    config = _config(args, host=args.host, port=args.port, data_dir=args.data_dir)
+    engine = _open_engine(config)
+    stats = engine.stats()
+    log.info("engine open: %d memories, %d concepts (%s)", stats.memories, stats.concepts, stats.storage)
+    try:
+        app = create_app(engine, config)
+        server = uvicorn.Server(
+            uvicorn_config(app, config.server.host, config.server.port, log_level=config.system.log_level)
+        )
+        # uvicorn turns SIGTERM/SIGINT into a graceful shutdown: in-flight requests finish, run() returns.
+        server.run()
+    finally:
+        engine.close()
+        log.info("engine closed")
+    return 0
+
+
+def cmd_learn(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .ingest import Ingestor
+
+    config = _config(args)
+    paths = [Path(p) for p in args.paths if p != "-"]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        print(f"error: not a readable file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    engine = _open_engine(config)
+    try:
+        bar = tqdm(total=0, unit="B", unit_scale=True, file=sys.stderr, desc="learn", disable=args.quiet)
+        ingestor = Ingestor(
+            engine,
+            config.server.data_dir,
+            priority=args.priority,
+            batch_texts=args.batch_size,
+            on_bytes=bar.update,
+        )
+        bar.total = sum(ingestor.remaining(p.resolve()) for p in paths)
+        bar.refresh()
+        for raw in args.paths:
+            if raw == "-":
+                ingestor.ingest_stream(sys.stdin.buffer)
+            else:
+                ingestor.ingest_file(Path(raw))
+        bar.close()
+    finally:
+        engine.close()
+    summary = ingestor.summary.as_dict()
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(
+            f"learned {summary['bytes']} bytes from {summary['files']} input(s) "
+            f"({summary['files_skipped']} already done): {summary['texts']} texts, "
+            f"{summary['memories_stored']} memories, {summary['concepts_created']} new concepts, "
+            f"{summary['relationships_formed']} relationships in {summary['seconds']:.1f}s"
+        )
+        for item in summary["per_file"]:  # type: ignore[attr-defined]
+            print(f"  {item['status']:>12}  {item['bytes']:>10} B  {item['path']}")
+    return 0
+
+
+def _short(text: str, width: int = 100) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    config = _config(args)
+    query = MemorySearchQuery(query=args.query, limit=args.limit)
+    engine = _open_engine(config)
+    try:
+        result = engine.search_memories(query)
+    finally:
+        engine.close()
+    if args.json:
+        print(result.model_dump_json())
+        return 0
+    print(f"{len(result.results)} of {result.total} memories for {args.query!r} ({result.took_ms:.2f} ms)")
+    for rank, hit in enumerate(result.results, 1):
+        print(f"{rank:>3}. [{hit.score:.3f}] {_short(hit.memory.content)}  (id {hit.memory.id})")
+    return 0
+
+
+def cmd_concepts(args: argparse.Namespace) -> int:
+    config = _config(args)
+    query = ConceptSearchQuery(query=args.query, limit=args.limit)
+    engine = _open_engine(config)
+    try:
+        result = engine.search_concepts(query)
+    finally:
+        engine.close()
+    if args.json:
+        print(result.model_dump_json())
+        return 0
+    print(f"{len(result.results)} concepts for {args.query!r} ({result.took_ms:.2f} ms)")
+    for rank, hit in enumerate(result.results, 1):
+        c = hit.concept
+        print(
+            f"{rank:>3}. [{hit.score:.3f}] {c.name}  (used {c.usage_count}x, confidence {c.confidence:.2f})"
+        )
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench_http import run_full_bench
+
+    memories = args.memories or (100_000 if args.quick else 1_000_000)
+    report = run_full_bench(memories, quick=args.quick, config_path=args.config, verbose=not args.json)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for key, value in report.items():
+            print(f"{key}: {json.dumps(value)}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.config)
+
+
+def _limit(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= MAX_SEARCH_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_SEARCH_LIMIT}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="brain-ai-engine", description="Brain AI memory and concept engine."
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", help="TOML config file (defaults when omitted)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", parents=[common], help="serve the HTTP API")
+    serve.add_argument("--host", help="listen address (default: server.host)")
+    serve.add_argument("--port", type=int, help="listen port (default: server.port)")
+    serve.add_argument("--data-dir", help="data directory (default: server.data_dir)")
+    serve.set_defaults(func=cmd_serve)
+
+    learn = sub.add_parser("learn", parents=[common], help="bulk-learn text files ('-' reads stdin)")
+    learn.add_argument("paths", nargs="+", metavar="PATH")
+    learn.add_argument("--priority", choices=["low", "medium", "high", "critical"], default="medium")
+    learn.add_argument("--batch-size", type=int, default=64, help="texts per learn_batch call")
+    learn.add_argument("--json", action="store_true", help="print the summary as JSON")
+    learn.add_argument("--quiet", action="store_true", help="no progress bar")
+    learn.set_defaults(func=cmd_learn)
+
+    for name, func, what in (("search", cmd_search, "memories"), ("concepts", cmd_concepts, "concepts")):
+        p = sub.add_parser(name, parents=[common], help=f"search {what}")
+        p.add_argument("query")
+        p.add_argument("--limit", type=_limit, default=10)
+        p.add_argument("--json", action="store_true", help="print the raw result as JSON")
+        p.set_defaults(func=func)
+
+    bench = sub.add_parser("bench", parents=[common], help="core and HTTP benchmark")
+    bench.add_argument("--quick", action="store_true", help="100k memories, well under a minute")
+    bench.add_argument("--memories", type=int, help="memories to preload (default 1M, 100k with --quick)")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.set_defaults(func=cmd_bench)
+
+    demo = sub.add_parser("demo", parents=[common], help="start a server, learn, query, stop")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("httpx", "httpcore", "faiss"):  # per-request / loader chatter would drown the output
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        print(f"invalid input: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

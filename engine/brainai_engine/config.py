@@ -1,0 +1,378 @@
+"""Engine configuration: one pydantic model per TOML section.
+
+Every constant of the memory and concept core is a key here, so the operator can render the same
+model into a ConfigMap and an operator never has to patch code to tune the engine. Unknown keys are
+rejected: a typo in a ConfigMap must fail loudly at start, not be silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+CONSOLIDATION_PERIODS: dict[str, float] = {"continuous": 0.0, "hourly": 3600.0, "daily": 86400.0}
+
+
+class ConfigError(ValueError):
+    """A configuration file or value is invalid; the message names the file and key path."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=True)
+
+
+class SystemConfig(_Section):
+    """Process-wide settings: identity, concurrency, logging."""
+
+    instance_id: str = Field(default="brain-ai-0",
+                             description="Name of this engine replica (env INSTANCE_ID).")
+    memory_capacity: int = Field(default=1_000_000, ge=1, description="Expected number of stored memories; "
+                                 "pre-sizes the vector index.")
+    worker_threads: int = Field(default=4, ge=1, description="Threads serving requests.")
+    max_concurrent_requests: int = Field(default=100, ge=1, description="Requests admitted at once; "
+                                         "the rest get 503.")
+    async_task_queue_size: int = Field(default=10_000, ge=1,
+                                       description="Bound of the background task queue.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info",
+                                                                   description="Log verbosity.")
+
+
+class MemoryConfig(_Section):
+    """Working memory (priority, decay, eviction) and consolidation into long-term memory."""
+
+    capacity: int = Field(default=10_000_000, ge=1, description="Upper bound of long-term memories; "
+                          "adds beyond it are refused rather than silently dropping data.")
+    working_memory_size: int = Field(default=1000, ge=1, description="Items held in working memory.")
+    cache_size_mb: int = Field(default=256, ge=0, description="Cache of recently read memory records.")
+    consolidation_batch_size: int = Field(default=100, ge=1, description="Working items examined per "
+                                          "consolidation pass.")
+    consolidation_frequency: str | float = Field(default="continuous", description="'continuous', "
+                                                 "'hourly', 'daily' or a period in seconds.")
+    decay_half_life_hours: float = Field(default=24.0, gt=0, description="Hours after which an unaccessed "
+                                         "item keeps half its decay factor: 0.5^(hours/half_life).")
+    access_bonus: float = Field(default=0.1, ge=0, description="Decay multiplier gain per access.")
+    decay_min: float = Field(default=0.01, ge=0, le=1, description="Lower clamp of the decay factor.")
+    decay_max: float = Field(default=1.0, ge=0, le=1, description="Upper clamp of the decay factor.")
+    priority_weights: dict[str, float] = Field(
+        default_factory=lambda: {"low": 1.0, "medium": 2.0, "high": 3.0, "critical": 4.0},
+        description="Weight of each priority in importance = weight * decay; all four are required.")
+    consolidation_min_accesses: int = Field(default=2, ge=0, description="Accesses that promote a "
+                                            "working item to long-term episodic memory.")
+    consolidation_min_importance: float = Field(default=3.5, ge=0, description="Importance that promotes "
+                                                "a working item to long-term episodic memory.")
+    forget_threshold: float = Field(default=0.05, ge=0, description="Working items below this importance "
+                                    "leave working memory (their stored record is kept).")
+    max_chunk_chars: int = Field(default=512, ge=16, description="Learned text is split into memories of "
+                                 "whole sentences up to this size.")
+
+    @field_validator("consolidation_frequency")
+    @classmethod
+    def _frequency(cls, value: str | float) -> str | float:
+        if isinstance(value, str) and value not in CONSOLIDATION_PERIODS:
+            raise ValueError(f"must be one of {sorted(CONSOLIDATION_PERIODS)} or a number of seconds")
+        if not isinstance(value, str) and value < 0:
+            raise ValueError("must be >= 0 seconds")
+        return value
+
+    @field_validator("priority_weights")
+    @classmethod
+    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
+        missing = {"low", "medium", "high", "critical"} - set(value)
+        if missing:
+            raise ValueError(f"missing priorities {sorted(missing)}")
+        return value
+
+    @property
+    def consolidation_period_s(self) -> float:
+        """Seconds between consolidation passes; 0 means after every write."""
+        value = self.consolidation_frequency
+        return CONSOLIDATION_PERIODS[value] if isinstance(value, str) else float(value)
+
+
+class LearningConfig(_Section):
+    """Ingest: batching, parallelism and BPE-style segment discovery."""
+
+    workers: int = Field(default=1, ge=1, validation_alias=AliasChoices("workers", "learning_workers"),
+                         description="Learn requests that chunk and tokenise concurrently (x4); the "
+                         "vocabulary and graph update itself is serialised.")
+    batch_size: int = Field(default=1000, ge=1, description="Texts written per storage transaction "
+                            "in bulk ingest.")
+    parallel_processing: bool = Field(default=False, description="Accepted from the seed's high-cpu "
+                                      "preset; learning parallelism is `workers`.")
+    segment_discovery_threads: int = Field(default=1, ge=1, description="Accepted from the seed's high-cpu "
+                                           "preset; discovery runs under the single writer.")
+    concept_extraction_threads: int = Field(default=1, ge=1, description="Accepted from the seed's high-cpu "
+                                            "preset; extraction runs under the single writer.")
+    bpe_min_frequency: int = Field(default=2, ge=1, description="Adjacent-unit pair count that creates "
+                                   "a merged segment.")
+    max_segment_units: int = Field(default=4, ge=1, description="Longest merged segment, in words.")
+    max_pending_pairs: int = Field(default=500_000, ge=1000, description="Bound of the in-memory pair "
+                                   "counter; the rarest pairs are dropped when it is exceeded.")
+
+
+class ConceptsConfig(_Section):
+    """The concept graph: Hebbian edges, decay, pruning and spreading activation."""
+
+    hebbian_learning_rate: float = Field(default=0.1, gt=0, le=1, description="eta in w += eta(1-w).")
+    initial_edge_weight: float = Field(default=0.1, ge=0, le=1, description="w0 of a new edge, before its "
+                                       "first Hebbian update.")
+    edge_decay_lambda: float = Field(default=0.01, ge=0, description="Per-hour decay rate of edge weights.")
+    decay_floor_ratio: float = Field(default=0.1, ge=0, le=1, description="Decay never takes w below "
+                                     "ratio*w0.")
+    prune_threshold: float = Field(default=0.1, ge=0, le=1, description="Edges below this weight are "
+                                   "deleted.")
+    spreading_factor: float = Field(default=0.8, gt=0, le=1, description="Share of activation passed along "
+                                    "an edge: a_next += a*w*spreading_factor*depth_decay^depth.")
+    depth_decay: float = Field(default=0.9, gt=0, le=1,
+                               description="Per-hop attenuation of spreading activation.")
+    activation_cutoff: float = Field(default=0.01, ge=0, description="Activation below this stops spreading.")
+    extraction_threshold: float = Field(default=0.6, ge=0, le=1, description="Segment confidence that "
+                                        "makes a concept.")
+    cooccurrence_window: int = Field(default=6, ge=1, description="Concepts this many positions apart in "
+                                     "a memory form an edge.")
+    max_concepts_per_memory: int = Field(default=64, ge=1, description="Concepts linked from one memory.")
+    maintenance_interval_s: float = Field(default=3600.0, ge=0, description="Seconds between decay/prune "
+                                          "passes over the graph.")
+
+
+class SearchConfig(_Section):
+    """Memory search index: lexical BM25 (default) or hashed vectors in faiss HNSW."""
+
+    backend: Literal["lexical", "vector"] = Field(default="lexical", description="Memory search index: "
+                                                 "BM25 postings, or hashed vectors in faiss.")
+    max_postings: int = Field(default=20_000, ge=100, description="Most candidates one common word "
+                              "contributes to a lexical query (its most recent memories).")
+    embedding_dim: int = Field(default=256, ge=16, le=4096,
+                               description="Hashed vector size (vector backend).")
+    index_type: Literal["hnsw", "flat"] = Field(default="hnsw", description="Vector index: approximate HNSW "
+                                                "or exact flat scan (vector backend).")
+    hnsw_m: int = Field(default=32, ge=4, le=128, description="HNSW graph degree (vector backend).")
+    hnsw_ef_construction: int = Field(default=48, ge=8, description="HNSW build-time beam (vector backend).")
+    hnsw_ef_search: int = Field(default=160, ge=8, description="HNSW query-time beam: recall against "
+                                "latency (vector backend).")
+    exact_below: int = Field(default=20_000, ge=0, description="Below this many vectors search is an "
+                             "exact scan; above it the HNSW graph is used.")
+    fresh_buffer: int = Field(default=8192, ge=1, description="New vectors searched exactly until this "
+                              "many accumulate, then merged into the graph in one batch.")
+    candidate_pool: int = Field(default=200, ge=10, le=10_000, description="Candidates fetched from "
+                                "the index before filters and re-ranking.")
+    precomputed_indexes: bool = Field(default=True, description="Persist index snapshots so a restart "
+                                      "loads instead of rebuilding.")
+    query_workers: int = Field(default=4, ge=1, description="Seed key (query_workers); queries are served "
+                               "on the server's event loop, so this is advisory.")
+    query_cache_entries: int = Field(default=4096, ge=0, description="Concept-query results kept in "
+                                     "the in-process cache.")
+
+
+class DatabaseConfig(_Section):
+    """The store: embedded SQLite by default; PostgreSQL (primary and read replicas) when url says so."""
+
+    url: str | None = Field(default=None, description="sqlite:///path, postgresql://… (env DATABASE_URL).")
+    read_urls: list[str] = Field(default_factory=list, validation_alias=AliasChoices("read_urls", "read_url"),
+                                 description="Read replicas; reads may be served from them.")
+    connection_pool_size: int = Field(default=20, ge=1, description="Connections to a server database.")
+    query_timeout_seconds: float = Field(default=30.0, gt=0, description="Statement timeout on a server "
+                                         "database.")
+    statement_cache_size: int = Field(default=256, ge=0,
+                                      description="Prepared statements kept per connection.")
+    wal_mode: bool = Field(default=True,
+                           description="SQLite write-ahead log: readers never block the writer.")
+    synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = Field(
+        default="NORMAL", description="SQLite fsync policy. NORMAL with WAL survives a process crash; "
+                                      "FULL also survives power loss.")
+    busy_timeout_ms: int = Field(default=5000, ge=0, description="How long SQLite waits for a lock.")
+
+    @field_validator("read_urls", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("synchronous", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class StorageConfig(_Section):
+    """How records are stored: compression and caches."""
+
+    compression_algorithm: Literal["none", "zlib", "lz4"] = Field(default="none", description="Compression "
+                                                                 "of stored memory content.")
+    compression_min_bytes: int = Field(default=256, ge=0, description="Shorter contents stay plain.")
+    index_cache_size_mb: int = Field(default=256, ge=0, description="Seed key; the search index lives "
+                                     "wholly in memory, so this is advisory.")
+    buffer_pool_size_mb: int = Field(default=256, ge=0, description="SQLite page cache.")
+    snapshot_index: bool = Field(default=True, description="Write vector-index snapshots next to the "
+                                 "database so restarts load instead of rebuilding.")
+
+
+class PerformanceConfig(_Section):
+    """Caches and monitoring switches from the seed's performance section."""
+
+    enable_monitoring: bool = Field(default=True, description="Seed key; /metrics is always served.")
+    metrics_interval: float = Field(default=30.0, gt=0, description="Seed key: seconds between metric "
+                                    "collections; gauges are read at scrape time.")
+    cache_size_mb: int = Field(default=512, ge=0, description="SQLite page cache, when larger than "
+                               "storage.buffer_pool_size_mb.")
+    query_cache_size_mb: int = Field(default=64, ge=0, description="Result cache of concept queries.")
+    memory_pool_size: int = Field(default=1000, ge=0, description="Memory records kept decoded in process.")
+    gc_threshold: float = Field(default=0.8, gt=0, le=1, description="Working-memory fill ratio that "
+                                "triggers a forgetting pass.")
+    compression_enabled: bool = Field(default=False, description="Compress stored content; uses "
+                                      "storage.compression_algorithm, or lz4 when that is 'none'.")
+
+
+class SystemMetricsConfig(_Section):
+    """Seed monitoring.toml switches for system metrics; accepted, exported by the platform."""
+
+    cpu_usage: bool = Field(default=True, description="Collect cpu usage.")
+    memory_usage: bool = Field(default=True, description="Collect memory usage.")
+    disk_io: bool = Field(default=True, description="Collect disk io.")
+    network_io: bool = Field(default=True, description="Collect network io.")
+
+
+class ApplicationMetricsConfig(_Section):
+    """Seed monitoring.toml switches for application metrics; the engine exports all of them."""
+
+    request_rate: bool = Field(default=True, description="Export request rate.")
+    response_time: bool = Field(default=True, description="Export response time.")
+    error_rate: bool = Field(default=True, description="Export error rate.")
+    queue_depth: bool = Field(default=True, description="Export queue depth.")
+    memory_operations: bool = Field(default=True, description="Export memory operations.")
+    concept_operations: bool = Field(default=True, description="Export concept operations.")
+    learning_throughput: bool = Field(default=True, description="Export learning throughput.")
+
+
+class MetricsConfig(_Section):
+    """The seed's monitoring.toml [metrics] section."""
+
+    enabled: bool = Field(default=True, description="Export Prometheus metrics on /metrics.")
+    collection_interval: float = Field(default=10.0, gt=0, description="Seconds between collections.")
+    retention_days: int = Field(default=30, ge=1, description="Retention asked of the metrics store.")
+    system: SystemMetricsConfig = Field(default_factory=SystemMetricsConfig)
+    application: ApplicationMetricsConfig = Field(default_factory=ApplicationMetricsConfig)
+
+
+class RedisConfig(_Section):
+    """Redis (Cluster) as shared cache and change feed between engine replicas."""
+
+    url: str | None = Field(default=None, description="redis://host:port (env REDIS_URL).")
+    cluster: bool = Field(default=False, description="Talk to a Redis Cluster (cluster-mode client).")
+    key_prefix: str = Field(default="brainai:", description="Prefix of every key the engine writes.")
+    cache_ttl_seconds: int = Field(default=300, ge=0, description="Lifetime of cached query results.")
+    connect_timeout_seconds: float = Field(default=5.0, gt=0, description="Timeout connecting to Redis.")
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, ge=1)
+    auth_token: str | None = None
+    auth_token_file: str | None = None
+    data_dir: str = "./.brain-ai"
+
+    @model_validator(mode="after")
+    def _read_token_file(self) -> ServerConfig:
+        if self.auth_token is None and self.auth_token_file:
+            try:
+                token = Path(self.auth_token_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(f"auth_token_file {self.auth_token_file!r}: {exc.strerror}") from None
+            if not token:
+                raise ValueError(f"auth_token_file {self.auth_token_file!r} is empty")
+            object.__setattr__(self, "auth_token", token)
+        return self
+
+
+class EngineConfig(_Section):
+    system: SystemConfig = Field(default_factory=SystemConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    learning: LearningConfig = Field(default_factory=LearningConfig)
+    concepts: ConceptsConfig = Field(default_factory=ConceptsConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    redis: RedisConfig = Field(default_factory=RedisConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+
+    def sqlite_path(self) -> Path:
+        """Where the embedded database lives: sqlite:///path, or data_dir/brain-ai.db."""
+        url = self.database.url
+        if url and url.startswith("sqlite:///"):
+            return Path(url[len("sqlite:///"):])
+        return Path(self.server.data_dir) / "brain-ai.db"
+
+
+ENV_OVERRIDES: dict[str, tuple[str, str]] = {
+    "DATABASE_URL": ("database", "url"),
+    "REDIS_URL": ("redis", "url"),
+    "INSTANCE_ID": ("system", "instance_id"),
+}
+
+
+def _format_errors(exc: ValidationError, source: str) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        parts.append(f"{loc}: {msg}")
+    return f"{source}: " + "; ".join(parts)
+
+
+def config_from_mapping(data: Mapping[str, Any], source: str = "<config>") -> EngineConfig:
+    """Validate a parsed TOML document; errors name `source` and the dotted key path."""
+    try:
+        return EngineConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source)) from None
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] = os.environ) -> EngineConfig:
+    """Read TOML from `path` (defaults when None), then apply env overrides."""
+    source = str(path) if path is not None else "<defaults>"
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    for var, (section, key) in ENV_OVERRIDES.items():
+        value = env.get(var)
+        if value:
+            sec = data.setdefault(section, {})
+            if not isinstance(sec, dict):
+                raise ConfigError(f"{source}: {section}: must be a table")
+            sec[key] = value
+    return config_from_mapping(data, source)
+
+
+def preset_path(name: str) -> Path:
+    """Path of a bundled preset (production, high-memory, high-cpu, high-storage, monitoring)."""
+    path = Path(__file__).parent / "presets" / f"{name.removesuffix('.toml')}.toml"
+    if not path.is_file():
+        raise ConfigError(f"unknown preset {name!r}; known: {', '.join(preset_names())}")
+    return path
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in (Path(__file__).parent / "presets").glob("*.toml"))

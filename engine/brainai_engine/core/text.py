@@ -1,0 +1,67 @@
+"""Tokenising and chunking shared by learning, embedding and search.
+
+Units are lower-cased runs of unicode word characters, so any script tokenises without error; text
+without word characters (emoji, punctuation) simply yields no units.
+"""
+
+from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_SENTENCE_END = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])\s+|\n{2,}")
+
+_STOPWORD_TEXT = """
+a about above after again against all am an and any are as at be because been before being below
+between both but by can could did do does doing down during each few for from further had has have
+having he her here hers herself him himself his how i if in into is it its itself just me more most my
+myself no nor not now of off on once only or other our ours ourselves out over own same she should so
+some such than that the their theirs them themselves then there these they this those through to too
+under until up very was we were what when where which while who whom why will with would you your
+yours yourself yourselves also may might must shall upon via per
+"""
+STOPWORDS: frozenset[str] = frozenset(_STOPWORD_TEXT.split())
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased word units in order of appearance."""
+    return _WORD.findall(text.lower())
+
+
+def is_content(unit: str) -> bool:
+    """A unit that can carry meaning on its own: not a stopword, not a bare number, not 1 char."""
+    return len(unit) > 1 and unit not in STOPWORDS and not unit.isdigit()
+
+
+def split_chunks(text: str, max_chars: int) -> list[str]:
+    """Split text into memories of whole sentences, packed up to max_chars.
+
+    A single sentence longer than max_chars is cut at word boundaries, so no memory is unbounded.
+    """
+    text = text.strip()
+    if len(text) <= max_chars:
+        return [text] if text else []
+    chunks: list[str] = []
+    current = ""
+    for sentence in _SENTENCE_END.split(text):
+        sentence = sentence.strip()
+        if not sentence:
+            continue
+        while len(sentence) > max_chars:
+            cut = sentence.rfind(" ", 0, max_chars)
+            cut = cut if cut > max_chars // 2 else max_chars
+            head, sentence = sentence[:cut].strip(), sentence[cut:].strip()
+            if current:
+                chunks.append(current)
+                current = ""
+            chunks.append(head)
+        if not sentence:
+            continue
+        if current and len(current) + 1 + len(sentence) > max_chars:
+            chunks.append(current)
+            current = sentence
+        else:
+            current = f"{current} {sentence}" if current else sentence
+    if current:
+        chunks.append(current)
+    return chunks

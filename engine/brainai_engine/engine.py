@@ -1,0 +1,476 @@
+"""The engine facade: the one object the HTTP API, the CLI and the benchmark talk to.
+
+Concurrency model: mutations (learn, add, delete, maintenance) are serialised by one writer lock;
+tokenising and embedding happen before it is taken, so concurrent learns overlap their CPU work.
+In-process structures (segments, concept graph, working memory) sit behind a readers-writer lock,
+held exclusively only for the short in-memory update; the vector index has its own. Searches never
+wait for a storage commit.
+
+Durability: every mutating call returns only after `Storage.write` committed. Access statistics
+from reads (`get_memory`) and working-memory type changes are metadata and are flushed with the next
+write or by the maintenance thread within a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+
+from .config import EngineConfig
+from .core.concept_search import ConceptNameIndex
+from .core.concepts import ConceptGraph, Edge, Node
+from .core.lru import LRUCache
+from .core.memory import WorkingMemory, decay
+from .core.rwlock import RWLock
+from .core.segments import SegmentDiscovery
+from .core.text import tokenize
+from .indexing import MemoryIndexes
+from .learning import Prepared, analyse, prepare
+from .models import (
+    PRIORITY_WEIGHT,
+    BatchLearnRequest,
+    BatchLearnResult,
+    BatchSummary,
+    Concept,
+    ConceptHit,
+    ConceptSearchQuery,
+    ConceptSearchResult,
+    EngineStats,
+    LearnRequest,
+    LearnResult,
+    Memory,
+    MemoryHit,
+    MemoryIn,
+    MemorySearchQuery,
+    MemorySearchResult,
+    RelatedConcept,
+    RelatedQuery,
+    RelatedResult,
+)
+from .search import MemorySearcher
+from .storage import Storage, open_storage
+from .storage.base import ConceptRecord, EdgeRecord, MemoryRecord, NewMemory, SegmentRecord, WriteBatch
+
+log = logging.getLogger(__name__)
+
+PRIORITY_NAME = {v: k for k, v in PRIORITY_WEIGHT.items()}
+
+
+class Engine:
+    """Thread-safe memory and concept engine over one `Storage`."""
+
+    def __init__(self, config: EngineConfig, storage: Storage | None = None) -> None:
+        self.config = config
+        self.storage = storage if storage is not None else open_storage(config)
+        self.indexes = MemoryIndexes(config)
+        self.segments = SegmentDiscovery(config.learning)
+        self.graph = ConceptGraph(config.concepts)
+        self.names = ConceptNameIndex()
+        self.working = WorkingMemory(config.memory)
+        self._state = RWLock()
+        self._writer = threading.Lock()
+        self._learn_slots = threading.BoundedSemaphore(max(config.learning.workers, 1) * 4)
+        self._access_lock = threading.Lock()
+        self._pending_access: dict[int, list[float]] = {}
+        self._pending_types: dict[int, str] = {}
+        self._concept_cache: LRUCache = LRUCache(max(config.performance.query_cache_size_mb * 256, 0))
+        self._generation = 0
+        self._memories = 0
+        self._closed = False
+        self._ready = False
+        self._last_consolidation = time.time()
+        self._last_graph_maintenance = time.time()
+        self.searcher = MemorySearcher(self)
+        self._load()
+        self._ready = True
+        self._stop = threading.Event()
+        self._maintainer = threading.Thread(target=self._maintenance_loop, name="brain-ai-maintenance",
+                                            daemon=True)
+        self._maintainer.start()
+
+    @classmethod
+    def open(cls, config: EngineConfig) -> Engine:
+        return cls(config)
+
+    # -- open -------------------------------------------------------------------------------------
+    def _load(self) -> None:
+        for seg in self.storage.iter_segments():
+            parts = (seg.left, seg.right) if seg.left is not None and seg.right is not None else None
+            self.segments.restore(seg.text, seg.frequency, seg.units, seg.created_at, parts)
+        for c in self.storage.iter_concepts():
+            self.graph.restore_node(c.name, Node(c.usage_count, c.confidence, c.created_at, c.last_used))
+            self.names.add(c.name)
+        for e in self.storage.iter_edges():
+            if e.a in self.graph.nodes and e.b in self.graph.nodes:
+                self.graph.restore_edge(e.a, e.b, Edge(e.weight, e.initial_weight, e.updated_at))
+        now = time.time()
+        weights = self.config.memory.priority_weights
+        items = [(r.id, weights[PRIORITY_NAME[r.priority]], r.access_count, r.last_accessed)
+                 for r in self.storage.working_set()]
+        for memory_id in self.working.add(items, now):
+            self._pending_types[memory_id] = "episodic"
+        self._memories = self.storage.counts().memories
+        self.indexes.load(self.storage)
+        for memory_id, mtype in self._pending_types.items():
+            self.indexes.set_type(memory_id, mtype)
+
+    # -- learning ---------------------------------------------------------------------------------
+    def learn(self, req: LearnRequest) -> LearnResult:
+        return self._learn([req.text], req.priority, req.context)[0]
+
+    def learn_batch(self, req: BatchLearnRequest) -> BatchLearnResult:
+        started = time.perf_counter()
+        results = self._learn(req.texts, req.priority, req.context)
+        summary = BatchSummary(
+            items=len(results),
+            memories_stored=sum(r.memories_stored for r in results),
+            concepts_created=sum(r.concepts_created for r in results),
+            concepts_updated=sum(r.concepts_updated for r in results),
+            relationships_formed=sum(r.relationships_formed for r in results),
+            segments_discovered=sum(r.segments_discovered for r in results),
+            processing_time_ms=(time.perf_counter() - started) * 1000,
+        )
+        return BatchLearnResult(results=results, summary=summary)
+
+    def ingest(self, texts: Iterable[str], priority: str = "medium") -> Iterator[list[LearnResult]]:
+        """Bulk ingest: one transaction per `learning.batch_size` texts; yields each batch's results."""
+        batch: list[str] = []
+        for text in texts:
+            if text.strip():
+                batch.append(text)
+            if len(batch) >= self.config.learning.batch_size:
+                yield self._learn(batch, priority, None)
+                batch = []
+        if batch:
+            yield self._learn(batch, priority, None)
+
+    def _learn(self, texts: list[str], priority: str, context: dict[str, str] | None) -> list[LearnResult]:
+        self._check_open()
+        with self._learn_slots:
+            prepared: list[Prepared] = [prepare(t, self.config.memory.max_chunk_chars) for t in texts]
+        prio = PRIORITY_WEIGHT[priority]
+        with self._writer:
+            now = time.time()
+            batch = WriteBatch()
+            with self._state.write():
+                counts = analyse(prepared, self.segments, self.graph, self.names, self.config.concepts, now)
+                self._drain_state_into(batch)
+            chunks = [c for p in prepared for c in p.chunks]
+            batch.new_memories = [NewMemory(c, "working", prio, 1.0, now, context) for c in chunks]
+            result = self._commit(batch)
+            ids = result.memory_ids
+            n = len(ids)
+            self.indexes.add(ids, chunks, ["working"] * n, [1.0] * n, [now] * n,
+                             [t for p in prepared for t in p.tokens])
+            weight = self.config.memory.priority_weights[priority]
+            with self._state.write():
+                self._leave_working(self.working.add([(i, weight, 0, now) for i in ids], now))
+                self._memories += n
+                self._generation += 1
+            self._maybe_consolidate(now)
+        done = time.perf_counter()
+        out: list[LearnResult] = []
+        pos = 0
+        for p, (discovered, created, updated, formed) in zip(prepared, counts, strict=True):
+            k = len(p.chunks)
+            out.append(LearnResult(
+                segments_discovered=discovered, concepts_created=created, concepts_updated=updated,
+                relationships_formed=formed, memories_stored=k,
+                memory_ids=[str(i) for i in ids[pos:pos + k]],
+                processing_time_ms=(done - p.started) * 1000))
+            pos += k
+        return out
+
+    def _leave_working(self, ids: list[int]) -> None:
+        """Record that items left working memory: their stored type becomes episodic."""
+        for memory_id in ids:
+            self._pending_types[memory_id] = "episodic"
+            self.indexes.set_type(memory_id, "episodic")
+
+    def _drain_state_into(self, batch: WriteBatch) -> None:
+        """Move dirty segments/concepts/edges and pending metadata into `batch` (state lock held)."""
+        for text, freq, confidence, units, created, parts in self.segments.drain_dirty():
+            left, right = parts if parts else (None, None)
+            batch.segments.append(SegmentRecord(text, freq, confidence, units, created, left, right))
+        nodes, edges, removed = self.graph.drain_dirty()
+        for name, n in nodes:
+            batch.concepts.append(ConceptRecord(name, n.usage_count, n.confidence, n.created_at, n.last_used))
+        batch.edges.extend(EdgeRecord(a, b, e.weight, e.w0, e.updated_at) for a, b, e in edges)
+        batch.removed_edges.extend(removed)
+        self._drain_metadata_into(batch)
+
+    def _drain_metadata_into(self, batch: WriteBatch) -> None:
+        if self._pending_types:
+            batch.memory_types.extend(self._pending_types.items())
+            self._pending_types = {}
+        with self._access_lock:
+            if self._pending_access:
+                batch.memory_access.extend((i, int(v[0]), v[1]) for i, v in self._pending_access.items())
+                self._pending_access = {}
+
+    def _commit(self, batch: WriteBatch):
+        try:
+            return self.storage.write(batch)
+        except Exception:
+            # Keep the in-memory changes queued so the next successful write persists them.
+            with self._state.write():
+                self.segments.dirty.update(s.text for s in batch.segments)
+                self.graph.dirty_nodes.update(c.name for c in batch.concepts)
+                self.graph.dirty_edges.update((e.a, e.b) for e in batch.edges)
+                self.graph.removed_edges.update(batch.removed_edges)
+                for memory_id, mtype in batch.memory_types:
+                    self._pending_types.setdefault(memory_id, mtype)
+            raise
+
+    # -- memories ---------------------------------------------------------------------------------
+    def import_memories(self, contents: Iterable[str], type: str = "episodic", priority: str = "medium",
+                        batch: int = 10_000) -> int:
+        """Bulk load stored memories without concept learning (restores, benchmarks): one
+        transaction and one index insertion per `batch`. Returns the number stored."""
+        self._check_open()
+        prio = PRIORITY_WEIGHT[priority]
+        stored = 0
+        pending: list[str] = []
+        with self._writer:
+
+            def flush() -> None:
+                now = time.time()
+                result = self._commit(WriteBatch(new_memories=[
+                    NewMemory(c, type, prio, 1.0, now, None) for c in pending]))
+                n = len(pending)
+                self.indexes.add(result.memory_ids, pending, [type] * n, [1.0] * n, [now] * n)
+                self._memories += n
+                pending.clear()
+
+            for content in contents:
+                if content.strip():
+                    pending.append(content)
+                    stored += 1
+                    if len(pending) >= batch:
+                        flush()
+            if pending:
+                flush()
+        return stored
+
+    def add_memory(self, m: MemoryIn) -> Memory:
+        self._check_open()
+        tokens = tokenize(m.content)
+        prio = PRIORITY_WEIGHT[m.priority]
+        with self._writer:
+            now = time.time()
+            new = NewMemory(m.content, m.type, prio, m.confidence, now, m.context)
+            batch = WriteBatch(new_memories=[new])
+            with self._state.write():
+                self._drain_metadata_into(batch)
+            result = self._commit(batch)
+            memory_id = result.memory_ids[0]
+            self.indexes.add([memory_id], [m.content], [m.type], [m.confidence], [now], [tokens])
+            with self._state.write():
+                if m.type == "working":
+                    weight = self.config.memory.priority_weights[m.priority]
+                    self._leave_working(self.working.add([(memory_id, weight, 0, now)], now))
+                self._memories += 1
+            self._maybe_consolidate(now)
+        rec = MemoryRecord(memory_id, m.content, m.type, prio, m.confidence, 0, now, now, m.context)
+        return self._to_memory(rec, now)
+
+    def get_memory(self, memory_id: str) -> Memory | None:
+        """Fetch one memory and count the access (which feeds its importance)."""
+        mid = _parse_id(memory_id)
+        if mid is None:
+            return None
+        rec = self.storage.get_memory(mid)
+        if rec is None:
+            return None
+        now = time.time()
+        with self._access_lock:
+            pending = self._pending_access.get(mid)
+            if pending is None:
+                pending = self._pending_access[mid] = [0.0, now]
+            pending[0] += 1
+            pending[1] = now
+            delta = int(pending[0])
+        rec.access_count += delta
+        rec.last_accessed = now
+        if rec.type == "working":
+            with self._state.write():
+                self.working.touch(mid, rec.access_count, now)
+        return self._to_memory(rec, now)
+
+    def delete_memory(self, memory_id: str) -> bool:
+        mid = _parse_id(memory_id)
+        if mid is None:
+            return False
+        self._check_open()
+        with self._writer:
+            with self._state.write():
+                batch = WriteBatch(deleted_memories=[mid])
+                self._pending_types.pop(mid, None)
+                self._drain_metadata_into(batch)
+            batch.memory_access = [a for a in batch.memory_access if a[0] != mid]
+            result = self._commit(batch)
+            if not result.deleted:
+                return False
+            self.indexes.remove(result.deleted)
+            with self._state.write():
+                self.working.remove(mid)
+                self._memories -= 1
+        return True
+
+    def _to_memory(self, rec: MemoryRecord, now: float) -> Memory:
+        """Public model of a record, with metadata changes not yet flushed to storage applied."""
+        rec.type = self._pending_types.get(rec.id, rec.type)
+        name = PRIORITY_NAME.get(rec.priority, "medium")
+        importance = self.working.importance(rec.id, now) if rec.type == "working" else None
+        if importance is None:
+            c = self.config.memory
+            hours = (now - rec.last_accessed) / 3600.0
+            importance = c.priority_weights[name] * decay(hours, rec.access_count, c.decay_half_life_hours,
+                                                          c.access_bonus, c.decay_min, c.decay_max)
+        return Memory(id=str(rec.id), content=rec.content, type=rec.type, priority=name,
+                      confidence=rec.confidence, importance=importance, access_count=rec.access_count,
+                      created_at=rec.created_at, last_accessed=rec.last_accessed, context=rec.context)
+
+    def search_memories(self, q: MemorySearchQuery) -> MemorySearchResult:
+        started = time.perf_counter()
+        total, page = self.searcher.search(q)
+        now = time.time()
+        with self._access_lock:
+            for rec, _ in page:
+                pending = self._pending_access.get(rec.id)
+                if pending is not None:
+                    rec.access_count += int(pending[0])
+                    rec.last_accessed = max(rec.last_accessed, pending[1])
+        results = [MemoryHit(memory=self._to_memory(rec, now), score=score) for rec, score in page]
+        return MemorySearchResult(query=q.query, total=total, results=results,
+                                  took_ms=(time.perf_counter() - started) * 1000)
+
+    # -- concepts ---------------------------------------------------------------------------------
+    def _concept(self, name: str, node: Node) -> Concept:
+        return Concept(name=name, usage_count=node.usage_count, confidence=node.confidence,
+                       created_at=node.created_at, last_used=node.last_used)
+
+    def _resolve(self, name: str) -> str | None:
+        if name in self.graph.nodes:
+            return name
+        normal = " ".join(tokenize(name))
+        return normal if normal in self.graph.nodes else None
+
+    def search_concepts(self, q: ConceptSearchQuery) -> ConceptSearchResult:
+        """Concepts by name similarity; the scoring contract is in `core.concept_search`."""
+        started = time.perf_counter()
+        key = (q.query, q.limit)
+        with self._state.read():
+            generation = self._generation
+            cached = self._concept_cache.get(key)
+            if cached is not None and cached[0] == generation:
+                results = cached[1]
+            else:
+                nodes = self.graph.nodes
+                ranked = self.names.search(q.query, q.limit,
+                                           lambda n: nodes[n].usage_count if n in nodes else 0)
+                results = [ConceptHit(concept=self._concept(n, nodes[n]), score=s)
+                           for n, s in ranked if n in nodes]
+                self._concept_cache.put(key, (generation, results))
+        took = (time.perf_counter() - started) * 1000
+        return ConceptSearchResult(query=q.query, results=results, took_ms=took)
+
+    def get_concept(self, name: str) -> Concept | None:
+        with self._state.read():
+            resolved = self._resolve(name)
+            return None if resolved is None else self._concept(resolved, self.graph.nodes[resolved])
+
+    def related_concepts(self, name: str, q: RelatedQuery) -> RelatedResult | None:
+        with self._state.read():
+            resolved = self._resolve(name)
+            if resolved is None:
+                return None
+            found = self.graph.related(resolved, q.depth, q.limit, q.min_strength, time.time())
+        return RelatedResult(concept=resolved, related=[
+            RelatedConcept(name=a.name, activation=a.activation, depth=a.depth, strength=a.strength)
+            for a in found])
+
+    # -- maintenance ------------------------------------------------------------------------------
+    def _maybe_consolidate(self, now: float) -> None:
+        """Run a consolidation pass when due (writer lock held)."""
+        cfg = self.config.memory
+        fill = len(self.working) / max(self.working.capacity, 1)
+        due = now - self._last_consolidation >= cfg.consolidation_period_s
+        if due or fill >= self.config.performance.gc_threshold:
+            with self._state.write():
+                self._leave_working(self.working.consolidate(now).all)
+            self._last_consolidation = now
+
+    def maintain(self, now: float | None = None, force: bool = False) -> None:
+        """Flush metadata, consolidate, decay/prune the graph and compact the index when due."""
+        if self._closed:
+            return
+        now = time.time() if now is None else now
+        with self._writer:
+            if force:
+                self._last_consolidation = 0.0
+            self._maybe_consolidate(now)
+            batch = WriteBatch()
+            with self._state.write():
+                if force or now - self._last_graph_maintenance >= self.config.concepts.maintenance_interval_s:
+                    if self.graph.prune(now):
+                        self._generation += 1
+                    self._last_graph_maintenance = now
+                self._drain_state_into(batch)
+            if not batch.empty():
+                self._commit(batch)
+            self.indexes.maintain()
+
+    def _maintenance_loop(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                self.maintain()
+            except Exception:  # the loop must survive a transient storage error
+                log.exception("maintenance pass failed")
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def stats(self) -> EngineStats:
+        return EngineStats(
+            memories=self._memories, working_memories=len(self.working), concepts=len(self.graph.nodes),
+            relationships=self.graph.edge_count, segments=len(self.segments), storage=self.storage.kind,
+            extra={**self.indexes.stats(), "instance_id": self.config.system.instance_id})
+
+    def is_ready(self) -> bool:
+        return self._ready and not self._closed and self.storage.ping()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("engine is closed")
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._stop.set()
+        self._maintainer.join(timeout=10)
+        try:
+            self.maintain(force=False)
+        finally:
+            self._closed = True
+            try:
+                self._snapshot()
+            finally:
+                self.storage.close()
+
+    def _snapshot(self) -> None:
+        self.indexes.save_snapshot(self.storage.snapshot_dir())
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _parse_id(memory_id: str) -> int | None:
+    try:
+        value = int(memory_id)
+    except (TypeError, ValueError):
+        return None
+    return value if value > 0 else None

@@ -1,0 +1,239 @@
+"""Resumable bulk ingest of text files through ``engine.learn_batch``.
+
+Files are cut into paragraph-sized texts at exact byte offsets. After every acknowledged batch the byte
+offset reached is written to a per-file checkpoint in the data dir, so an interrupted run resumes where the
+last acknowledged batch ended (at-least-once: a crash between acknowledgement and checkpoint repeats one
+batch, it never loses one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from .models import MAX_BATCH_TEXTS, BatchLearnRequest, Priority
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+HEAD_BYTES = 65536
+DEFAULT_TEXT_BYTES = 2048
+DEFAULT_BATCH_TEXTS = 64
+MAX_BATCH_BYTES = 512 * 1024
+
+
+@dataclass
+class Piece:
+    text: str
+    end: int  # absolute byte offset just past this piece in its source
+
+
+@dataclass
+class IngestSummary:
+    files: int = 0
+    files_skipped: int = 0
+    bytes: int = 0
+    texts: int = 0
+    batches: int = 0
+    memories_stored: int = 0
+    concepts_created: int = 0
+    concepts_updated: int = 0
+    relationships_formed: int = 0
+    seconds: float = 0.0
+    per_file: list[dict[str, object]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        data = {k: v for k, v in self.__dict__.items() if k != "per_file"}
+        data["mb_per_hour"] = round(self.bytes / 1e6 / (self.seconds / 3600), 2) if self.seconds > 0 else 0.0
+        data["per_file"] = self.per_file
+        return data
+
+
+def _cut_line(line: bytes, limit: int) -> Iterator[bytes]:
+    """Split an over-long line at whitespace, or at a UTF-8 character boundary when there is none."""
+    while len(line) > limit:
+        cut = line.rfind(b" ", 0, limit)
+        if cut <= 0:
+            cut = limit
+            while cut > 0 and (line[cut] & 0xC0) == 0x80:  # never split inside a UTF-8 sequence
+                cut -= 1
+            cut = cut or limit
+        else:
+            cut += 1
+        yield line[:cut]
+        line = line[cut:]
+    if line:
+        yield line
+
+
+def _decode(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace").replace("\x00", "").strip()
+
+
+def iter_pieces(stream: IO[bytes], start: int, text_bytes: int = DEFAULT_TEXT_BYTES) -> Iterator[Piece]:
+    """Paragraphs (blank-line separated) of at most ``text_bytes``, each tagged with its end offset.
+
+    Blank pieces are still yielded (with empty text) so the caller's offset advances past them.
+    """
+    offset = start
+    buf: list[bytes] = []
+    size = 0
+    for line in stream:
+        if not line.strip():
+            offset += len(line)
+            if buf:
+                yield Piece(_decode(b"".join(buf)), offset)
+                buf, size = [], 0
+            else:
+                yield Piece("", offset)
+            continue
+        if buf and size + len(line) > text_bytes:
+            yield Piece(_decode(b"".join(buf)), offset)
+            buf, size = [], 0
+        for part in _cut_line(line, text_bytes):
+            if buf and size + len(part) > text_bytes:
+                yield Piece(_decode(b"".join(buf)), offset)
+                buf, size = [], 0
+            buf.append(part)
+            size += len(part)
+            offset += len(part)
+    if buf:
+        yield Piece(_decode(b"".join(buf)), offset)
+
+
+class Checkpoints:
+    """One small JSON file per input path under ``<data_dir>/ingest``; replaced atomically."""
+
+    def __init__(self, data_dir: str | Path) -> None:
+        self.root = Path(data_dir) / "ingest"
+
+    def _file(self, path: Path) -> Path:
+        return self.root / (hashlib.sha256(str(path).encode()).hexdigest()[:24] + ".json")
+
+    @staticmethod
+    def fingerprint(path: Path, length: int) -> str:
+        """Hash of the first ``length`` bytes: unchanged when a file only grows, changed when replaced."""
+        with path.open("rb") as fh:
+            return hashlib.sha256(fh.read(length)).hexdigest()
+
+    def load(self, path: Path) -> int:
+        """Byte offset already acknowledged for ``path``; 0 if unknown or the file was replaced."""
+        try:
+            data = json.loads(self._file(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return 0
+        offset = int(data.get("offset", 0))
+        head_len = int(data.get("head_len", -1))
+        if offset > path.stat().st_size or head_len != min(offset, HEAD_BYTES):
+            return 0
+        if data.get("head") != self.fingerprint(path, head_len):
+            return 0
+        return offset
+
+    def save(self, path: Path, offset: int) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        head_len = min(offset, HEAD_BYTES)
+        record = {
+            "path": str(path),
+            "offset": offset,
+            "head_len": head_len,
+            "head": self.fingerprint(path, head_len),
+        }
+        target = self._file(path)
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record), encoding="utf-8")
+        os.replace(tmp, target)
+
+
+class Ingestor:
+    """Feeds sources to the engine in batches and keeps the checkpoints."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        data_dir: str | Path,
+        *,
+        priority: Priority = "medium",
+        batch_texts: int = DEFAULT_BATCH_TEXTS,
+        text_bytes: int = DEFAULT_TEXT_BYTES,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.checkpoints = Checkpoints(data_dir)
+        self.priority = priority
+        self.batch_texts = max(1, min(batch_texts, MAX_BATCH_TEXTS))
+        self.text_bytes = max(64, text_bytes)
+        self.on_bytes = on_bytes or (lambda _n: None)
+        self.summary = IngestSummary()
+
+    def remaining(self, path: Path) -> int:
+        return max(0, path.stat().st_size - self.checkpoints.load(path))
+
+    def ingest_file(self, path: Path) -> None:
+        path = path.resolve()
+        start = self.checkpoints.load(path)
+        size = path.stat().st_size
+        self.summary.files += 1
+        if start >= size:
+            self.summary.files_skipped += 1
+            self.summary.per_file.append({"path": str(path), "status": "already done", "bytes": 0})
+            return
+        with path.open("rb") as fh:
+            fh.seek(start)
+            done = self._feed(fh, start, lambda offset: self.checkpoints.save(path, offset))
+        status = "resumed" if start else "ingested"
+        self.summary.per_file.append(
+            {"path": str(path), "status": status, "bytes": done - start, "from": start}
+        )
+
+    def ingest_stream(self, stream: IO[bytes], name: str = "<stdin>") -> None:
+        """Unseekable input (stdin) cannot be resumed, so it keeps no checkpoint."""
+        self.summary.files += 1
+        done = self._feed(stream, 0, lambda _offset: None)
+        self.summary.per_file.append({"path": name, "status": "ingested", "bytes": done})
+
+    def _feed(self, stream: IO[bytes], start: int, commit: Callable[[int], None]) -> int:
+        started = time.perf_counter()
+        acked = start
+        batch: list[Piece] = []
+        batch_bytes = 0
+        batch_texts = 0
+
+        def flush() -> None:
+            nonlocal acked, batch_bytes, batch_texts
+            end = batch[-1].end
+            texts = [p.text for p in batch if p.text]
+            if texts:
+                result = self.engine.learn_batch(BatchLearnRequest(texts=texts, priority=self.priority))
+                s = result.summary
+                self.summary.texts += len(texts)
+                self.summary.batches += 1
+                self.summary.memories_stored += s.memories_stored
+                self.summary.concepts_created += s.concepts_created
+                self.summary.concepts_updated += s.concepts_updated
+                self.summary.relationships_formed += s.relationships_formed
+            commit(end)
+            self.summary.bytes += end - acked
+            self.on_bytes(end - acked)
+            acked = end
+            batch.clear()
+            batch_bytes = batch_texts = 0
+
+        try:
+            for piece in iter_pieces(stream, start, self.text_bytes):
+                batch.append(piece)
+                batch_bytes += len(piece.text)
+                batch_texts += bool(piece.text)
+                if batch_texts >= self.batch_texts or batch_bytes >= MAX_BATCH_BYTES:
+                    flush()
+            if batch:
+                flush()
+        finally:
+            self.summary.seconds += time.perf_counter() - started
+        return acked

@@ -1,0 +1,129 @@
+"""Prometheus metrics for one engine process.
+
+A private registry (not the process-global one) keeps several apps in one process, as in tests and the
+benchmark, from colliding. Engine gauges are read from ``engine.stats()`` at scrape time so they can never
+go stale and cost nothing on the request path.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
+
+from .models import EngineStats
+
+log = logging.getLogger(__name__)
+
+# Buckets sized for an in-memory index: most requests land well under 10 ms.
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class _EngineCollector(Collector):
+    """Turns one ``engine.stats()`` call per scrape into gauges."""
+
+    def __init__(self, stats: Callable[[], EngineStats]) -> None:
+        self._stats = stats
+
+    def describe(self) -> Iterable[Metric]:
+        # Declaring no names up front keeps registration from calling the engine.
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        up = GaugeMetricFamily("brain_ai_engine_up", "1 when engine statistics could be read.")
+        try:
+            stats = self._stats()
+        except Exception:
+            log.exception("engine.stats() failed during a metrics scrape")
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        gauges = (
+            ("brain_ai_memories_total", "Memories stored (all types).", stats.memories),
+            (
+                "brain_ai_working_memories",
+                "Memories currently held in working memory.",
+                stats.working_memories,
+            ),
+            ("brain_ai_concept_nodes_total", "Concept graph nodes.", stats.concepts),
+            ("brain_ai_concept_edges_total", "Concept graph edges.", stats.relationships),
+            ("brain_ai_segments_total", "Segments known to the segmenter.", stats.segments),
+        )
+        for name, doc, value in gauges:
+            family = GaugeMetricFamily(name, doc)
+            family.add_metric([], float(value))
+            yield family
+
+
+class Metrics:
+    """Every metric the HTTP layer records, bound to one registry."""
+
+    def __init__(self, instance_id: str, stats: Callable[[], EngineStats] | None = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.http_requests = Counter(
+            "brain_ai_http_requests",
+            "HTTP requests by method, route template and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.http_duration = Histogram(
+            "brain_ai_http_request_duration_seconds",
+            "HTTP request latency by method and route template.",
+            ["method", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.memory_search_duration = Histogram(
+            "brain_ai_memory_search_duration_seconds",
+            "Time spent inside the engine answering one memory search.",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.concept_search_duration = Histogram(
+            "brain_ai_concept_search_duration_seconds",
+            "Time spent inside the engine answering one concept search.",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.learn_bytes = Counter(
+            "brain_ai_learn_bytes",
+            "UTF-8 bytes of text accepted by learn requests.",
+            registry=self.registry,
+        )
+        self.instance = Info("brain_ai_instance", "Identity of this engine process.", registry=self.registry)
+        self.instance.info({"instance_id": instance_id})
+        if stats is not None:
+            self.registry.register(_EngineCollector(stats))
+        # Labelled children are cached so the hot path skips prometheus-client's label lookup and lock.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._lock = threading.Lock()
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Record one finished HTTP request; ``route`` must be a template, never a raw path."""
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            label_method = method if method in _KNOWN_METHODS else "OTHER"
+            with self._lock:
+                children = (
+                    self.http_requests.labels(label_method, route, str(status)),
+                    self.http_duration.labels(label_method, route),
+                )
+                if len(self._children) < 4096:
+                    self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def render(self) -> bytes:
+        """The text exposition format for a scrape."""
+        return generate_latest(self.registry)

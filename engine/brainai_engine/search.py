@@ -1,0 +1,119 @@
+"""Memory search: the contract behind `GET /memory/search`.
+
+A memory matches when it contains at least one of the query's content words (stopwords count only
+when the query has nothing else) as a whole word, case-insensitively, and passes the filters
+(`type`, `min_confidence`). Scores:
+- backend `lexical` (default): BM25 over content words (see `core.lexical`), so rarer shared words
+  weigh more and shorter memories win ties; `total` is the number of matches, exact unless common
+  words let the index skip their postings (then estimated, see there).
+- backend `vector`: cosine of hashed word/bigram vectors from the faiss index (`core.index`); the
+  index returns a candidate pool of max(4 x (offset + limit), 40), capped by `candidate_pool`, whose
+  stored records are re-checked for a shared word; `total` counts matches within that pool.
+`sort_by`: `relevance` orders by score; `confidence` and `recency` order by that field, score
+breaking ties. Storage is read only for the returned page.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .core.columns import TYPE_CODES
+from .core.text import STOPWORDS, tokenize
+from .models import MemorySearchQuery
+from .storage.base import MemoryRecord
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+MIN_POOL = 40
+Hits = tuple[int, list[tuple[MemoryRecord, float]]]
+
+
+def query_terms(text: str) -> set[str]:
+    tokens = tokenize(text)
+    return {t for t in tokens if t not in STOPWORDS} or set(tokens)
+
+
+class MemorySearcher:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def search(self, q: MemorySearchQuery) -> Hits:
+        """(total matches, [(record, score)] for the requested page)."""
+        terms = query_terms(q.query)
+        if not terms:
+            return 0, []
+        if self.engine.config.search.backend == "vector":
+            return self._vector(q, terms)
+        return self._lexical(q, terms)
+
+    # -- lexical ----------------------------------------------------------------------------------
+    def _lexical(self, q: MemorySearchQuery, terms: set[str]) -> Hits:
+        e = self.engine
+        cols = e.indexes.columns
+        code = TYPE_CODES[q.type] if q.type is not None else 0
+
+        def keep(ids: np.ndarray) -> np.ndarray:
+            mask = np.ones(len(ids), dtype=bool) if not code else cols.type[ids] == code
+            if q.min_confidence > 0:
+                mask &= cols.confidence[ids] >= q.min_confidence
+            return mask
+
+        filtered = bool(code) or q.min_confidence > 0
+        want = q.offset + q.limit
+        ids, scores, total = e.indexes.lexical.search(terms, want, q.sort_by == "relevance",
+                                                      keep if filtered else None)
+        if not len(ids) or q.offset >= len(ids):
+            return total, []
+        primary = {"relevance": scores, "confidence": cols.confidence[ids],
+                   "recency": cols.created[ids]}[q.sort_by].astype(np.float64)
+        if len(ids) > want:
+            top = np.argpartition(-primary, want - 1)[:want]
+            ids, scores, primary = ids[top], scores[top], primary[top]
+        order = np.lexsort((-ids, -scores, -primary))[q.offset:want]
+        page_ids = ids[order].tolist()
+        records = e.storage.get_memories(page_ids)
+        page = [(records[i], float(s)) for i, s in zip(page_ids, scores[order].tolist(), strict=True)
+                if i in records]
+        return total, page
+
+    # -- vector -----------------------------------------------------------------------------------
+    def pool_size(self, q: MemorySearchQuery) -> int:
+        want = q.offset + q.limit
+        pool = min(max(4 * want, MIN_POOL), self.engine.config.search.candidate_pool)
+        if q.type is not None or q.min_confidence > 0:
+            pool *= 4
+        return max(pool, want)
+
+    def _vector(self, q: MemorySearchQuery, terms: set[str]) -> Hits:
+        e = self.engine
+        index = e.indexes.vectors
+        vec = e.indexes.embedder.embed_tokens([tokenize(q.query)])[0]
+        if index is None or not vec.any():
+            return 0, []
+        ids, scores = index.search(vec, self.pool_size(q))
+        positive = scores > 0
+        ids, scores = ids[positive], scores[positive]
+        if not len(ids):
+            return 0, []
+        records = e.storage.get_memories(ids.tolist())
+        words = "|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True))
+        pattern = re.compile(rf"(?<!\w)(?:{words})(?!\w)")
+        matches: list[tuple[MemoryRecord, float]] = []
+        for memory_id, score in zip(ids.tolist(), scores.tolist(), strict=True):
+            rec = records.get(memory_id)
+            if rec is None or (q.type is not None and rec.type != q.type):
+                continue
+            if rec.confidence < q.min_confidence:
+                continue
+            if pattern.search(rec.content.lower()) is None:
+                continue
+            matches.append((rec, score))
+        if q.sort_by == "confidence":
+            matches.sort(key=lambda m: (-m[0].confidence, -m[1]))
+        elif q.sort_by == "recency":
+            matches.sort(key=lambda m: (-m[0].created_at, -m[0].id, -m[1]))
+        return len(matches), matches[q.offset:q.offset + q.limit]

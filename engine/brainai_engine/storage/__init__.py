@@ -1,0 +1,28 @@
+"""Storage backends behind one interface; `open_storage` picks one from `database.url`."""
+
+from __future__ import annotations
+
+from ..config import ConfigError, EngineConfig
+from .base import Storage, WriteBatch, WriteResult
+from .sqlite import SQLiteStorage
+
+__all__ = ["SQLiteStorage", "Storage", "WriteBatch", "WriteResult", "open_storage"]
+
+
+def open_storage(config: EngineConfig) -> Storage:
+    """SQLite for sqlite:///path or no URL (file under server.data_dir); other schemes are refused."""
+    url = config.database.url
+    if url is None or url.startswith("sqlite:///"):
+        storage = config.storage
+        updates: dict[str, object] = {}
+        if config.performance.compression_enabled and storage.compression_algorithm == "none":
+            updates["compression_algorithm"] = "lz4"
+        if config.performance.cache_size_mb > storage.buffer_pool_size_mb:
+            updates["buffer_pool_size_mb"] = config.performance.cache_size_mb
+        if updates:
+            storage = storage.model_copy(update=updates)
+        return SQLiteStorage(config.sqlite_path(), config.database, storage)
+    scheme = url.split(":", 1)[0]
+    if scheme in {"postgres", "postgresql", "postgresql+psycopg"}:
+        raise ConfigError(f"database.url: the PostgreSQL backend is not available in this build ({scheme}://)")
+    raise ConfigError(f"database.url: unsupported scheme {scheme!r}; use sqlite:///path or postgresql://")

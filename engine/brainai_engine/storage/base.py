@@ -1,0 +1,159 @@
+"""The storage interface every backend (SQLite, PostgreSQL, Redis-fronted) implements.
+
+Storage is the source of truth: the engine keeps derived in-process structures (vector index,
+concept graph, segment vocabulary, working memory) and rebuilds them from here at open. All
+mutations of one engine call go through a single `write(WriteBatch)`, which must be one
+transaction and durable when it returns; that is what makes an acknowledged learn survive a crash.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(slots=True)
+class MemoryRecord:
+    id: int
+    content: str
+    type: str
+    priority: int
+    confidence: float
+    access_count: int
+    created_at: float
+    last_accessed: float
+    context: dict[str, str] | None = None
+
+
+IndexRow = tuple[int, str, str, float, float]
+
+
+@dataclass(slots=True)
+class NewMemory:
+    content: str
+    type: str
+    priority: int
+    confidence: float
+    created_at: float
+    context: dict[str, str] | None = None
+
+
+@dataclass(slots=True)
+class ConceptRecord:
+    name: str
+    usage_count: int
+    confidence: float
+    created_at: float
+    last_used: float
+
+
+@dataclass(slots=True)
+class EdgeRecord:
+    a: str
+    b: str
+    weight: float
+    initial_weight: float
+    updated_at: float
+
+
+@dataclass(slots=True)
+class SegmentRecord:
+    text: str
+    frequency: int
+    confidence: float
+    units: int
+    created_at: float
+    left: str | None = None
+    right: str | None = None
+
+
+@dataclass(slots=True)
+class WriteBatch:
+    """Everything one engine operation changes; applied atomically by `Storage.write`."""
+
+    new_memories: list[NewMemory] = field(default_factory=list)
+    memory_types: list[tuple[int, str]] = field(default_factory=list)
+    memory_access: list[tuple[int, int, float]] = field(default_factory=list)
+    deleted_memories: list[int] = field(default_factory=list)
+    concepts: list[ConceptRecord] = field(default_factory=list)
+    edges: list[EdgeRecord] = field(default_factory=list)
+    removed_edges: list[tuple[str, str]] = field(default_factory=list)
+    segments: list[SegmentRecord] = field(default_factory=list)
+
+    def empty(self) -> bool:
+        return not (self.new_memories or self.memory_types or self.memory_access or self.deleted_memories
+                    or self.concepts or self.edges or self.removed_edges or self.segments)
+
+
+@dataclass(slots=True)
+class WriteResult:
+    memory_ids: list[int]
+    deleted: list[int]
+
+
+@dataclass(slots=True)
+class StoreCounts:
+    memories: int
+    working_memories: int
+    concepts: int
+    edges: int
+    segments: int
+
+
+class Storage(ABC):
+    """Durable store of memories, concepts, edges and segments."""
+
+    kind: str = "abstract"
+
+    @abstractmethod
+    def write(self, batch: WriteBatch) -> WriteResult:
+        """Apply the batch in one transaction; durable on return. Ids of new memories are in order.
+        memory_access entries are (id, access_count_delta, last_accessed)."""
+
+    @abstractmethod
+    def get_memories(self, ids: list[int]) -> dict[int, MemoryRecord]:
+        """Records for the ids that exist (missing ids are simply absent)."""
+
+    def get_memory(self, memory_id: int) -> MemoryRecord | None:
+        return self.get_memories([memory_id]).get(memory_id)
+
+    @abstractmethod
+    def iter_memory_rows(self, after_id: int = 0, batch: int = 10_000) -> Iterator[list[IndexRow]]:
+        """(id, content, type, confidence, created_at) of memories with id > after_id, ascending,
+        in batches (to rebuild search indexes at open)."""
+
+    @abstractmethod
+    def memory_ids(self) -> list[int]:
+        """Every stored memory id, ascending."""
+
+    @abstractmethod
+    def working_set(self) -> list[MemoryRecord]:
+        """Records whose type is `working` (to restore working memory at open)."""
+
+    @abstractmethod
+    def iter_concepts(self) -> Iterator[ConceptRecord]: ...
+
+    @abstractmethod
+    def iter_edges(self) -> Iterator[EdgeRecord]: ...
+
+    @abstractmethod
+    def iter_segments(self) -> Iterator[SegmentRecord]: ...
+
+    @abstractmethod
+    def counts(self) -> StoreCounts: ...
+
+    @abstractmethod
+    def ping(self) -> bool:
+        """True when the store answers a trivial query (readiness)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def snapshot_dir(self) -> Path | None:
+        """Where index snapshots may be kept next to the data; None when there is no local disk."""
+        return None
+
+    def describe(self) -> str:
+        return self.kind

@@ -1,0 +1,122 @@
+"""SQLite storage: WAL, transactional batches, durability across reopen, compression."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from brainai_engine.config import DatabaseConfig, StorageConfig
+from brainai_engine.storage.base import ConceptRecord, EdgeRecord, NewMemory, SegmentRecord, WriteBatch
+from brainai_engine.storage.sqlite import SQLiteStorage
+
+
+def memory(content: str, **kw: object) -> NewMemory:
+    base = {"type": "working", "priority": 2, "confidence": 0.9, "created_at": 1000.0, "context": None}
+    base.update(kw)
+    return NewMemory(content, **base)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SQLiteStorage:
+    s = SQLiteStorage(tmp_path / "db" / "brain.db")
+    yield s
+    s.close()
+
+
+def test_wal_and_synchronous(store: SQLiteStorage) -> None:
+    conn = sqlite3.connect(store.path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+    full = SQLiteStorage(store.path.with_name("full.db"), DatabaseConfig(synchronous="full"))
+    assert full._writer.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    full.close()
+
+
+def test_write_and_read_back_everything(store: SQLiteStorage) -> None:
+    result = store.write(WriteBatch(
+        new_memories=[memory("first ünïcode 🚀", context={"src": "t"}), memory("second", type="semantic")],
+        concepts=[ConceptRecord("ai", 3, 0.8, 1.0, 2.0)],
+        edges=[EdgeRecord("ai", "ml", 0.19, 0.1, 5.0)],
+        segments=[SegmentRecord("machine learning", 2, 0.75, 2, 1.0, "machine", "learning")],
+    ))
+    assert result.memory_ids == [1, 2]
+    rec = store.get_memory(1)
+    assert rec is not None and rec.content == "first ünïcode 🚀" and rec.context == {"src": "t"}
+    assert (rec.type, rec.priority, rec.confidence) == ("working", 2, pytest.approx(0.9))
+    assert set(store.get_memories([1, 2, 99])) == {1, 2}
+    assert [c.name for c in store.iter_concepts()] == ["ai"]
+    assert [(e.a, e.b, e.weight) for e in store.iter_edges()] == [("ai", "ml", 0.19)]
+    assert next(store.iter_segments()).left == "machine"
+    assert [r.id for r in store.working_set()] == [1]
+    counts = store.counts()
+    got = (counts.memories, counts.working_memories, counts.concepts, counts.edges, counts.segments)
+    assert got == (2, 1, 1, 1, 1)
+
+
+def test_updates_access_and_delete(store: SQLiteStorage) -> None:
+    store.write(WriteBatch(new_memories=[memory("a"), memory("b")]))
+    store.write(WriteBatch(memory_types=[(1, "episodic")], memory_access=[(1, 3, 2000.0)]))
+    rec = store.get_memory(1)
+    assert rec is not None and rec.type == "episodic"
+    assert (rec.access_count, rec.last_accessed) == (3, 2000.0)
+    result = store.write(WriteBatch(deleted_memories=[2, 42]))
+    assert result.deleted == [2]
+    assert store.get_memory(2) is None
+    store.write(WriteBatch(removed_edges=[("x", "y")]))  # removing a missing edge is fine
+
+
+def test_durable_across_reopen_and_ids_never_reused(tmp_path: Path) -> None:
+    path = tmp_path / "brain.db"
+    s = SQLiteStorage(path)
+    s.write(WriteBatch(new_memories=[memory("one"), memory("two"), memory("three")]))
+    s.write(WriteBatch(deleted_memories=[3]))
+    s.close()
+    s = SQLiteStorage(path)
+    assert [r[1] for batch in s.iter_memory_rows() for r in batch] == ["one", "two"]
+    assert s.write(WriteBatch(new_memories=[memory("four")])).memory_ids == [4]
+    assert s.memory_ids() == [1, 2, 4]
+    s.close()
+
+
+def test_failed_batch_is_rolled_back(store: SQLiteStorage) -> None:
+    bad = WriteBatch(new_memories=[memory("ok"), memory(None)],  # type: ignore[arg-type]
+                     concepts=[ConceptRecord("ghost", 1, 1.0, 0.0, 0.0)])
+    with pytest.raises(sqlite3.IntegrityError):
+        store.write(bad)
+    assert store.counts().memories == 0 and list(store.iter_concepts()) == []
+    assert store.write(WriteBatch(new_memories=[memory("after")])).memory_ids == [1]
+
+
+@pytest.mark.parametrize("algorithm", ["zlib", "lz4"])
+def test_compression_round_trip(tmp_path: Path, algorithm: str) -> None:
+    s = SQLiteStorage(tmp_path / "c.db", storage=StorageConfig(compression_algorithm=algorithm,
+                                                                compression_min_bytes=10))
+    text = "compressible text " * 50
+    s.write(WriteBatch(new_memories=[memory(text), memory("short")]))
+    raw = sqlite3.connect(s.path).execute("SELECT enc, length(content) FROM memories ORDER BY id").fetchall()
+    assert raw[0][0] != 0 and raw[0][1] < len(text) and raw[1][0] == 0
+    assert s.get_memory(1).content == text  # type: ignore[union-attr]
+    s.close()
+
+
+def test_concurrent_readers_during_writes(store: SQLiteStorage) -> None:
+    store.write(WriteBatch(new_memories=[memory(f"m{i}") for i in range(100)]))
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            for _ in range(200):
+                assert len(store.get_memories(list(range(1, 101)))) >= 100
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for i in range(50):
+        store.write(WriteBatch(new_memories=[memory(f"w{i}")]))
+    for t in threads:
+        t.join()
+    assert not errors and store.ping()

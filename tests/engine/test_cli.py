@@ -1,0 +1,172 @@
+"""The ``brain-ai-engine`` CLI on real files and a real data dir: resumable learn, search, concepts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from brainai_engine import cli, ingest
+from brainai_engine.config import load_config
+from brainai_engine.engine import Engine
+from brainai_engine.ingest import Checkpoints, iter_pieces
+
+from tests.engine.engine_helpers import write_config
+
+PARAGRAPH = (
+    "Machine learning systems learn patterns from data. Neural networks are machine learning models.\n"
+    "Knowledge graphs connect concepts with relationships.\n"
+)
+
+
+def make_corpus(path: Path, paragraphs: int, tag: str = "") -> Path:
+    blocks = [
+        f"{PARAGRAPH}Paragraph {tag}{i} mentions topic{i % 7} and idea{i % 5}.\n" for i in range(paragraphs)
+    ]
+    path.write_text("\n".join(blocks), encoding="utf-8")
+    return path
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = cli.main(list(argv))
+    return code, capsys.readouterr().out
+
+
+def memory_count(config_path: Path) -> int:
+    engine = Engine.open(load_config(config_path))
+    try:
+        return engine.stats().memories
+    finally:
+        engine.close()
+
+
+def test_pieces_have_exact_offsets(tmp_path: Path) -> None:
+    data = "first para line\nstill first\n\nsecond ünïcödé para\n\n\n" + "x" * 5000 + "\nlast"
+    path = tmp_path / "t.txt"
+    path.write_bytes(data.encode("utf-8"))
+    with path.open("rb") as fh:
+        pieces = [p for p in iter_pieces(fh, 0, text_bytes=1000)]
+    assert pieces[-1].end == path.stat().st_size
+    assert [p.end for p in pieces] == sorted(p.end for p in pieces)
+    texts = [p.text for p in pieces if p.text]
+    assert texts[0] == "first para line\nstill first"
+    assert texts[1] == "second ünïcödé para"
+    assert all(len(t.encode()) <= 1000 for t in texts)
+    # resuming from any piece boundary yields exactly the remaining pieces
+    cut = pieces[2].end
+    with path.open("rb") as fh:
+        fh.seek(cut)
+        rest = list(iter_pieces(fh, cut, text_bytes=1000))
+    assert [p.end for p in rest] == [p.end for p in pieces[3:]]
+
+
+def test_learn_is_resumable_after_a_crash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus = make_corpus(tmp_path / "corpus.txt", 40)
+    resumed_cfg = write_config(tmp_path / "a.toml", tmp_path / "a")
+    clean_cfg = write_config(tmp_path / "b.toml", tmp_path / "b")
+
+    # Crash after the third acknowledged batch: the exception escapes just like a kill would stop the run.
+    real_save = Checkpoints.save
+    saves = {"n": 0}
+
+    def crashing_save(self: Checkpoints, path: Path, offset: int) -> None:
+        real_save(self, path, offset)
+        saves["n"] += 1
+        if saves["n"] == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ingest.Checkpoints, "save", crashing_save)
+    code, _ = run_cli(
+        capsys, "learn", str(corpus), "--config", str(resumed_cfg), "--batch-size", "4", "--quiet"
+    )
+    assert code == 130
+    partial = memory_count(resumed_cfg)
+    assert partial > 0
+    monkeypatch.setattr(ingest.Checkpoints, "save", real_save)
+
+    code, out = run_cli(
+        capsys, "learn", str(corpus), "--config", str(resumed_cfg), "--batch-size", "4", "--quiet", "--json"
+    )
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["per_file"][0]["status"] == "resumed"
+    assert 0 < summary["per_file"][0]["from"] < corpus.stat().st_size
+
+    code, _ = run_cli(
+        capsys, "learn", str(corpus), "--config", str(clean_cfg), "--batch-size", "4", "--quiet"
+    )
+    assert code == 0
+    # the interrupted-then-resumed run stored exactly what one uninterrupted run stores
+    assert memory_count(resumed_cfg) == memory_count(clean_cfg)
+
+    code, out = run_cli(capsys, "learn", str(corpus), "--config", str(resumed_cfg), "--quiet")
+    assert code == 0
+    assert "already done" in out
+    assert memory_count(resumed_cfg) == memory_count(clean_cfg)
+
+
+def test_appended_file_only_ingests_the_new_part(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = make_corpus(tmp_path / "grow.txt", 5)
+    config = write_config(tmp_path / "c.toml", tmp_path / "c")
+    run_cli(capsys, "learn", str(corpus), "--config", str(config), "--quiet")
+    before = memory_count(config)
+    size = corpus.stat().st_size
+    with corpus.open("a", encoding="utf-8") as fh:
+        fh.write("\nA new paragraph arrives about quantum computing.\n")
+    code, out = run_cli(capsys, "learn", str(corpus), "--config", str(config), "--quiet", "--json")
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["per_file"][0]["from"] == size
+    assert memory_count(config) == before + 1
+
+    # a replaced file (different head) is learned again from the start
+    make_corpus(corpus, 3, tag="new")
+    code, out = run_cli(capsys, "learn", str(corpus), "--config", str(config), "--quiet", "--json")
+    assert json.loads(out)["per_file"][0]["status"] == "ingested"
+
+
+def test_search_and_concepts_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = make_corpus(tmp_path / "corpus.txt", 6)
+    config = str(write_config(tmp_path / "d.toml", tmp_path / "d"))
+    assert run_cli(capsys, "learn", str(corpus), "--config", config, "--quiet")[0] == 0
+
+    code, out = run_cli(capsys, "search", "machine learning", "--config", config, "--limit", "3")
+    assert code == 0
+    assert "memories for 'machine learning'" in out
+    assert " 1. [" in out and "Machine learning" in out
+
+    code, out = run_cli(capsys, "search", "machine learning", "--config", config, "--json")
+    hits = json.loads(out)["results"]
+    assert hits and "content" in hits[0]["memory"]
+
+    code, out = run_cli(capsys, "concepts", "learning", "--config", config)
+    assert code == 0 and "concepts for 'learning'" in out and " 1. [" in out
+    code, out = run_cli(capsys, "concepts", "learning", "--config", config, "--json", "--limit", "2")
+    assert 0 < len(json.loads(out)["results"]) <= 2
+
+    assert cli.main(["search", "   ", "--config", config]) == 2
+
+
+def test_stdin_and_console_script(tmp_path: Path) -> None:
+    config = str(write_config(tmp_path / "e.toml", tmp_path / "e"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "brainai_engine.cli", "learn", "-", "--config", config, "--json"],
+        input=PARAGRAPH.encode(),
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    summary = json.loads(proc.stdout)
+    assert summary["memories_stored"] >= 1 and summary["per_file"][0]["path"] == "<stdin>"
+    assert "learn" in proc.stderr.decode()  # the progress bar goes to stderr
+
+
+def test_bad_config_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server]\nport = 'eighty'\n", encoding="utf-8")
+    assert cli.main(["search", "x", "--config", str(bad)]) == 2
+    assert "config error" in capsys.readouterr().err
