@@ -39,8 +39,8 @@ test: setup cluster-bins lint ## every test: unit, engine integration, cluster e
 test-unit: setup ## tests that need no cluster
 	$(BIN)/pytest tests
 
-demo: setup ## the embedded default end to end
-	@$(BIN)/brain-ai-engine demo
+demo: setup ## the engine on SQLite answering learn/search, then the operator on a local cluster
+	@e2e/demo.sh
 
 bench: setup ## engine benchmark (quick)
 	$(BIN)/brain-ai-engine bench --quick --json

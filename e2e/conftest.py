@@ -9,12 +9,16 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import socket
+import subprocess
+import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from e2e.kube import Cluster, start_local_cluster, stop_local_cluster
+from e2e.kube import Cluster, start_local_cluster, stop_local_cluster, wait_until
 
 CACHE = Path(os.environ.get("BRAINAI_CACHE", Path.home() / ".cache" / "brain-ai"))
 CLUSTER_NAME = os.environ.get("BRAINAI_CLUSTER_NAME", "brain-ai")
@@ -52,3 +56,66 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
     cluster.kubectl("create", "namespace", name)
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def crd(cluster: Cluster) -> str:
+    """The BrainAICluster CRD from crds/, installed as a user would, and Established."""
+    path = Path(__file__).resolve().parent.parent / "crds" / "brainai.io_brainaiclusters.yaml"
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+    name = "brainaiclusters.brainai.io"
+    cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+    return name
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: Cluster, crd: str) -> Iterator[subprocess.Popen[bytes]]:
+    """The real operator process (`brain-ai-operator run`) watching every namespace."""
+    health = _free_port()
+    log_path = Path(os.environ.get("BRAINAI_OPERATOR_LOG", "/tmp/brain-ai-operator-e2e.log"))
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "brainai_operator.main",
+                "run",
+                "--health-port",
+                str(health),
+                "--metrics-port",
+                str(_free_port()),
+                "--resync-seconds",
+                "20",
+            ],
+            env=cluster.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until(
+                lambda: _healthy(health) or proc.poll() is not None,
+                timeout=60,
+                what="the operator's liveness endpoint",
+            )
+            assert proc.poll() is None, f"operator exited; see {log_path}"
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False

@@ -68,11 +68,13 @@ class Cluster:
         if self.bin_dir:
             self.env["PATH"] = f"{self.bin_dir}{os.pathsep}{self.env.get('PATH', '')}"
 
-    def run(self, tool: str, *args: str, input: str | None = None, check: bool = True,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, tool: str, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         argv = [tool, *args]
-        proc = subprocess.run(argv, input=input, capture_output=True, text=True, env=self.env,
-                              timeout=timeout)
+        proc = subprocess.run(
+            argv, input=input, capture_output=True, text=True, env=self.env, timeout=timeout
+        )
         if check and proc.returncode != 0:
             raise KubectlError(argv, proc.returncode, proc.stderr)
         return proc
@@ -83,8 +85,12 @@ class Cluster:
     def helm(self, *args: str, check: bool = True) -> str:
         return self.run("helm", *args, check=check).stdout
 
-    def apply(self, manifests: dict[str, Any] | Iterable[dict[str, Any]], namespace: str | None = None,
-              server_side: bool = True) -> str:
+    def apply(
+        self,
+        manifests: dict[str, Any] | Iterable[dict[str, Any]],
+        namespace: str | None = None,
+        server_side: bool = True,
+    ) -> str:
         """Apply manifests the way a user would (server-side apply by default)."""
         args = ["apply", "-f", "-"]
         if server_side:
@@ -93,8 +99,9 @@ class Cluster:
             args += ["-n", namespace]
         return self.kubectl(*args, input=to_yaml(manifests))
 
-    def get(self, kind: str, name: str | None = None, namespace: str | None = None,
-            selector: str | None = None) -> dict[str, Any] | None:
+    def get(
+        self, kind: str, name: str | None = None, namespace: str | None = None, selector: str | None = None
+    ) -> dict[str, Any] | None:
         """The object (or list) as JSON, or None when it does not exist."""
         args = ["get", kind, "-o", "json"]
         if name:
@@ -114,8 +121,15 @@ class Cluster:
         found = self.get(kind, namespace=namespace, selector=selector)
         return found["items"] if found else []
 
-    def wait_for(self, kind: str, name: str, namespace: str | None, predicate: Callable[[dict], Any],
-                 timeout: float = 90, what: str | None = None) -> dict[str, Any]:
+    def wait_for(
+        self,
+        kind: str,
+        name: str,
+        namespace: str | None,
+        predicate: Callable[[dict], Any],
+        timeout: float = 90,
+        what: str | None = None,
+    ) -> dict[str, Any]:
         """Poll one object until `predicate(obj)` holds; return the object."""
 
         def probe() -> dict[str, Any] | None:
@@ -125,8 +139,11 @@ class Cluster:
         return wait_until(probe, timeout=timeout, what=what or f"{kind}/{name} in {namespace}")
 
     def wait_gone(self, kind: str, name: str, namespace: str | None, timeout: float = 60) -> None:
-        wait_until(lambda: self.get(kind, name, namespace) is None, timeout=timeout,
-                   what=f"{kind}/{name} to be deleted")
+        wait_until(
+            lambda: self.get(kind, name, namespace) is None,
+            timeout=timeout,
+            what=f"{kind}/{name} to be deleted",
+        )
 
     def reachable(self) -> bool:
         try:

@@ -23,8 +23,9 @@ K8S_VERSION = next(
 )
 
 
-def deployment(name: str, replicas: int, cpu_request: str = "100m",
-               annotations: dict[str, str] | None = None) -> dict[str, Any]:
+def deployment(
+    name: str, replicas: int, cpu_request: str = "100m", annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
     labels = {"app": name}
     return {
         "apiVersion": "apps/v1",
@@ -36,11 +37,13 @@ def deployment(name: str, replicas: int, cpu_request: str = "100m",
             "template": {
                 "metadata": {"labels": labels, "annotations": annotations or {}},
                 "spec": {
-                    "containers": [{
-                        "name": "app",
-                        "image": "brain-ai:test",
-                        "resources": {"requests": {"cpu": cpu_request, "memory": "64Mi"}},
-                    }],
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": "brain-ai:test",
+                            "resources": {"requests": {"cpu": cpu_request, "memory": "64Mi"}},
+                        }
+                    ],
                 },
             },
         },
@@ -71,30 +74,46 @@ def test_crd_schema_rejects_invalid_object(cluster: Cluster, namespace: str) -> 
             "group": group,
             "scope": "Namespaced",
             "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-            "versions": [{
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "schema": {"openAPIV3Schema": {
-                    "type": "object",
-                    "properties": {"spec": {
-                        "type": "object",
-                        "required": ["size"],
-                        "properties": {"size": {"type": "integer", "minimum": 1, "maximum": 10}},
-                    }},
-                }},
-            }],
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {
+                                    "type": "object",
+                                    "required": ["size"],
+                                    "properties": {"size": {"type": "integer", "minimum": 1, "maximum": 10}},
+                                }
+                            },
+                        }
+                    },
+                }
+            ],
         },
     }
     cluster.apply(crd)
     try:
-        cluster.wait_for("crd", crd["metadata"]["name"], None,
-                         lambda o: any(c["type"] == "Established" and c["status"] == "True"
-                                       for c in o.get("status", {}).get("conditions", [])))
+        cluster.wait_for(
+            "crd",
+            crd["metadata"]["name"],
+            None,
+            lambda o: any(
+                c["type"] == "Established" and c["status"] == "True"
+                for c in o.get("status", {}).get("conditions", [])
+            ),
+        )
 
         def widget(size: Any) -> dict[str, Any]:
-            return {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": f"w{size}"},
-                    "spec": {"size": size}}
+            return {
+                "apiVersion": f"{group}/v1",
+                "kind": "Widget",
+                "metadata": {"name": f"w{size}"},
+                "spec": {"size": size},
+            }
 
         with pytest.raises(KubectlError) as too_big:
             cluster.apply(widget(42), namespace)
@@ -110,8 +129,9 @@ def test_crd_schema_rejects_invalid_object(cluster: Cluster, namespace: str) -> 
 
 def test_deployment_becomes_available_through_replicaset_and_pods(cluster: Cluster, namespace: str) -> None:
     cluster.apply(deployment("web", replicas=3), namespace)
-    cluster.wait_for("deployment", "web", namespace,
-                     lambda d: d.get("status", {}).get("availableReplicas") == 3)
+    cluster.wait_for(
+        "deployment", "web", namespace, lambda d: d.get("status", {}).get("availableReplicas") == 3
+    )
 
     (replicaset,) = cluster.items("replicaset", namespace, "app=web")
     assert replicaset["metadata"]["ownerReferences"][0]["kind"] == "Deployment"
@@ -126,57 +146,91 @@ def test_deployment_becomes_available_through_replicaset_and_pods(cluster: Clust
 
 
 def test_deleting_owner_garbage_collects_children(cluster: Cluster, namespace: str) -> None:
-    cluster.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owner"},
-                   "data": {"k": "v"}}, namespace)
+    cluster.apply(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owner"}, "data": {"k": "v"}},
+        namespace,
+    )
     owner_uid = cluster.get("configmap", "owner", namespace)["metadata"]["uid"]
-    cluster.apply({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "child", "ownerReferences": [
-            {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner_uid},
-        ]},
-        "data": {},
-    }, namespace)
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "child",
+                "ownerReferences": [
+                    {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner_uid},
+                ],
+            },
+            "data": {},
+        },
+        namespace,
+    )
     cluster.apply(deployment("doomed", replicas=2), namespace)
-    cluster.wait_for("deployment", "doomed", namespace,
-                     lambda d: d.get("status", {}).get("availableReplicas") == 2)
+    cluster.wait_for(
+        "deployment", "doomed", namespace, lambda d: d.get("status", {}).get("availableReplicas") == 2
+    )
 
     cluster.kubectl("delete", "configmap", "owner", "-n", namespace, "--wait=false")
     cluster.kubectl("delete", "deployment", "doomed", "-n", namespace, "--wait=false")
 
     cluster.wait_gone("configmap", "child", namespace)
-    wait_until(lambda: not cluster.items("replicaset", namespace, "app=doomed")
-               and not cluster.items("pod", namespace, "app=doomed"),
-               timeout=60, what="ReplicaSet and Pods of the deleted Deployment to be collected")
+    wait_until(
+        lambda: (
+            not cluster.items("replicaset", namespace, "app=doomed")
+            and not cluster.items("pod", namespace, "app=doomed")
+        ),
+        timeout=60,
+        what="ReplicaSet and Pods of the deleted Deployment to be collected",
+    )
 
 
 def test_statefulset_with_volume_claims_gets_ready_pods(cluster: Cluster, namespace: str) -> None:
     labels = {"app": "db"}
-    cluster.apply([
-        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
-         "spec": {"clusterIP": "None", "selector": labels, "ports": [{"port": 5432}]}},
-        {
-            "apiVersion": "apps/v1",
-            "kind": "StatefulSet",
-            "metadata": {"name": "db"},
-            "spec": {
-                "serviceName": "db",
-                "replicas": 2,
-                "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels},
-                             "spec": {"containers": [{
-                                 "name": "db", "image": "postgres:test",
-                                 "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}},
-                "volumeClaimTemplates": [{
-                    "metadata": {"name": "data"},
-                    "spec": {"accessModes": ["ReadWriteOnce"],
-                             "resources": {"requests": {"storage": "1Gi"}}},
-                }],
+    cluster.apply(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "db"},
+                "spec": {"clusterIP": "None", "selector": labels, "ports": [{"port": 5432}]},
             },
-        },
-    ], namespace)
-    cluster.wait_for("statefulset", "db", namespace,
-                     lambda s: s.get("status", {}).get("readyReplicas") == 2, timeout=120)
+            {
+                "apiVersion": "apps/v1",
+                "kind": "StatefulSet",
+                "metadata": {"name": "db"},
+                "spec": {
+                    "serviceName": "db",
+                    "replicas": 2,
+                    "selector": {"matchLabels": labels},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {
+                            "containers": [
+                                {
+                                    "name": "db",
+                                    "image": "postgres:test",
+                                    "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                                }
+                            ]
+                        },
+                    },
+                    "volumeClaimTemplates": [
+                        {
+                            "metadata": {"name": "data"},
+                            "spec": {
+                                "accessModes": ["ReadWriteOnce"],
+                                "resources": {"requests": {"storage": "1Gi"}},
+                            },
+                        }
+                    ],
+                },
+            },
+        ],
+        namespace,
+    )
+    cluster.wait_for(
+        "statefulset", "db", namespace, lambda s: s.get("status", {}).get("readyReplicas") == 2, timeout=120
+    )
     claims = cluster.items("pvc", namespace)
     assert sorted(c["metadata"]["name"] for c in claims) == ["data-db-0", "data-db-1"]
     assert all(c["status"]["phase"] == "Bound" for c in claims)
@@ -184,21 +238,33 @@ def test_statefulset_with_volume_claims_gets_ready_pods(cluster: Cluster, namesp
 
 
 def test_hpa_reads_metrics_and_scales_when_usage_crosses_target(cluster: Cluster, namespace: str) -> None:
-    cluster.apply(deployment("busy", replicas=1, cpu_request="100m",
-                             annotations={"kwok.x-k8s.io/usage-cpu": "20m"}), namespace)
-    cluster.apply({
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": "busy"},
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "busy"},
-            "minReplicas": 1,
-            "maxReplicas": 4,
-            "metrics": [{"type": "Resource", "resource": {
-                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}],
-            "behavior": {"scaleUp": {"stabilizationWindowSeconds": 0}},
+    cluster.apply(
+        deployment("busy", replicas=1, cpu_request="100m", annotations={"kwok.x-k8s.io/usage-cpu": "20m"}),
+        namespace,
+    )
+    cluster.apply(
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "busy"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "busy"},
+                "minReplicas": 1,
+                "maxReplicas": 4,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {"type": "Utilization", "averageUtilization": 70},
+                        },
+                    }
+                ],
+                "behavior": {"scaleUp": {"stabilizationWindowSeconds": 0}},
+            },
         },
-    }, namespace)
+        namespace,
+    )
 
     def cpu_utilization(hpa: dict[str, Any]) -> int | None:
         for metric in hpa.get("status", {}).get("currentMetrics") or []:
@@ -206,15 +272,28 @@ def test_hpa_reads_metrics_and_scales_when_usage_crosses_target(cluster: Cluster
                 return metric["resource"]["current"].get("averageUtilization")
         return None
 
-    hpa = cluster.wait_for("hpa", "busy", namespace, lambda h: cpu_utilization(h) is not None,
-                           timeout=180, what="the HPA to read CPU metrics")
+    hpa = cluster.wait_for(
+        "hpa",
+        "busy",
+        namespace,
+        lambda h: cpu_utilization(h) is not None,
+        timeout=180,
+        what="the HPA to read CPU metrics",
+    )
     assert 15 <= cpu_utilization(hpa) <= 25  # about 20m used of 100m requested
     assert hpa["status"]["desiredReplicas"] == 1
 
-    cluster.kubectl("annotate", "pods", "-l", "app=busy", "-n", namespace, "--overwrite",
-                    "kwok.x-k8s.io/usage-cpu=250m")
-    cluster.wait_for("hpa", "busy", namespace, lambda h: h["status"].get("desiredReplicas", 1) > 1,
-                     timeout=180, what="the HPA to scale up past its CPU target")
+    cluster.kubectl(
+        "annotate", "pods", "-l", "app=busy", "-n", namespace, "--overwrite", "kwok.x-k8s.io/usage-cpu=250m"
+    )
+    cluster.wait_for(
+        "hpa",
+        "busy",
+        namespace,
+        lambda h: h["status"].get("desiredReplicas", 1) > 1,
+        timeout=180,
+        what="the HPA to scale up past its CPU target",
+    )
     cluster.wait_for("deployment", "busy", namespace, lambda d: d["spec"]["replicas"] > 1, timeout=60)
 
 
@@ -225,7 +304,8 @@ def test_helm_installs_and_uninstalls_a_release(cluster: Cluster, namespace: str
     (chart / "values.yaml").write_text("greeting: hello\n")
     (chart / "templates" / "cm.yaml").write_text(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-cm\n"
-        "data:\n  greeting: {{ .Values.greeting | quote }}\n")
+        "data:\n  greeting: {{ .Values.greeting | quote }}\n"
+    )
 
     cluster.helm("install", "probe", str(chart), "-n", namespace, "--set", "greeting=hi", "--wait")
     assert cluster.get("configmap", "probe-cm", namespace)["data"]["greeting"] == "hi"

@@ -1,0 +1,200 @@
+"""The API server refuses bad BrainAIClusters at admission, naming the offending field.
+
+No operator is needed: the CRD's schema and CEL rules, generated from api.py, do all of this.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from e2e.kube import Cluster, KubectlError
+
+OFF = {"autoscaling": {"enabled": False}}
+
+# (id, spec, text the error must contain)
+INVALID: list[tuple[str, dict[str, Any], str]] = [
+    ("strategy-unknown", {"strategy": "fast"}, "spec.strategy"),
+    ("strategy-type", {"strategy": 3}, "spec.strategy"),
+    ("paused-type", {"paused": "yes"}, "spec.paused"),
+    ("engine-type", {"engine": "big"}, "spec.engine"),
+    ("replicas-negative", {**OFF, "engine": {"replicas": -1}}, "spec.engine.replicas"),
+    ("replicas-absurd", {**OFF, "engine": {"replicas": 100000}}, "spec.engine.replicas"),
+    ("replicas-type", {**OFF, "engine": {"replicas": "three"}}, "spec.engine.replicas"),
+    ("replicas-with-hpa", {"engine": {"replicas": 3}}, "spec.engine.replicas"),
+    ("image-empty", {"engine": {"image": ""}}, "spec.engine.image"),
+    ("pull-policy", {"engine": {"imagePullPolicy": "Sometimes"}}, "spec.engine.imagePullPolicy"),
+    ("port-privileged", {"engine": {"port": 80}}, "spec.engine.port"),
+    ("port-range", {"engine": {"port": 70000}}, "spec.engine.port"),
+    ("log-level", {"engine": {"logLevel": "verbose"}}, "spec.engine.logLevel"),
+    (
+        "cpu-quantity",
+        {"engine": {"resources": {"requests": {"cpu": "lots"}}}},
+        "spec.engine.resources.requests.cpu",
+    ),
+    (
+        "memory-quantity",
+        {"engine": {"resources": {"limits": {"memory": "2GB"}}}},
+        "spec.engine.resources.limits.memory",
+    ),
+    (
+        "resource-unknown",
+        {"engine": {"resources": {"requests": {"gpu": 1}}}},
+        "spec.engine.resources.requests.gpu",
+    ),
+    (
+        "cpu-request-over-limit",
+        {"engine": {"resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}}},
+        "spec.engine.resources.requests.cpu",
+    ),
+    (
+        "memory-request-over-limit",
+        {"engine": {"resources": {"requests": {"memory": "4Gi"}, "limits": {"memory": "1Gi"}}}},
+        "spec.engine.resources.requests.memory",
+    ),
+    (
+        "config-type",
+        {"engine": {"config": {"memory": {"working_memory_size": "big"}}}},
+        "spec.engine.config.memory.working_memory_size",
+    ),
+    (
+        "config-bound",
+        {"engine": {"config": {"memory": {"working_memory_size": 0}}}},
+        "spec.engine.config.memory.working_memory_size",
+    ),
+    (
+        "config-unknown-section",
+        {"engine": {"config": {"nosuchsection": {"a": 1}}}},
+        "spec.engine.config.nosuchsection",
+    ),
+    (
+        "config-unknown-key",
+        {"engine": {"config": {"learning": {"wrokers": 4}}}},
+        "spec.engine.config.learning.wrokers",
+    ),
+    ("config-operator-owned", {"engine": {"config": {"server": {"port": 1}}}}, "spec.engine.config.server"),
+    (
+        "config-enum",
+        {"engine": {"config": {"database": {"synchronous": "SOMETIMES"}}}},
+        "spec.engine.config.database.synchronous",
+    ),
+    (
+        "config-rate",
+        {"engine": {"config": {"concepts": {"hebbian_learning_rate": 1.5}}}},
+        "spec.engine.config.concepts.hebbian_learning_rate",
+    ),
+    (
+        "config-backend",
+        {"engine": {"config": {"search": {"backend": "magic"}}}},
+        "spec.engine.config.search.backend",
+    ),
+    (
+        "auth-secret-name",
+        {"engine": {"authTokenSecretRef": {"name": "Bad_Name", "key": "token"}}},
+        "spec.engine.authTokenSecretRef.name",
+    ),
+    (
+        "auth-secret-key-missing",
+        {"engine": {"authTokenSecretRef": {"name": "token"}}},
+        "spec.engine.authTokenSecretRef.key",
+    ),
+    ("min-over-max", {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}}, "spec.autoscaling.minReplicas"),
+    ("min-zero", {"autoscaling": {"minReplicas": 0}}, "spec.autoscaling.minReplicas"),
+    ("max-absurd", {"autoscaling": {"maxReplicas": 5000}}, "spec.autoscaling.maxReplicas"),
+    ("cpu-target", {"autoscaling": {"targetCpuUtilization": 150}}, "spec.autoscaling.targetCpuUtilization"),
+    (
+        "memory-target",
+        {"autoscaling": {"targetMemoryUtilization": -1}},
+        "spec.autoscaling.targetMemoryUtilization",
+    ),
+    ("preset", {"autoscaling": {"preset": "cheap"}}, "spec.autoscaling.preset"),
+    ("enabled-type", {"autoscaling": {"enabled": "true"}}, "spec.autoscaling.enabled"),
+    (
+        "scale-up-percent",
+        {"autoscaling": {"behavior": {"scaleUp": {"percent": 0}}}},
+        "spec.autoscaling.behavior.scaleUp.percent",
+    ),
+    (
+        "scale-down-window",
+        {"autoscaling": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": -5}}}},
+        "spec.autoscaling.behavior.scaleDown.stabilizationWindowSeconds",
+    ),
+    (
+        "priority-class",
+        {"scheduling": {"priorityClassName": "Not Valid!"}},
+        "spec.scheduling.priorityClassName",
+    ),
+    (
+        "node-selector-type",
+        {"scheduling": {"nodeSelector": {"disk": 1}}},
+        "spec.scheduling.nodeSelector.disk",
+    ),
+    ("read-replicas", {"postgres": {"enabled": True, "readReplicas": 99}}, "spec.postgres.readReplicas"),
+    (
+        "storage-size",
+        {"postgres": {"enabled": True, "storage": {"size": "ten gigs"}}},
+        "spec.postgres.storage.size",
+    ),
+    ("redis-masters", {"redis": {"enabled": True, "masters": 2}}, "spec.redis.masters"),
+    ("unknown-field", {"replicaCount": 3}, "spec.replicaCount"),
+]
+
+
+@pytest.mark.parametrize(("spec", "field"), [(s, f) for _, s, f in INVALID], ids=[i for i, _, _ in INVALID])
+def test_invalid_cluster_is_rejected_naming_the_field(
+    cluster: Cluster, crd: str, namespace: str, spec: dict[str, Any], field: str
+) -> None:
+    manifest = {
+        "apiVersion": "brainai.io/v1alpha1",
+        "kind": "BrainAICluster",
+        "metadata": {"name": "bad"},
+        "spec": spec,
+    }
+    with pytest.raises(KubectlError) as rejected:
+        cluster.apply(manifest, namespace)
+    assert field in rejected.value.stderr
+    assert cluster.get("bac", "bad", namespace) is None
+
+
+def test_overlong_name_is_rejected(cluster: Cluster, crd: str, namespace: str) -> None:
+    manifest = {
+        "apiVersion": "brainai.io/v1alpha1",
+        "kind": "BrainAICluster",
+        "metadata": {"name": "n" * 46},
+        "spec": {},
+    }
+    with pytest.raises(KubectlError) as rejected:
+        cluster.apply(manifest, namespace)
+    assert "metadata.name" in rejected.value.stderr
+
+
+def test_storage_class_is_immutable(cluster: Cluster, crd: str, namespace: str) -> None:
+    def manifest(storage_class: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "brainai.io/v1alpha1",
+            "kind": "BrainAICluster",
+            "metadata": {"name": "db"},
+            "spec": {"postgres": {"enabled": True, "storage": {"storageClassName": storage_class}}},
+        }
+
+    cluster.apply(manifest("fast"), namespace)
+    with pytest.raises(KubectlError) as rejected:
+        cluster.apply(manifest("slow"), namespace)
+    assert "spec.postgres.storage.storageClassName" in rejected.value.stderr
+    assert "immutable" in rejected.value.stderr
+
+
+def test_valid_examples_are_accepted_with_defaults(cluster: Cluster, crd: str, namespace: str) -> None:
+    manifest = {
+        "apiVersion": "brainai.io/v1alpha1",
+        "kind": "BrainAICluster",
+        "metadata": {"name": "ok"},
+        "spec": {"engine": {"resources": {"requests": {"cpu": 1}, "limits": {"cpu": "1500m"}}}},
+    }
+    cluster.apply(manifest, namespace)
+    stored = cluster.get("bac", "ok", namespace)
+    assert stored["spec"]["strategy"] == "balanced"  # schema default
+    assert stored["spec"]["engine"]["imagePullPolicy"] == "IfNotPresent"
+    explained = cluster.kubectl("explain", "brainaicluster.spec.autoscaling.preset")
+    assert "cost-optimized" in explained

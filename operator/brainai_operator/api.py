@@ -1,0 +1,337 @@
+"""The BrainAICluster API (brainai.io/v1alpha1): pydantic models, the single source of the CRD.
+
+`crd.py` turns these models into the CustomResourceDefinition, so field names, descriptions
+(`kubectl explain`), enums, bounds and CEL rules are written once, here. The operator parses the
+same models, so what the API server accepted is what the reconciler sees.
+
+Fields a strategy decides (replicas, autoscaling bounds, ...) default to None: `strategies.py`
+fills them, and an explicit value in the spec wins.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic.alias_generators import to_camel
+
+GROUP = "brainai.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "BrainAICluster"
+PLURAL = "brainaiclusters"
+SINGULAR = "brainaicluster"
+SHORT_NAMES = ["bac", "brain"]
+
+# Kubernetes resource.Quantity: the API server's grammar (number, then a binary/decimal suffix or exponent).
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
+def cel(rule: str, message: str, field_path: str | None = None, reason: str | None = None) -> dict[str, str]:
+    """One `x-kubernetes-validations` entry; messages should name the field they are about."""
+    entry = {"rule": rule, "message": message}
+    if field_path:
+        entry["fieldPath"] = field_path
+    if reason:
+        entry["reason"] = reason
+    return entry
+
+
+def immutable(what: str) -> dict[str, Any]:
+    return {"x-kubernetes-validations": [cel("self == oldSelf", f"{what} is immutable")]}
+
+
+class KubeModel(BaseModel):
+    """camelCase on the wire, snake_case in Python; unknown fields are an error, as in the CRD."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", use_enum_values=True
+    )
+
+    def wire(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class Strategy(StrEnum):
+    LEARNING_FOCUSED = "learning-focused"
+    QUERY_FOCUSED = "query-focused"
+    BALANCED = "balanced"
+
+
+Quantity = Annotated[
+    int | Annotated[str, Field(pattern=QUANTITY_PATTERN)],
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": QUANTITY_PATTERN,
+            "x-kubernetes-int-or-string": True,
+        }
+    ),
+]
+
+
+class ResourceList(KubeModel):
+    cpu: Quantity | None = Field(default=None, description="CPU, in cores or millicores (e.g. 500m, 2).")
+    memory: Quantity | None = Field(default=None, description="Memory, in bytes (e.g. 1Gi, 512Mi).")
+
+
+def _not_above(resource: str) -> str:
+    return (
+        f"!has(self.requests) || !has(self.limits) || !has(self.requests.{resource}) || "
+        f"!has(self.limits.{resource}) || quantity(string(self.requests.{resource}))"
+        f".compareTo(quantity(string(self.limits.{resource}))) <= 0"
+    )
+
+
+class ComputeResources(KubeModel):
+    """Requests and limits for cpu and memory (the engine needs no other resource)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    _not_above(r),
+                    f"requests.{r} must be less than or equal to limits.{r}",
+                    field_path=f".requests.{r}",
+                )
+                for r in ("cpu", "memory")
+            ]
+        }
+    )
+
+    requests: ResourceList | None = Field(
+        default=None, description="Minimum resources the scheduler reserves, e.g. {cpu: 500m, memory: 1Gi}."
+    )
+    limits: ResourceList | None = Field(
+        default=None, description="Maximum resources; memory over the limit restarts the pod."
+    )
+
+
+class SecretKeyRef(KubeModel):
+    name: str = Field(
+        description="Name of a Secret in the BrainAICluster's namespace.",
+        min_length=1,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+    )
+    key: str = Field(description="Key within the Secret.", min_length=1, max_length=253)
+
+
+class EngineSpec(KubeModel):
+    """The engine tier: the Deployment of Brain AI engine pods and what they run."""
+
+    image: str = Field(
+        default="brain-ai/engine:0.1.0", min_length=1, max_length=512, description="Engine container image."
+    )
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        default="IfNotPresent", description="When the kubelet pulls the image."
+    )
+    image_pull_secrets: list[str] | None = Field(
+        default=None, max_length=16, description="Names of Secrets used to pull the image."
+    )
+    replicas: int | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description="Engine pods when autoscaling is disabled (the /scale subresource sets this). "
+        "Must be unset while autoscaling is enabled: the HPA owns the count then. "
+        "Default comes from the strategy.",
+    )
+    resources: ComputeResources | None = Field(
+        default=None,
+        description="CPU and memory for each engine pod. Default comes from the strategy "
+        "(the seed's 500m/1Gi requests, 1 CPU/2Gi limits for balanced).",
+    )
+    config: dict[str, Any] | None = Field(
+        default=None,
+        description="Engine configuration overrides, in the engine's TOML sections "
+        "(system, memory, learning, concepts, search, storage, performance, metrics). "
+        "Applied over the strategy's settings; validated against the engine's config model.",
+    )
+    auth_token_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Bearer token the engine API requires, from a Secret. Unset: no auth."
+    )
+    port: int = Field(default=8080, ge=1024, le=65535, description="Container port of the engine HTTP API.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Engine log level."
+    )
+
+
+class ScalingPolicy(KubeModel):
+    stabilization_window_seconds: int | None = Field(
+        default=None, ge=0, le=3600, description="How far back the HPA looks before changing replicas."
+    )
+    percent: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Largest change, as a percentage of current replicas, per period.",
+    )
+    period_seconds: int | None = Field(
+        default=None, ge=1, le=1800, description="Length of the period the percentage applies to."
+    )
+
+
+class ScalingBehavior(KubeModel):
+    scale_up: ScalingPolicy | None = Field(
+        default=None, description="How fast to add pods (seed: 100% per 15s after a 60s window)."
+    )
+    scale_down: ScalingPolicy | None = Field(
+        default=None, description="How fast to remove pods (seed: 10% per 60s after a 300s window)."
+    )
+
+
+class AutoscalingPreset(StrEnum):
+    STANDARD = "standard"
+    COST_OPTIMIZED = "cost-optimized"
+
+
+class AutoscalingSpec(KubeModel):
+    """A HorizontalPodAutoscaler (autoscaling/v2) on the engine Deployment."""
+
+    enabled: bool = Field(default=True, description="Create an HPA that owns the engine replica count.")
+    preset: AutoscalingPreset = Field(
+        default=AutoscalingPreset.STANDARD,
+        description="standard: the seed's 3-20 replicas, CPU 70%, memory 80%. cost-optimized: 2-10 "
+        "replicas, CPU 75%, slower scale-down (600s window). Explicit fields override it.",
+    )
+    min_replicas: int | None = Field(default=None, ge=1, le=1000, description="Fewest engine pods.")
+    max_replicas: int | None = Field(default=None, ge=1, le=1000, description="Most engine pods.")
+    target_cpu_utilization: int | None = Field(
+        default=None, ge=1, le=100, description="Average CPU, percent of requests, the HPA aims for."
+    )
+    target_memory_utilization: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description="Average memory, percent of requests, the HPA aims for. "
+        "0 or unset with cost-optimized: memory is not a target.",
+    )
+    behavior: ScalingBehavior | None = Field(default=None, description="Scale-up and scale-down rates.")
+
+
+class SchedulingSpec(KubeModel):
+    """Where engine pods may run. Passed through to the pod spec unchanged."""
+
+    node_selector: dict[str, str] | None = Field(default=None, description="Node labels pods require.")
+    affinity: dict[str, Any] | None = Field(default=None, description="A core/v1 Affinity.")
+    tolerations: list[dict[str, Any]] | None = Field(
+        default=None, max_length=64, description="core/v1 Tolerations."
+    )
+    topology_spread_constraints: list[dict[str, Any]] | None = Field(
+        default=None,
+        max_length=16,
+        description="core/v1 TopologySpreadConstraints. Unset: spread across zones and nodes, best effort.",
+    )
+    priority_class_name: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        description="PriorityClass of engine pods.",
+    )
+
+
+class StorageSpec(KubeModel):
+    size: Quantity = Field(default="10Gi", description="Size of each PersistentVolumeClaim.")
+    storage_class_name: str | None = Field(
+        default=None,
+        max_length=253,
+        json_schema_extra=immutable("storageClassName"),
+        description="StorageClass of the claims; unset: the cluster default. Immutable: claims cannot move.",
+    )
+
+
+class PostgresSpec(KubeModel):
+    """PostgreSQL primary and streaming read replicas as the engines' shared store."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Run PostgreSQL for the engines. Unset or false: "
+        "each engine pod uses its embedded SQLite.",
+    )
+    read_replicas: int | None = Field(
+        default=None, ge=0, le=15, description="Streaming read replicas. Default from the strategy."
+    )
+    storage: StorageSpec | None = Field(default=None, description="Volumes of the database pods.")
+
+
+class RedisSpec(KubeModel):
+    """Redis Cluster as the engines' shared cache and change feed."""
+
+    enabled: bool = Field(default=False, description="Run a Redis Cluster for the engines.")
+    masters: int = Field(default=3, ge=3, le=100, description="Master nodes (3 or more).")
+    replicas_per_master: int = Field(default=1, ge=0, le=5, description="Replicas of each master.")
+
+
+class MonitoringSpec(KubeModel):
+    """Prometheus integration."""
+
+    enabled: bool = Field(
+        default=False, description="Create a ServiceMonitor and PrometheusRule when those CRDs exist."
+    )
+
+
+class BrainAIClusterSpec(KubeModel):
+    strategy: Strategy = Field(
+        default=Strategy.BALANCED,
+        description="Workload strategy. learning-focused: more learning workers and larger batches. "
+        "query-focused: query cache, precomputed indexes, more read capacity. "
+        "balanced: both, adaptive scaling. Explicit fields override what it chooses.",
+    )
+    paused: bool = Field(
+        default=False, description="Stop reconciling: children are left as they are and status says Paused."
+    )
+    engine: EngineSpec = Field(default_factory=EngineSpec, description="The engine tier.")
+    autoscaling: AutoscalingSpec = Field(
+        default_factory=AutoscalingSpec, description="Horizontal autoscaling of the engine tier."
+    )
+    scheduling: SchedulingSpec | None = Field(default=None, description="Placement of engine pods.")
+    postgres: PostgresSpec | None = Field(default=None, description="Shared PostgreSQL store.")
+    redis: RedisSpec | None = Field(default=None, description="Shared Redis Cluster.")
+    monitoring: MonitoringSpec | None = Field(default=None, description="Prometheus integration.")
+
+
+class Condition(KubeModel):
+    type: str = Field(description="Ready, Progressing, Degraded, or <Tier>Ready.")
+    status: Literal["True", "False", "Unknown"]
+    reason: str = Field(description="CamelCase machine-readable cause.")
+    message: str = Field(default="", description="Human-readable detail.")
+    observed_generation: int | None = Field(default=None, description="Generation this was computed for.")
+    last_transition_time: str | None = Field(default=None, description="When status last changed (RFC 3339).")
+
+
+Phase = Literal["Pending", "Progressing", "Ready", "Degraded", "Paused"]
+
+
+class BrainAIClusterStatus(KubeModel):
+    phase: Phase | None = Field(default=None, description="Summary of the conditions.")
+    observed_generation: int | None = Field(default=None, description="Last generation reconciled.")
+    conditions: list[Condition] | None = Field(default=None, description="Current service state.")
+    strategy: str | None = Field(default=None, description="Strategy in effect.")
+    replicas: int | None = Field(default=None, description="Engine pods (desired by the Deployment).")
+    ready_replicas: int | None = Field(default=None, description="Engine pods that are ready.")
+    selector: str | None = Field(default=None, description="Label selector of engine pods (for /scale).")
+    config_hash: str | None = Field(default=None, description="Checksum of the rendered engine config.")
+
+
+CLUSTER_RULES = [
+    cel(
+        "!has(self.autoscaling) || !has(self.autoscaling.minReplicas) || !has(self.autoscaling.maxReplicas)"
+        " || self.autoscaling.minReplicas <= self.autoscaling.maxReplicas",
+        "spec.autoscaling.minReplicas must be less than or equal to spec.autoscaling.maxReplicas",
+        field_path=".autoscaling.minReplicas",
+    ),
+    cel(
+        "!has(self.engine) || !has(self.engine.replicas) || "
+        "(has(self.autoscaling) && has(self.autoscaling.enabled) && !self.autoscaling.enabled)",
+        "spec.engine.replicas must be unset while spec.autoscaling.enabled is true: the HPA owns the "
+        "replica count (set spec.autoscaling.enabled: false to scale by hand)",
+        field_path=".engine.replicas",
+    ),
+]

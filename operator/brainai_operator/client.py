@@ -1,0 +1,116 @@
+"""All Kubernetes API I/O of the operator, in one place.
+
+A thin layer over the dynamic client: server-side apply, list by label, delete, status patch and
+events. Everything else in the operator is pure and takes or returns plain dicts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import secrets
+from functools import cache
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import NotFoundError
+
+log = logging.getLogger(__name__)
+
+FIELD_MANAGER = "brain-ai-operator"
+
+
+def load_api_client() -> k8s.ApiClient:
+    """In-cluster service account when running in a pod, else the local kubeconfig."""
+    try:
+        k8s_config.load_incluster_config()
+    except k8s_config.ConfigException:
+        k8s_config.load_kube_config()
+    return k8s.ApiClient()
+
+
+class Kube:
+    def __init__(self, api_client: k8s.ApiClient | None = None) -> None:
+        self.api_client = api_client or load_api_client()
+        self.dynamic = DynamicClient(self.api_client)
+        self._resource = cache(self._lookup)
+
+    def _lookup(self, api_version: str, kind: str) -> Any:
+        return self.dynamic.resources.get(api_version=api_version, kind=kind)
+
+    def resource(self, api_version: str, kind: str) -> Any:
+        return self._resource(api_version, kind)
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None) -> dict[str, Any] | None:
+        try:
+            return self.resource(api_version, kind).get(name=name, namespace=namespace).to_dict()
+        except NotFoundError:
+            return None
+
+    def list(
+        self, api_version: str, kind: str, namespace: str | None = None, selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        found = self.resource(api_version, kind).get(namespace=namespace, label_selector=selector)
+        return found.to_dict().get("items", [])
+
+    def apply(self, obj: dict[str, Any], manager: str = FIELD_MANAGER) -> dict[str, Any]:
+        """Server-side apply; `force` takes back fields someone else changed in what we own."""
+        meta = obj["metadata"]
+        res = self.resource(obj["apiVersion"], obj["kind"])
+        applied = res.server_side_apply(
+            body=obj,
+            name=meta["name"],
+            namespace=meta.get("namespace"),
+            field_manager=manager,
+            force_conflicts=True,
+        )
+        return applied.to_dict()
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None) -> None:
+        with contextlib.suppress(NotFoundError):
+            self.resource(api_version, kind).delete(
+                name=name, namespace=namespace, body={"propagationPolicy": "Background"}
+            )
+
+    def patch_status(
+        self, api_version: str, kind: str, name: str, namespace: str, status: dict[str, Any]
+    ) -> None:
+        self.resource(api_version, kind).status.patch(
+            name=name,
+            namespace=namespace,
+            body={"status": status},
+            content_type="application/merge-patch+json",
+        )
+
+    def event(self, owner: dict[str, Any], reason: str, message: str, warning: bool = False) -> None:
+        """A core/v1 Event on `owner`, as `kubectl describe` shows them."""
+        meta = owner["metadata"]
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": owner["apiVersion"],
+                "kind": owner["kind"],
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": FIELD_MANAGER},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            self.resource("v1", "Event").create(body=body, namespace=meta["namespace"])
+        except Exception:  # events are best effort: never fail a reconcile over one
+            log.warning(
+                "could not post event %s on %s/%s", reason, meta["namespace"], meta["name"], exc_info=True
+            )

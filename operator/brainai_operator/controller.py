@@ -1,0 +1,108 @@
+"""A deduplicating work queue in front of `reconcile_cluster`.
+
+kopf delivers watch events; this turns them into at most one pending and one running reconcile
+per BrainAICluster, retries failures with backoff, and resyncs everything periodically so drift
+in children that are not watched is reverted too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+
+from brainai_operator import api
+from brainai_operator.client import Kube
+from brainai_operator.metrics import CLUSTERS_BY_PHASE, QUEUE_DEPTH, RECONCILE_DURATION, RECONCILES
+from brainai_operator.reconcile import reconcile_cluster
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]  # (namespace, name)
+
+
+class Controller:
+    def __init__(
+        self,
+        kube: Kube,
+        namespaces: list[str] | None = None,
+        workers: int = 2,
+        resync_seconds: float = 60.0,
+        max_backoff: float = 60.0,
+    ) -> None:
+        self.kube = kube
+        self.namespaces = namespaces
+        self.workers = workers
+        self.resync_seconds = resync_seconds
+        self.max_backoff = max_backoff
+        self.queue: asyncio.Queue[Key] = asyncio.Queue()
+        self.pending: set[Key] = set()
+        self.running: set[Key] = set()
+        self.dirty: set[Key] = set()
+        self.failures: Counter[Key] = Counter()
+        self.phases: dict[Key, str] = {}
+
+    def enqueue(self, namespace: str, name: str) -> None:
+        key = (namespace, name)
+        if key in self.running:
+            self.dirty.add(key)  # reconcile once more when the running pass ends
+        elif key not in self.pending:
+            self.pending.add(key)
+            self.queue.put_nowait(key)
+        QUEUE_DEPTH.set(len(self.pending))
+
+    async def run(self) -> None:
+        tasks = [asyncio.create_task(self._worker(i)) for i in range(self.workers)]
+        tasks.append(asyncio.create_task(self._resync()))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _worker(self, index: int) -> None:
+        while True:
+            key = await self.queue.get()
+            self.pending.discard(key)
+            QUEUE_DEPTH.set(len(self.pending))
+            self.running.add(key)
+            try:
+                await self._reconcile(key)
+            finally:
+                self.running.discard(key)
+                if key in self.dirty:
+                    self.dirty.discard(key)
+                    self.enqueue(*key)
+
+    async def _reconcile(self, key: Key) -> None:
+        start = time.perf_counter()
+        try:
+            phase = await asyncio.to_thread(reconcile_cluster, self.kube, *key)
+        except Exception as exc:
+            self.failures[key] += 1
+            delay = min(2 ** self.failures[key], self.max_backoff)
+            RECONCILES.labels("error").inc()
+            log.error("reconcile %s/%s failed (retry in %.0fs): %s", *key, delay, exc, exc_info=True)
+            asyncio.get_running_loop().call_later(delay, self.enqueue, *key)
+            return
+        finally:
+            RECONCILE_DURATION.observe(time.perf_counter() - start)
+        self.failures.pop(key, None)
+        RECONCILES.labels("success").inc()
+        if phase is None:
+            self.phases.pop(key, None)
+        else:
+            self.phases[key] = phase
+        for name in ("Pending", "Progressing", "Ready", "Degraded", "Paused"):
+            CLUSTERS_BY_PHASE.labels(name).set(sum(1 for p in self.phases.values() if p == name))
+
+    async def _resync(self) -> None:
+        while True:
+            await asyncio.sleep(self.resync_seconds)
+            try:
+                for ns in self.namespaces or [None]:
+                    items = await asyncio.to_thread(self.kube.list, api.API_VERSION, api.KIND, ns)
+                    for item in items:
+                        self.enqueue(item["metadata"]["namespace"], item["metadata"]["name"])
+            except Exception:
+                log.warning("periodic resync failed; will try again", exc_info=True)

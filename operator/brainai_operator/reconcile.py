@@ -1,0 +1,167 @@
+"""One reconcile pass: read the BrainAICluster, converge its children, write its status.
+
+Level-triggered and idempotent: every pass builds the whole desired set from the spec, applies it
+with server-side apply under one field manager, deletes owned children no longer desired, and
+patches status only when it changed. A pass over a converged cluster writes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from brainai_engine.config import ConfigError
+from pydantic import ValidationError
+
+from brainai_operator import api
+from brainai_operator.client import FIELD_MANAGER, Kube
+from brainai_operator.resources.cluster import OWNED_KINDS, build_desired
+from brainai_operator.resources.common import CONFIG_HASH_ANNOTATION, engine_name, owned_selector
+from brainai_operator.status import compute_status
+from brainai_operator.strategies import resolve
+
+log = logging.getLogger(__name__)
+
+REPLICAS_HANDOFF_MANAGER = f"{FIELD_MANAGER}-replicas-handoff"
+
+
+def owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
+    meta = owner["metadata"]
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _manager_owns_replicas(obj: dict[str, Any], manager: str) -> bool:
+    return any(
+        entry.get("manager") == manager
+        and entry.get("operation") == "Apply"
+        and "f:replicas" in (entry.get("fieldsV1") or {}).get("f:spec", {})
+        for entry in obj["metadata"].get("managedFields") or []
+    )
+
+
+def hand_off_replicas(kube: Kube, desired: dict[str, Any]) -> None:
+    """Before dropping `replicas` from our apply, let a second manager hold it.
+
+    Server-side apply deletes a field its only owner stops sending; the Deployment would fall to
+    1 replica until the HPA noticed. Another manager keeping the current value avoids that dip.
+    """
+    meta = desired["metadata"]
+    live = kube.get("apps/v1", "Deployment", meta["name"], meta["namespace"])
+    if live and _manager_owns_replicas(live, FIELD_MANAGER):
+        kube.apply(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+                "spec": {"replicas": live["spec"]["replicas"]},
+            },
+            manager=REPLICAS_HANDOFF_MANAGER,
+        )
+
+
+def _hpa_floor(desired: list[dict[str, Any]], deployment: str) -> int | None:
+    for obj in desired:
+        if obj["kind"] == "HorizontalPodAutoscaler" and obj["spec"]["scaleTargetRef"]["name"] == deployment:
+            return obj["spec"]["minReplicas"]
+    return None
+
+
+def apply_desired(kube: Kube, owner: dict[str, Any], desired: list[dict[str, Any]]) -> None:
+    ref = owner_reference(owner)
+    for obj in desired:
+        obj["metadata"]["ownerReferences"] = [ref]
+        if obj["kind"] == "Deployment" and "replicas" not in obj["spec"]:
+            meta = obj["metadata"]
+            if kube.get("apps/v1", "Deployment", meta["name"], meta["namespace"]) is None:
+                # Born at the HPA's floor rather than 1; the next pass hands the field over.
+                obj = {**obj, "spec": {**obj["spec"], "replicas": _hpa_floor(desired, meta["name"]) or 1}}
+            else:
+                hand_off_replicas(kube, obj)
+        kube.apply(obj)
+
+
+def prune(kube: Kube, owner: dict[str, Any], desired: list[dict[str, Any]]) -> list[str]:
+    """Delete children we made earlier that the spec no longer asks for."""
+    keep = {(o["kind"], o["metadata"]["name"]) for o in desired}
+    meta = owner["metadata"]
+    removed = []
+    for api_version, kind in OWNED_KINDS:
+        for child in kube.list(api_version, kind, meta["namespace"], owned_selector(meta["name"])):
+            cmeta = child["metadata"]
+            ours = any(r.get("uid") == meta["uid"] for r in cmeta.get("ownerReferences") or [])
+            if ours and (kind, cmeta["name"]) not in keep:
+                kube.delete(api_version, kind, cmeta["name"], cmeta["namespace"])
+                removed.append(f"{kind}/{cmeta['name']}")
+    return removed
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def reconcile_cluster(kube: Kube, namespace: str, name: str) -> str | None:
+    """Converge one BrainAICluster; returns its phase, or None when it is gone or going."""
+    obj = kube.get(api.API_VERSION, api.KIND, name, namespace)
+    if obj is None or obj["metadata"].get("deletionTimestamp"):
+        return None  # children go with it through ownerReferences
+    meta = obj["metadata"]
+    generation = meta.get("generation", 0)
+    previous = obj.get("status") or {}
+    error: tuple[str, str] | None = None
+    spec: api.BrainAIClusterSpec | None = None
+    try:
+        spec = api.BrainAIClusterSpec.model_validate(obj.get("spec") or {})
+    except ValidationError as exc:
+        error = ("InvalidSpec", str(exc))
+
+    paused = bool(spec and spec.paused)
+    if spec and not paused:
+        try:
+            desired = build_desired(name, namespace, resolve(spec))
+        except ConfigError as exc:
+            error = ("InvalidConfig", str(exc))
+        else:
+            apply_desired(kube, obj, desired)
+            removed = prune(kube, obj, desired)
+            if removed:
+                kube.event(obj, "Pruned", f"deleted children no longer desired: {', '.join(removed)}")
+
+    deploy = kube.get("apps/v1", "Deployment", engine_name(name), namespace)
+    config_hash = ((deploy or {}).get("metadata", {}).get("annotations") or {}).get(CONFIG_HASH_ANNOTATION)
+    strategy = str(spec.strategy) if spec else previous.get("strategy", "")
+    status = compute_status(
+        generation, strategy, deploy, previous, _now(), paused=paused, error=error, config_hash=config_hash
+    )
+    if status != previous:
+        kube.patch_status(api.API_VERSION, api.KIND, name, namespace, status)
+        announce(kube, obj, previous, status)
+        if status["phase"] != previous.get("phase"):
+            log.info("%s/%s: phase %s -> %s", namespace, name, previous.get("phase"), status["phase"])
+    return status["phase"]
+
+
+def announce(kube: Kube, obj: dict[str, Any], previous: dict[str, Any], status: dict[str, Any]) -> None:
+    """Events for transitions a user wants in `kubectl describe`."""
+    before, after = previous.get("phase"), status["phase"]
+    if previous.get("strategy") and previous.get("strategy") != status.get("strategy"):
+        kube.event(
+            obj,
+            "StrategyChanged",
+            f"strategy {previous['strategy']} -> {status['strategy']}: rolling engine pods",
+        )
+    if before != after:
+        ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+        kube.event(
+            obj,
+            f"Phase{after}",
+            f"phase {before or 'None'} -> {after}: {ready['message']}",
+            warning=after == "Degraded",
+        )

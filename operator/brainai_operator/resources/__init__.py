@@ -1,0 +1,1 @@
+"""Pure builders: resolved settings in, manifest dicts out. No I/O here."""

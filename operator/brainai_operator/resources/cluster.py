@@ -1,0 +1,51 @@
+"""The whole desired set of children for one BrainAICluster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from brainai_operator.resources.autoscaling import build_engine_hpa
+from brainai_operator.resources.engine import (
+    build_engine_configmap,
+    build_engine_deployment,
+    build_engine_network_policy,
+    build_engine_pdb,
+    build_engine_service,
+    build_engine_service_account,
+    config_hash,
+    render_engine_config,
+)
+from brainai_operator.strategies import Resolved
+
+# Every kind a builder here can produce (apiVersion, kind): what pruning looks through.
+OWNED_KINDS: list[tuple[str, str]] = [
+    ("v1", "ServiceAccount"),
+    ("v1", "ConfigMap"),
+    ("apps/v1", "Deployment"),
+    ("v1", "Service"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+]
+# Children whose changes trigger an immediate reconcile of their owner (group, version, plural);
+# drift in the others is reverted by the periodic resync.
+WATCHED_CHILDREN: list[tuple[str, str, str]] = [
+    ("apps", "v1", "deployments"),
+    ("autoscaling", "v2", "horizontalpodautoscalers"),
+]
+
+
+def build_desired(cluster: str, namespace: str, r: Resolved) -> list[dict[str, Any]]:
+    """Every object the cluster should own, in the order they are applied."""
+    rendered = render_engine_config(r)
+    desired = [
+        build_engine_service_account(cluster, namespace),
+        build_engine_configmap(cluster, namespace, rendered),
+        build_engine_deployment(cluster, namespace, r, config_hash(rendered)),
+        build_engine_service(cluster, namespace, r),
+        build_engine_pdb(cluster, namespace),
+        build_engine_network_policy(cluster, namespace, r),
+    ]
+    if r.autoscaling:
+        desired.append(build_engine_hpa(cluster, namespace, r.autoscaling))
+    return desired

@@ -1,0 +1,221 @@
+"""The engine tier: Deployment, Service, ConfigMap, ServiceAccount, PodDisruptionBudget, NetworkPolicy."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import tomli_w
+
+from brainai_operator.resources.common import (
+    CONFIG_HASH_ANNOTATION,
+    engine_name,
+    labels,
+    metadata,
+    selector_labels,
+)
+from brainai_operator.strategies import Resolved, deep_merge
+
+COMPONENT = "engine"
+CONFIG_DIR = "/etc/brain-ai"
+CONFIG_FILE = "engine.toml"
+DATA_DIR = "/var/lib/brain-ai"
+AUTH_DIR = "/etc/brain-ai-auth"
+RUN_AS = 10001
+
+
+def render_engine_config(r: Resolved) -> str:
+    """The engine's TOML: strategy and overrides, plus the settings the pod layout dictates."""
+    owned: dict[str, Any] = {
+        "system": {"log_level": r.log_level},
+        "server": {"host": "0.0.0.0", "port": r.port, "data_dir": DATA_DIR},
+    }
+    if r.auth_secret:
+        owned["server"]["auth_token_file"] = f"{AUTH_DIR}/token"
+    sections = deep_merge(r.engine_config, owned)
+    header = "# Rendered by brain-ai-operator from the BrainAICluster's strategy and spec.engine.config.\n"
+    return header + tomli_w.dumps(sections)
+
+
+def config_hash(rendered: str) -> str:
+    return hashlib.sha256(rendered.encode()).hexdigest()[:16]
+
+
+def build_engine_configmap(cluster: str, namespace: str, rendered: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(f"{engine_name(cluster)}-config", namespace, cluster, COMPONENT),
+        "data": {CONFIG_FILE: rendered},
+    }
+
+
+def build_engine_service_account(cluster: str, namespace: str) -> dict[str, Any]:
+    # The engine never calls the Kubernetes API: no token in its pods.
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": metadata(engine_name(cluster), namespace, cluster, COMPONENT),
+        "automountServiceAccountToken": False,
+    }
+
+
+def _default_spread(cluster: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "maxSkew": 1,
+            "topologyKey": key,
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": selector_labels(cluster, COMPONENT)},
+        }
+        for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+    ]
+
+
+def _pod_spec(cluster: str, r: Resolved) -> dict[str, Any]:
+    name = engine_name(cluster)
+    volumes: list[dict[str, Any]] = [
+        {"name": "config", "configMap": {"name": f"{name}-config"}},
+        {"name": "data", "emptyDir": {}},
+        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+        {"name": "data", "mountPath": DATA_DIR},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    if r.auth_secret:
+        secret, key = r.auth_secret
+        volumes.append(
+            {
+                "name": "auth",
+                "secret": {
+                    "secretName": secret,
+                    "defaultMode": 0o440,
+                    "items": [{"key": key, "path": "token"}],
+                },
+            }
+        )
+        mounts.append({"name": "auth", "mountPath": AUTH_DIR, "readOnly": True})
+    probe = {"port": "http", "scheme": "HTTP"}
+    container = {
+        "name": "engine",
+        "image": r.image,
+        "imagePullPolicy": r.image_pull_policy,
+        "args": ["serve", "--config", f"{CONFIG_DIR}/{CONFIG_FILE}"],
+        "ports": [{"name": "http", "containerPort": r.port, "protocol": "TCP"}],
+        "env": [{"name": "INSTANCE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+        "resources": r.resources,
+        "livenessProbe": {
+            "httpGet": {"path": "/health", **probe},
+            "initialDelaySeconds": 30,
+            "periodSeconds": 10,
+            "timeoutSeconds": 2,
+            "failureThreshold": 3,
+        },
+        "readinessProbe": {
+            "httpGet": {"path": "/ready", **probe},
+            "initialDelaySeconds": 5,
+            "periodSeconds": 5,
+            "timeoutSeconds": 2,
+            "failureThreshold": 3,
+        },
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS,
+            "runAsGroup": RUN_AS,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "privileged": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": mounts,
+    }
+    spec: dict[str, Any] = {
+        "serviceAccountName": name,
+        "automountServiceAccountToken": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "fsGroup": RUN_AS,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "terminationGracePeriodSeconds": 30,
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if r.image_pull_secrets:
+        spec["imagePullSecrets"] = [{"name": s} for s in r.image_pull_secrets]
+    scheduling = dict(r.scheduling)
+    spec["topologySpreadConstraints"] = scheduling.pop("topologySpreadConstraints", None) or _default_spread(
+        cluster
+    )
+    spec.update(scheduling)  # nodeSelector, affinity, tolerations, priorityClassName
+    return spec
+
+
+def build_engine_deployment(cluster: str, namespace: str, r: Resolved, rendered_hash: str) -> dict[str, Any]:
+    """replicas is left out when an HPA owns the count, so applying never fights the autoscaler."""
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": selector_labels(cluster, COMPONENT)},
+        "revisionHistoryLimit": 5,
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
+        "template": {
+            "metadata": {
+                "labels": labels(cluster, COMPONENT),
+                # A config change changes the template, which rolls the pods.
+                "annotations": {CONFIG_HASH_ANNOTATION: rendered_hash},
+            },
+            "spec": _pod_spec(cluster, r),
+        },
+    }
+    if r.autoscaling is None:
+        spec["replicas"] = r.replicas
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(
+            engine_name(cluster), namespace, cluster, COMPONENT, {CONFIG_HASH_ANNOTATION: rendered_hash}
+        ),
+        "spec": spec,
+    }
+
+
+def build_engine_service(cluster: str, namespace: str, r: Resolved) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(engine_name(cluster), namespace, cluster, COMPONENT),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(cluster, COMPONENT),
+            "ports": [{"name": "http", "port": r.port, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def build_engine_pdb(cluster: str, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata(engine_name(cluster), namespace, cluster, COMPONENT),
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": selector_labels(cluster, COMPONENT)},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
+    }
+
+
+def build_engine_network_policy(cluster: str, namespace: str, r: Resolved) -> dict[str, Any]:
+    # Clients may live anywhere; only the API port is open.
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(engine_name(cluster), namespace, cluster, COMPONENT),
+        "spec": {
+            "podSelector": {"matchLabels": selector_labels(cluster, COMPONENT)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"ports": [{"port": r.port, "protocol": "TCP"}]}],
+        },
+    }

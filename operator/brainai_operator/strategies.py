@@ -1,0 +1,190 @@
+"""Workload strategies: a BrainAICluster spec in, every concrete setting the builders need out.
+
+The numbers are the seed document's ("Scaling Strategies by Use Case", the Kubernetes Deployment
+and HPA, the cost-optimised HPA). Precedence, lowest first: engine defaults, strategy preset,
+autoscaling preset, explicit spec fields.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from brainai_engine.config import ConfigError, EngineConfig, config_from_mapping
+from pydantic import BaseModel, Field
+
+from brainai_operator.api import AutoscalingPreset, BrainAIClusterSpec, Strategy
+
+
+class ScalingRule(BaseModel):
+    stabilization_window_seconds: int
+    percent: int
+    period_seconds: int
+
+
+class HPASettings(BaseModel):
+    min_replicas: int
+    max_replicas: int
+    target_cpu_utilization: int
+    target_memory_utilization: int | None
+    scale_up: ScalingRule
+    scale_down: ScalingRule
+
+
+class Resolved(BaseModel):
+    """Everything the builders need, with no optional left to interpret."""
+
+    strategy: Strategy
+    image: str
+    image_pull_policy: str
+    image_pull_secrets: list[str] = Field(default_factory=list)
+    port: int
+    log_level: str
+    replicas: int
+    autoscaling: HPASettings | None
+    resources: dict[str, dict[str, Any]]
+    engine_config: dict[str, Any] = Field(description="TOML sections: strategy preset merged with overrides.")
+    read_replicas: int
+    auth_secret: tuple[str, str] | None = None
+    scheduling: dict[str, Any] = Field(default_factory=dict)
+
+
+# Engine settings per strategy, in the engine's TOML sections.
+STRATEGY_CONFIG: dict[Strategy, dict[str, dict[str, Any]]] = {
+    Strategy.LEARNING_FOCUSED: {
+        "learning": {"workers": 16, "batch_size": 5000, "parallel_processing": True},
+        "memory": {"consolidation_frequency": "hourly"},
+        "concepts": {"extraction_threshold": 0.9},
+    },
+    Strategy.QUERY_FOCUSED: {
+        "performance": {"query_cache_size_mb": 1024},
+        "search": {"precomputed_indexes": True},
+        "database": {"connection_pool_size": 100},
+    },
+    Strategy.BALANCED: {
+        "learning": {"workers": 8},
+        "search": {"query_workers": 8},
+        "metrics": {"enabled": True},
+    },
+}
+
+# Pod resources per strategy: the seed's Deployment for query/balanced; ingest is CPU-heavy.
+STRATEGY_RESOURCES: dict[Strategy, dict[str, dict[str, str]]] = {
+    Strategy.LEARNING_FOCUSED: {
+        "requests": {"cpu": "1", "memory": "2Gi"},
+        "limits": {"cpu": "2", "memory": "4Gi"},
+    },
+    Strategy.QUERY_FOCUSED: {
+        "requests": {"cpu": "500m", "memory": "1Gi"},
+        "limits": {"cpu": "1", "memory": "2Gi"},
+    },
+    Strategy.BALANCED: {
+        "requests": {"cpu": "500m", "memory": "1Gi"},
+        "limits": {"cpu": "1", "memory": "2Gi"},
+    },
+}
+
+STRATEGY_READ_REPLICAS = {Strategy.LEARNING_FOCUSED: 1, Strategy.QUERY_FOCUSED: 3, Strategy.BALANCED: 2}
+DEFAULT_REPLICAS = 3  # the seed's Deployment
+
+AUTOSCALING_PRESETS: dict[AutoscalingPreset, HPASettings] = {
+    AutoscalingPreset.STANDARD: HPASettings(
+        min_replicas=3,
+        max_replicas=20,
+        target_cpu_utilization=70,
+        target_memory_utilization=80,
+        scale_up=ScalingRule(stabilization_window_seconds=60, percent=100, period_seconds=15),
+        scale_down=ScalingRule(stabilization_window_seconds=300, percent=10, period_seconds=60),
+    ),
+    AutoscalingPreset.COST_OPTIMIZED: HPASettings(
+        min_replicas=2,
+        max_replicas=10,
+        target_cpu_utilization=75,
+        target_memory_utilization=None,
+        scale_up=ScalingRule(stabilization_window_seconds=60, percent=100, period_seconds=15),
+        scale_down=ScalingRule(stabilization_window_seconds=600, percent=10, period_seconds=60),
+    ),
+}
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _overlay(base: BaseModel, override: BaseModel | None) -> dict[str, Any]:
+    explicit = override.model_dump(exclude_none=True) if override else {}
+    return {**base.model_dump(), **explicit}
+
+
+def resolve_autoscaling(spec: BrainAIClusterSpec) -> HPASettings | None:
+    scaling = spec.autoscaling
+    if not scaling.enabled:
+        return None
+    preset = AUTOSCALING_PRESETS[AutoscalingPreset(scaling.preset)]
+    fields = {k: v for k, v in scaling.model_dump(exclude_none=True).items() if k in HPASettings.model_fields}
+    behavior = scaling.behavior
+    merged = {**preset.model_dump(), **fields}
+    merged["scale_up"] = _overlay(preset.scale_up, behavior.scale_up if behavior else None)
+    merged["scale_down"] = _overlay(preset.scale_down, behavior.scale_down if behavior else None)
+    if merged["min_replicas"] > merged["max_replicas"]:
+        # Only one bound was given and it crosses the preset's other bound: follow the user's.
+        if "min_replicas" in fields:
+            merged["max_replicas"] = merged["min_replicas"]
+        else:
+            merged["min_replicas"] = merged["max_replicas"]
+    return HPASettings.model_validate(merged)
+
+
+def resolve_engine_config(spec: BrainAIClusterSpec) -> dict[str, Any]:
+    """Strategy preset merged with spec.engine.config; raises ConfigError naming the bad key."""
+    merged = deep_merge(STRATEGY_CONFIG[Strategy(spec.strategy)], spec.engine.config or {})
+    validate_engine_config(merged)
+    return merged
+
+
+def validate_engine_config(sections: dict[str, Any]) -> EngineConfig:
+    return config_from_mapping(sections, source="spec.engine.config")
+
+
+def resolve(spec: BrainAIClusterSpec) -> Resolved:
+    strategy = Strategy(spec.strategy)
+    engine = spec.engine
+    resources = STRATEGY_RESOURCES[strategy]
+    if engine.resources:
+        resources = deep_merge(resources, engine.resources.model_dump(exclude_none=True))
+    autoscaling = resolve_autoscaling(spec)
+    if autoscaling:
+        replicas = autoscaling.min_replicas
+    else:
+        replicas = engine.replicas if engine.replicas is not None else DEFAULT_REPLICAS
+    postgres = spec.postgres
+    read_replicas = (
+        postgres.read_replicas
+        if postgres and postgres.read_replicas is not None
+        else STRATEGY_READ_REPLICAS[strategy]
+    )
+    scheduling = spec.scheduling.model_dump(by_alias=True, exclude_none=True) if spec.scheduling else {}
+    auth = engine.auth_token_secret_ref
+    return Resolved(
+        strategy=strategy,
+        image=engine.image,
+        image_pull_policy=engine.image_pull_policy,
+        image_pull_secrets=engine.image_pull_secrets or [],
+        port=engine.port,
+        log_level=engine.log_level,
+        replicas=replicas,
+        autoscaling=autoscaling,
+        resources=resources,
+        engine_config=resolve_engine_config(spec),
+        read_replicas=read_replicas,
+        auth_secret=(auth.name, auth.key) if auth else None,
+        scheduling=scheduling,
+    )
+
+
+__all__ = ["ConfigError", "HPASettings", "Resolved", "resolve"]

@@ -1,0 +1,96 @@
+from typing import Any
+
+from brainai_operator.status import compute_status
+
+T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z"
+
+
+def deployment(
+    want: int = 3,
+    available: int = 3,
+    updated: int = 3,
+    generation: int = 1,
+    observed: int = 1,
+    conditions: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    return {
+        "metadata": {"generation": generation},
+        "spec": {"replicas": want, "selector": {"matchLabels": {"b": "2", "a": "1"}}},
+        "status": {
+            "replicas": want,
+            "updatedReplicas": updated,
+            "availableReplicas": available,
+            "readyReplicas": available,
+            "observedGeneration": observed,
+            "conditions": conditions or [],
+        },
+    }
+
+
+def cond(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == type_)
+
+
+def test_ready_when_every_pod_is_available() -> None:
+    status = compute_status(4, "balanced", deployment(), None, T0)
+    assert status["phase"] == "Ready"
+    assert cond(status, "Ready")["status"] == "True"
+    assert cond(status, "Degraded")["status"] == "False"
+    assert all(c["observedGeneration"] == 4 for c in status["conditions"])
+    assert status["selector"] == "a=1,b=2"
+    assert (status["replicas"], status["readyReplicas"]) == (3, 3)
+
+
+def test_rolling_out_is_progressing() -> None:
+    status = compute_status(1, "balanced", deployment(available=1, updated=2), None, T0)
+    assert status["phase"] == "Progressing"
+    assert cond(status, "Progressing")["status"] == "True"
+    assert cond(status, "Ready")["reason"] == "RollingOut"
+
+
+def test_stale_deployment_generation_is_not_ready() -> None:
+    status = compute_status(1, "balanced", deployment(generation=2, observed=1), None, T0)
+    assert cond(status, "EngineReady")["status"] == "False"
+
+
+def test_stalled_rollout_is_degraded() -> None:
+    stalled = deployment(
+        available=1,
+        conditions=[
+            {
+                "type": "Progressing",
+                "status": "False",
+                "reason": "ProgressDeadlineExceeded",
+                "message": "too slow",
+            }
+        ],
+    )
+    status = compute_status(1, "balanced", stalled, None, T0)
+    assert status["phase"] == "Degraded"
+    assert cond(status, "Degraded")["reason"] == "ProgressDeadlineExceeded"
+
+
+def test_missing_deployment_is_pending() -> None:
+    assert compute_status(1, "balanced", None, None, T0)["phase"] == "Pending"
+
+
+def test_spec_error_is_degraded_and_not_ready() -> None:
+    status = compute_status(2, "balanced", deployment(), None, T0, error=("InvalidConfig", "memory.x: bad"))
+    assert status["phase"] == "Degraded"
+    assert cond(status, "Ready")["status"] == "False"
+    assert cond(status, "Degraded")["message"] == "memory.x: bad"
+
+
+def test_paused_says_so() -> None:
+    status = compute_status(1, "balanced", deployment(), None, T0, paused=True)
+    assert status["phase"] == "Paused"
+    assert cond(status, "Progressing")["reason"] == "Paused"
+
+
+def test_transition_time_moves_only_on_change() -> None:
+    first = compute_status(1, "balanced", deployment(), None, T0)
+    again = compute_status(1, "balanced", deployment(), first, T1)
+    assert again == first  # identical status: nothing to write
+    changed = compute_status(1, "balanced", deployment(available=2), first, T1)
+    assert cond(changed, "Ready")["lastTransitionTime"] == T1
+    assert cond(changed, "Degraded")["lastTransitionTime"] == T0
