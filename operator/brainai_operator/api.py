@@ -239,6 +239,11 @@ class SchedulingSpec(KubeModel):
 
 class StorageSpec(KubeModel):
     size: Quantity = Field(default="10Gi", description="Size of each PersistentVolumeClaim.")
+    retention: Literal["Retain", "Delete"] = Field(
+        default="Retain",
+        description="What happens to the claims when the BrainAICluster (or a pod, on scale-in) goes away: "
+        "Retain keeps the data for a later cluster of the same name; Delete removes it.",
+    )
     storage_class_name: str | None = Field(
         default=None,
         max_length=253,
@@ -247,26 +252,122 @@ class StorageSpec(KubeModel):
     )
 
 
+# The seed's postgresql.conf tuning; every key can be overridden through spec.postgres.parameters.
+POSTGRES_PARAMETERS: dict[str, str] = {
+    "shared_buffers": "4GB",
+    "effective_cache_size": "12GB",
+    "work_mem": "256MB",
+    "maintenance_work_mem": "1GB",
+    "checkpoint_completion_target": "0.9",
+    "wal_buffers": "64MB",
+    "default_statistics_target": "500",
+    "max_connections": "200",
+}
+PARAMETER_NAME_PATTERN = r"^[a-z][a-z0-9_.]*$"
+# Streaming replication needs these; a user override would break the replicas.
+REPLICATION_PARAMETERS = ("wal_level", "hot_standby", "max_wal_senders", "listen_addresses")
+
+
+class ExternalRef(KubeModel):
+    """An existing service, reached through a URL kept in a Secret."""
+
+    secret_ref: SecretKeyRef = Field(description="Secret key holding the connection URL.")
+    read_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret key holding a read-replica URL (PostgreSQL only; optional)."
+    )
+
+
 class PostgresSpec(KubeModel):
     """PostgreSQL primary and streaming read replicas as the engines' shared store."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.external) || !has(self.readReplicas)",
+                    "spec.postgres.readReplicas does not apply to an external database",
+                    field_path=".readReplicas",
+                ),
+                cel(
+                    "!has(self.parameters) || "
+                    + " && ".join(f"!('{p}' in self.parameters)" for p in REPLICATION_PARAMETERS),
+                    "spec.postgres.parameters must not set "
+                    + ", ".join(REPLICATION_PARAMETERS)
+                    + ": the operator sets them for streaming replication",
+                    field_path=".parameters",
+                ),
+            ]
+        }
+    )
+
     enabled: bool = Field(
         default=False,
-        description="Run PostgreSQL for the engines. Unset or false: "
+        description="Use PostgreSQL as the engines' shared store. Unset or false: "
         "each engine pod uses its embedded SQLite.",
     )
+    external: ExternalRef | None = Field(
+        default=None,
+        description="Use an existing database instead of running one: its URL comes from a Secret.",
+    )
+    image: str = Field(default="postgres:15", min_length=1, max_length=512, description="PostgreSQL image.")
     read_replicas: int | None = Field(
         default=None, ge=0, le=15, description="Streaming read replicas. Default from the strategy."
     )
     storage: StorageSpec | None = Field(default=None, description="Volumes of the database pods.")
+    resources: ComputeResources | None = Field(
+        default=None,
+        description="CPU and memory of each database pod (default 1 CPU/4Gi request, 2 CPU/8Gi limit).",
+    )
+    parameters: dict[str, str] | None = Field(
+        default=None,
+        max_length=64,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    f"self.all(k, k.matches('{PARAMETER_NAME_PATTERN}') && size(k) <= 63)",
+                    "spec.postgres.parameters keys must be postgresql.conf setting names "
+                    "(lowercase letters, digits, _ and .)",
+                )
+            ]
+        },
+        description="postgresql.conf settings over the seed's defaults "
+        "(shared_buffers 4GB, effective_cache_size 12GB, work_mem 256MB, maintenance_work_mem 1GB, "
+        "checkpoint_completion_target 0.9, wal_buffers 64MB, default_statistics_target 500, "
+        "max_connections 200).",
+    )
 
 
 class RedisSpec(KubeModel):
     """Redis Cluster as the engines' shared cache and change feed."""
 
-    enabled: bool = Field(default=False, description="Run a Redis Cluster for the engines.")
-    masters: int = Field(default=3, ge=3, le=100, description="Master nodes (3 or more).")
+    enabled: bool = Field(default=False, description="Give the engines a Redis Cluster.")
+    external: ExternalRef | None = Field(
+        default=None,
+        description="Use an existing Redis Cluster instead of running one: its URL comes from a Secret.",
+    )
+    image: str = Field(default="redis:7.0", min_length=1, max_length=512, description="Redis image.")
+    masters: int = Field(
+        default=3,
+        ge=3,
+        le=100,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self >= oldSelf",
+                    "spec.redis.masters cannot decrease: slots are never moved off a master",
+                )
+            ]
+        },
+        description="Master nodes (3 or more). Can grow (new masters get slots by rebalancing), not shrink.",
+    )
     replicas_per_master: int = Field(default=1, ge=0, le=5, description="Replicas of each master.")
+    storage: StorageSpec | None = Field(
+        default=None, description="Volumes of the Redis nodes (AOF and nodes.conf)."
+    )
+    resources: ComputeResources | None = Field(
+        default=None,
+        description="CPU and memory of each Redis node (default 250m/512Mi request, 1 CPU/1Gi limit).",
+    )
 
 
 class MonitoringSpec(KubeModel):

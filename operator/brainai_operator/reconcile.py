@@ -7,8 +7,10 @@ patches status only when it changed. A pass over a converged cluster writes noth
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
+import secrets
 from typing import Any
 
 from brainai_engine.config import ConfigError
@@ -16,10 +18,11 @@ from pydantic import ValidationError
 
 from brainai_operator import api
 from brainai_operator.client import FIELD_MANAGER, Kube
+from brainai_operator.resources import postgres, redis
 from brainai_operator.resources.cluster import OWNED_KINDS, build_desired
 from brainai_operator.resources.common import CONFIG_HASH_ANNOTATION, engine_name, owned_selector
-from brainai_operator.status import compute_status
-from brainai_operator.strategies import resolve
+from brainai_operator.status import Tier, compute_status, external_tier, postgres_tier, redis_tier
+from brainai_operator.strategies import Resolved, resolve
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +106,50 @@ def prune(kube: Kube, owner: dict[str, Any], desired: list[dict[str, Any]]) -> l
     return removed
 
 
+def load_passwords(kube: Kube, namespace: str, secret: str, keys: tuple[str, ...]) -> dict[str, str]:
+    """The passwords already in `secret`, and new random ones for any key it lacks."""
+    live = kube.get("v1", "Secret", secret, namespace)
+    data = (live or {}).get("data") or {}
+    return {k: base64.b64decode(data[k]).decode() if k in data else secrets.token_urlsafe(24) for k in keys}
+
+
+def tier_passwords(kube: Kube, name: str, namespace: str, r: Resolved) -> dict[str, dict[str, str]]:
+    found: dict[str, dict[str, str]] = {}
+    if r.postgres and not r.postgres.external:
+        found["postgres"] = load_passwords(
+            kube, namespace, postgres.names(name)["secret"], postgres.SECRET_KEYS
+        )
+    if r.redis and not r.redis.external:
+        found["redis"] = load_passwords(kube, namespace, redis.names(name)["secret"], redis.SECRET_KEYS)
+    return found
+
+
+def observe_data_tiers(kube: Kube, name: str, namespace: str, r: Resolved) -> list[Tier]:
+    tiers = []
+    if r.postgres and r.postgres.external:
+        tiers.append(external_tier("PostgresReady", "PostgreSQL"))
+    elif r.postgres:
+        pg = postgres.names(name)
+        tiers.append(
+            postgres_tier(
+                kube.get("apps/v1", "StatefulSet", pg["primary"], namespace),
+                kube.get("apps/v1", "StatefulSet", pg["replica"], namespace),
+                r.postgres.replicas,
+            )
+        )
+    if r.redis and r.redis.external:
+        tiers.append(external_tier("RedisReady", "Redis Cluster"))
+    elif r.redis:
+        tiers.append(
+            redis_tier(
+                kube.get("apps/v1", "StatefulSet", redis.names(name)["nodes"], namespace),
+                kube.get("batch/v1", "Job", redis.cluster_job_name(name, r.redis.replicas), namespace),
+                r.redis.replicas,
+            )
+        )
+    return tiers
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -123,22 +170,33 @@ def reconcile_cluster(kube: Kube, namespace: str, name: str) -> str | None:
         error = ("InvalidSpec", str(exc))
 
     paused = bool(spec and spec.paused)
-    if spec and not paused:
+    resolved: Resolved | None = None
+    if spec:
         try:
-            desired = build_desired(name, namespace, resolve(spec))
+            resolved = resolve(spec)
         except ConfigError as exc:
             error = ("InvalidConfig", str(exc))
-        else:
-            apply_desired(kube, obj, desired)
-            removed = prune(kube, obj, desired)
-            if removed:
-                kube.event(obj, "Pruned", f"deleted children no longer desired: {', '.join(removed)}")
+    if resolved and not paused:
+        desired = build_desired(name, namespace, resolved, tier_passwords(kube, name, namespace, resolved))
+        apply_desired(kube, obj, desired)
+        removed = prune(kube, obj, desired)
+        if removed:
+            kube.event(obj, "Pruned", f"deleted children no longer desired: {', '.join(removed)}")
 
     deploy = kube.get("apps/v1", "Deployment", engine_name(name), namespace)
     config_hash = ((deploy or {}).get("metadata", {}).get("annotations") or {}).get(CONFIG_HASH_ANNOTATION)
     strategy = str(spec.strategy) if spec else previous.get("strategy", "")
+    tiers = observe_data_tiers(kube, name, namespace, resolved) if resolved else []
     status = compute_status(
-        generation, strategy, deploy, previous, _now(), paused=paused, error=error, config_hash=config_hash
+        generation,
+        strategy,
+        deploy,
+        previous,
+        _now(),
+        paused=paused,
+        error=error,
+        config_hash=config_hash,
+        data_tiers=tiers,
     )
     if status != previous:
         kube.patch_status(api.API_VERSION, api.KIND, name, namespace, status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from brainai_operator.api import BrainAIClusterStatus, Condition
@@ -19,10 +20,21 @@ def _condition(type_: str, ok: bool, reason: str, message: str, generation: int)
     )
 
 
-def _deployment_progress(deploy: dict[str, Any] | None) -> tuple[bool, bool, str, str]:
-    """(ready, stalled, reason, message) of the engine Deployment."""
+@dataclass(frozen=True)
+class Tier:
+    """One tier's readiness, as its `<Name>Ready` condition reports it."""
+
+    condition: str
+    ready: bool
+    stalled: bool
+    reason: str
+    message: str
+
+
+def engine_tier(deploy: dict[str, Any] | None) -> Tier:
+    name = "EngineReady"
     if deploy is None:
-        return False, False, "Creating", "engine Deployment does not exist yet"
+        return Tier(name, False, False, "Creating", "engine Deployment does not exist yet")
     spec, status = deploy.get("spec", {}), deploy.get("status", {})
     want = spec.get("replicas", 1)
     updated = status.get("updatedReplicas", 0)
@@ -31,13 +43,62 @@ def _deployment_progress(deploy: dict[str, Any] | None) -> tuple[bool, bool, str
     conditions = {c["type"]: c for c in status.get("conditions", [])}
     progressing = conditions.get("Progressing", {})
     if progressing.get("reason") == "ProgressDeadlineExceeded":
-        return False, True, "ProgressDeadlineExceeded", progressing.get("message", "rollout stalled")
+        return Tier(
+            name, False, True, "ProgressDeadlineExceeded", progressing.get("message", "rollout stalled")
+        )
     failure = conditions.get("ReplicaFailure", {})
     if failure.get("status") == TRUE:
-        return False, True, failure.get("reason", "ReplicaFailure"), failure.get("message", "")
+        return Tier(name, False, True, failure.get("reason", "ReplicaFailure"), failure.get("message", ""))
     if current and updated >= want and available >= want and status.get("replicas", 0) == want:
-        return True, False, "Available", f"{available}/{want} engine pods available"
-    return False, False, "RollingOut", f"{available}/{want} engine pods available, {updated} updated"
+        return Tier(name, True, False, "Available", f"{available}/{want} engine pods available")
+    return Tier(
+        name, False, False, "RollingOut", f"{available}/{want} engine pods available, {updated} updated"
+    )
+
+
+def _statefulset_ready(sts: dict[str, Any] | None, want: int) -> tuple[bool, int]:
+    if sts is None:
+        return want == 0, 0
+    status = sts.get("status", {})
+    ready = status.get("readyReplicas", 0)
+    current = status.get("observedGeneration", 0) >= sts["metadata"].get("generation", 0)
+    return current and ready >= want and status.get("updatedReplicas", 0) >= want, ready
+
+
+def external_tier(condition: str, what: str) -> Tier:
+    return Tier(condition, True, False, "External", f"using an existing {what} from a Secret")
+
+
+def postgres_tier(primary: dict[str, Any] | None, replica: dict[str, Any] | None, replicas: int) -> Tier:
+    name = "PostgresReady"
+    primary_ok, _ = _statefulset_ready(primary, 1)
+    replicas_ok, ready = _statefulset_ready(replica, replicas)
+    if primary_ok and replicas_ok:
+        return Tier(name, True, False, "Streaming", f"primary and {replicas} read replica(s) ready")
+    if not primary_ok:
+        return Tier(name, False, False, "PrimaryNotReady", "waiting for the PostgreSQL primary")
+    return Tier(name, False, False, "ReplicasNotReady", f"{ready}/{replicas} read replicas ready")
+
+
+def redis_tier(nodes: dict[str, Any] | None, job: dict[str, Any] | None, want: int) -> Tier:
+    name = "RedisReady"
+    nodes_ok, ready = _statefulset_ready(nodes, want)
+    if not nodes_ok:
+        return Tier(name, False, False, "NodesNotReady", f"{ready}/{want} Redis nodes ready")
+    job_status = (job or {}).get("status", {})
+    if job_status.get("succeeded", 0) >= 1:
+        return Tier(name, True, False, "ClusterFormed", f"{want} nodes in the Redis Cluster")
+    failed = next(
+        (
+            c
+            for c in job_status.get("conditions", [])
+            if c.get("type") == "Failed" and c.get("status") == TRUE
+        ),
+        None,
+    )
+    if failed:
+        return Tier(name, False, True, "ClusterJobFailed", failed.get("message", "the cluster Job failed"))
+    return Tier(name, False, False, "FormingCluster", "waiting for the cluster Job to form the cluster")
 
 
 def compute_status(
@@ -49,39 +110,44 @@ def compute_status(
     paused: bool = False,
     error: tuple[str, str] | None = None,
     config_hash: str | None = None,
+    data_tiers: list[Tier] | None = None,
 ) -> dict[str, Any]:
     """The status subresource: phase, per-tier and summary conditions, /scale fields.
 
     `error` is (reason, message) when the spec could not be turned into children (the children
     are then left untouched). Transition times move only when a condition's status changes.
     """
-    ready, stalled, reason, message = _deployment_progress(deploy)
-    engine = _condition("EngineReady", ready, reason, message, generation)
-    degraded_reason, degraded_message = (
-        error if error else (reason, message) if stalled else ("AsExpected", "no problem detected")
-    )
-    degraded = _condition("Degraded", bool(error) or stalled, degraded_reason, degraded_message, generation)
+    tiers = [engine_tier(deploy), *(data_tiers or [])]
+    blocking = next((t for t in tiers if not t.ready), None)
+    stalled = next((t for t in tiers if t.stalled), None)
+    all_ready = blocking is None and not error
+    if error:
+        degraded = _condition("Degraded", True, error[0], error[1], generation)
+    elif stalled:
+        degraded = _condition("Degraded", True, stalled.reason, stalled.message, generation)
+    else:
+        degraded = _condition("Degraded", False, "AsExpected", "no problem detected", generation)
     if paused:
         progressing = _condition(
             "Progressing", False, "Paused", "spec.paused is true: not reconciling", generation
         )
+    elif blocking and not stalled and not error:
+        progressing = _condition("Progressing", True, blocking.reason, blocking.message, generation)
     else:
-        progressing = _condition(
-            "Progressing",
-            not ready and not stalled and not error,
-            reason if not ready else "Stable",
-            message,
-            generation,
-        )
-    all_ready = ready and not error
-    summary = _condition(
-        "Ready",
-        all_ready,
-        "Ready" if all_ready else (error[0] if error else reason),
-        "all tiers ready" if all_ready else (error[1] if error else message),
-        generation,
-    )
-    conditions = [summary, progressing, degraded, engine]
+        progressing = _condition("Progressing", False, "Stable", "nothing in progress", generation)
+    if all_ready:
+        summary = _condition("Ready", True, "Ready", "all tiers ready", generation)
+    elif error:
+        summary = _condition("Ready", False, error[0], error[1], generation)
+    else:
+        assert blocking is not None
+        summary = _condition("Ready", False, blocking.reason, blocking.message, generation)
+    conditions = [
+        summary,
+        progressing,
+        degraded,
+        *(_condition(t.condition, t.ready, t.reason, t.message, generation) for t in tiers),
+    ]
 
     old = {c["type"]: c for c in (previous or {}).get("conditions", []) or []}
     for cond in conditions:
@@ -107,7 +173,7 @@ def compute_status(
         observed_generation=generation,
         conditions=conditions,
         strategy=strategy,
-        replicas=(deploy or {}).get("spec", {}).get("replicas", 0) if deploy else 0,
+        replicas=(deploy or {}).get("spec", {}).get("replicas", 0),
         ready_replicas=dstatus.get("readyReplicas", 0),
         selector=",".join(f"{k}={v}" for k, v in sorted(selector.items())) or None,
         config_hash=config_hash or (previous or {}).get("configHash"),

@@ -12,7 +12,13 @@ from typing import Any
 from brainai_engine.config import ConfigError, EngineConfig, config_from_mapping
 from pydantic import BaseModel, Field
 
-from brainai_operator.api import AutoscalingPreset, BrainAIClusterSpec, Strategy
+from brainai_operator.api import (
+    POSTGRES_PARAMETERS,
+    AutoscalingPreset,
+    BrainAIClusterSpec,
+    StorageSpec,
+    Strategy,
+)
 
 
 class ScalingRule(BaseModel):
@@ -28,6 +34,26 @@ class HPASettings(BaseModel):
     target_memory_utilization: int | None
     scale_up: ScalingRule
     scale_down: ScalingRule
+
+
+class DataTier(BaseModel):
+    """A managed or external PostgreSQL or Redis, with everything its builders need."""
+
+    external_url: tuple[str, str] | None = Field(default=None, description="(secret, key) of the URL.")
+    external_read_url: tuple[str, str] | None = None
+    image: str
+    replicas: int = Field(description="PostgreSQL: read replicas. Redis: every node (masters and replicas).")
+    masters: int = 0
+    replicas_per_master: int = 0
+    storage_size: str
+    storage_class: str | None
+    retention: str
+    resources: dict[str, dict[str, Any]]
+    parameters: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def external(self) -> bool:
+        return self.external_url is not None
 
 
 class Resolved(BaseModel):
@@ -46,6 +72,8 @@ class Resolved(BaseModel):
     read_replicas: int
     auth_secret: tuple[str, str] | None = None
     scheduling: dict[str, Any] = Field(default_factory=dict)
+    postgres: DataTier | None = None
+    redis: DataTier | None = None
 
 
 # Engine settings per strategy, in the engine's TOML sections.
@@ -151,6 +179,60 @@ def validate_engine_config(sections: dict[str, Any]) -> EngineConfig:
     return config_from_mapping(sections, source="spec.engine.config")
 
 
+POSTGRES_RESOURCES = {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"cpu": "2", "memory": "8Gi"}}
+REDIS_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+
+
+def _ref(ref: Any) -> tuple[str, str] | None:
+    return (ref.name, ref.key) if ref else None
+
+
+def _storage_fields(storage: Any) -> dict[str, Any]:
+    storage = storage or StorageSpec()
+    return {
+        "storage_size": str(storage.size),
+        "storage_class": storage.storage_class_name,
+        "retention": storage.retention,
+    }
+
+
+def resolve_postgres(spec: BrainAIClusterSpec, read_replicas: int) -> DataTier | None:
+    pg = spec.postgres
+    if not pg or not pg.enabled:
+        return None
+    resources = POSTGRES_RESOURCES
+    if pg.resources:
+        resources = deep_merge(resources, pg.resources.model_dump(exclude_none=True))
+    external = pg.external
+    return DataTier(
+        external_url=_ref(external.secret_ref) if external else None,
+        external_read_url=_ref(external.read_secret_ref) if external else None,
+        image=pg.image,
+        replicas=read_replicas,
+        resources=resources,
+        parameters={**POSTGRES_PARAMETERS, **(pg.parameters or {})},
+        **_storage_fields(pg.storage),
+    )
+
+
+def resolve_redis(spec: BrainAIClusterSpec) -> DataTier | None:
+    rd = spec.redis
+    if not rd or not rd.enabled:
+        return None
+    resources = REDIS_RESOURCES
+    if rd.resources:
+        resources = deep_merge(resources, rd.resources.model_dump(exclude_none=True))
+    return DataTier(
+        external_url=_ref(rd.external.secret_ref) if rd.external else None,
+        image=rd.image,
+        replicas=rd.masters * (1 + rd.replicas_per_master),
+        masters=rd.masters,
+        replicas_per_master=rd.replicas_per_master,
+        resources=resources,
+        **_storage_fields(rd.storage),
+    )
+
+
 def resolve(spec: BrainAIClusterSpec) -> Resolved:
     strategy = Strategy(spec.strategy)
     engine = spec.engine
@@ -170,6 +252,10 @@ def resolve(spec: BrainAIClusterSpec) -> Resolved:
     )
     scheduling = spec.scheduling.model_dump(by_alias=True, exclude_none=True) if spec.scheduling else {}
     auth = engine.auth_token_secret_ref
+    redis = resolve_redis(spec)
+    engine_config = resolve_engine_config(spec)
+    if redis:
+        engine_config = deep_merge(engine_config, {"redis": {"cluster": True}})
     return Resolved(
         strategy=strategy,
         image=engine.image,
@@ -180,10 +266,12 @@ def resolve(spec: BrainAIClusterSpec) -> Resolved:
         replicas=replicas,
         autoscaling=autoscaling,
         resources=resources,
-        engine_config=resolve_engine_config(spec),
+        engine_config=engine_config,
         read_replicas=read_replicas,
         auth_secret=(auth.name, auth.key) if auth else None,
         scheduling=scheduling,
+        postgres=resolve_postgres(spec, read_replicas),
+        redis=redis,
     )
 
 

@@ -94,3 +94,25 @@ def test_transition_time_moves_only_on_change() -> None:
     changed = compute_status(1, "balanced", deployment(available=2), first, T1)
     assert cond(changed, "Ready")["lastTransitionTime"] == T1
     assert cond(changed, "Degraded")["lastTransitionTime"] == T0
+
+
+def sts(ready: int, want: int) -> dict[str, Any]:
+    return {
+        "metadata": {"generation": 1},
+        "spec": {"replicas": want},
+        "status": {"readyReplicas": ready, "updatedReplicas": want, "observedGeneration": 1},
+    }
+
+
+def test_data_tiers_gate_ready() -> None:
+    from brainai_operator.status import postgres_tier, redis_tier
+
+    waiting = [postgres_tier(sts(1, 1), sts(1, 2), 2), redis_tier(sts(6, 6), None, 6)]
+    status = compute_status(1, "balanced", deployment(), None, T0, data_tiers=waiting)
+    assert status["phase"] == "Progressing"
+    assert cond(status, "PostgresReady")["reason"] == "ReplicasNotReady"
+    assert cond(status, "RedisReady")["reason"] == "FormingCluster"
+    done = [postgres_tier(sts(1, 1), sts(2, 2), 2), redis_tier(sts(6, 6), {"status": {"succeeded": 1}}, 6)]
+    assert compute_status(1, "balanced", deployment(), None, T0, data_tiers=done)["phase"] == "Ready"
+    failed = redis_tier(sts(6, 6), {"status": {"conditions": [{"type": "Failed", "status": "True"}]}}, 6)
+    assert compute_status(1, "balanced", deployment(), None, T0, data_tiers=[failed])["phase"] == "Degraded"

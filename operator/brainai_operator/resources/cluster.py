@@ -15,6 +15,8 @@ from brainai_operator.resources.engine import (
     config_hash,
     render_engine_config,
 )
+from brainai_operator.resources.postgres import build_postgres
+from brainai_operator.resources.redis import build_redis
 from brainai_operator.strategies import Resolved
 
 # Every kind a builder here can produce (apiVersion, kind): what pruning looks through.
@@ -26,19 +28,36 @@ OWNED_KINDS: list[tuple[str, str]] = [
     ("policy/v1", "PodDisruptionBudget"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("apps/v1", "StatefulSet"),
+    ("v1", "Secret"),
+    ("batch/v1", "Job"),
 ]
 # Children whose changes trigger an immediate reconcile of their owner (group, version, plural);
 # drift in the others is reverted by the periodic resync.
 WATCHED_CHILDREN: list[tuple[str, str, str]] = [
     ("apps", "v1", "deployments"),
     ("autoscaling", "v2", "horizontalpodautoscalers"),
+    ("apps", "v1", "statefulsets"),
+    ("batch", "v1", "jobs"),
 ]
 
 
-def build_desired(cluster: str, namespace: str, r: Resolved) -> list[dict[str, Any]]:
-    """Every object the cluster should own, in the order they are applied."""
+def build_desired(
+    cluster: str, namespace: str, r: Resolved, passwords: dict[str, dict[str, str]] | None = None
+) -> list[dict[str, Any]]:
+    """Every object the cluster should own, in the order they are applied (data tiers first).
+
+    `passwords` holds the generated credentials per data tier ("postgres", "redis"); generating
+    them is the caller's job, so this stays a pure function of its inputs.
+    """
+    passwords = passwords or {}
+    desired: list[dict[str, Any]] = []
+    if r.postgres:
+        desired += build_postgres(cluster, namespace, r.postgres, passwords.get("postgres", {}))
+    if r.redis:
+        desired += build_redis(cluster, namespace, r.redis, passwords.get("redis", {}))
     rendered = render_engine_config(r)
-    desired = [
+    desired += [
         build_engine_service_account(cluster, namespace),
         build_engine_configmap(cluster, namespace, rendered),
         build_engine_deployment(cluster, namespace, r, config_hash(rendered)),

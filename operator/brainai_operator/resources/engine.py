@@ -14,6 +14,8 @@ from brainai_operator.resources.common import (
     metadata,
     selector_labels,
 )
+from brainai_operator.resources.postgres import names as postgres_names
+from brainai_operator.resources.redis import names as redis_names
 from brainai_operator.strategies import Resolved, deep_merge
 
 COMPONENT = "engine"
@@ -60,6 +62,33 @@ def build_engine_service_account(cluster: str, namespace: str) -> dict[str, Any]
     }
 
 
+def _from_secret(var: str, secret: str, key: str, optional: bool = False) -> dict[str, Any]:
+    ref: dict[str, Any] = {"name": secret, "key": key}
+    if optional:
+        ref["optional"] = True
+    return {"name": var, "valueFrom": {"secretKeyRef": ref}}
+
+
+def data_tier_env(cluster: str, r: Resolved) -> list[dict[str, Any]]:
+    """DATABASE_URL, DATABASE_READ_URLS and REDIS_URL, always from Secrets."""
+    env: list[dict[str, Any]] = []
+    if r.postgres and r.postgres.external_url:
+        env.append(_from_secret("DATABASE_URL", *r.postgres.external_url))
+        if r.postgres.external_read_url:
+            env.append(_from_secret("DATABASE_READ_URLS", *r.postgres.external_read_url))
+    elif r.postgres:
+        secret = postgres_names(cluster)["secret"]
+        env += [
+            _from_secret("DATABASE_URL", secret, "database-url"),
+            _from_secret("DATABASE_READ_URLS", secret, "database-read-url", optional=True),
+        ]
+    if r.redis and r.redis.external_url:
+        env.append(_from_secret("REDIS_URL", *r.redis.external_url))
+    elif r.redis:
+        env.append(_from_secret("REDIS_URL", redis_names(cluster)["secret"], "redis-url"))
+    return env
+
+
 def _default_spread(cluster: str) -> list[dict[str, Any]]:
     return [
         {
@@ -104,7 +133,10 @@ def _pod_spec(cluster: str, r: Resolved) -> dict[str, Any]:
         "imagePullPolicy": r.image_pull_policy,
         "args": ["serve", "--config", f"{CONFIG_DIR}/{CONFIG_FILE}"],
         "ports": [{"name": "http", "containerPort": r.port, "protocol": "TCP"}],
-        "env": [{"name": "INSTANCE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+        "env": [
+            {"name": "INSTANCE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            *data_tier_env(cluster, r),
+        ],
         "resources": r.resources,
         "livenessProbe": {
             "httpGet": {"path": "/health", **probe},

@@ -1,0 +1,151 @@
+"""PostgreSQL and Redis Cluster tiers made by the operator, on the harness cluster."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from e2e.kube import Cluster, wait_until
+from e2e.test_operator import cluster_manifest, condition, engine_container, wait_ready
+
+pytestmark = pytest.mark.usefixtures("operator")
+
+DATA = {
+    "autoscaling": {"enabled": False},
+    "engine": {"replicas": 2},
+    "postgres": {"enabled": True, "readReplicas": 2, "storage": {"size": "5Gi"},
+                 "parameters": {"work_mem": "64MB"}},
+    "redis": {"enabled": True, "masters": 3, "replicasPerMaster": 1},
+}
+
+
+def secret_values(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
+    data = cluster.get("secret", name, namespace)["data"]
+    return {k: base64.b64decode(v).decode() for k, v in data.items()}
+
+
+def env_sources(deploy: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {e["name"]: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+            for e in engine_container(deploy)["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+
+
+def test_postgres_and_redis_tiers_reach_ready_with_the_right_shape(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(cluster_manifest("data", DATA), namespace)
+    wait_ready(cluster, namespace, "data", timeout=180)
+    bac = cluster.get("bac", "data", namespace)
+    assert condition(bac, "PostgresReady")["status"] == "True"
+    assert condition(bac, "RedisReady")["status"] == "True"
+
+    primary = cluster.get("statefulset", "data-postgres-primary", namespace)
+    replica = cluster.get("statefulset", "data-postgres-replica", namespace)
+    assert primary["spec"]["replicas"] == 1 and replica["spec"]["replicas"] == 2
+    args = primary["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "shared_buffers=4GB" in args and "work_mem=64MB" in args and "wal_level=replica" in args
+    (clone,) = replica["spec"]["template"]["spec"]["initContainers"]
+    assert clone["name"] == "clone-primary"
+    scripts = cluster.get("configmap", "data-postgres-scripts", namespace)["data"]
+    assert "pg_basebackup" in scripts["clone-primary.sh"] and "-R" in scripts["clone-primary.sh"]
+    claim = primary["spec"]["volumeClaimTemplates"][0]["spec"]
+    assert claim["resources"]["requests"]["storage"] == "5Gi"
+    assert primary["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
+    role = "brainai.io/postgres-role"
+    assert cluster.get("service", "data-postgres-rw", namespace)["spec"]["selector"][role] == "primary"
+    assert cluster.get("service", "data-postgres-ro", namespace)["spec"]["selector"][role] == "replica"
+    claims = {c["metadata"]["name"] for c in cluster.items("pvc", namespace)}
+    assert {"data-data-postgres-primary-0", "data-data-postgres-replica-1", "data-data-redis-5"} <= claims
+
+    nodes = cluster.get("statefulset", "data-redis", namespace)
+    assert nodes["spec"]["replicas"] == 6
+    command = " ".join(nodes["spec"]["template"]["spec"]["containers"][0]["command"])
+    assert "start-node.sh" in command
+    start = cluster.get("configmap", "data-redis-scripts", namespace)["data"]["start-node.sh"]
+    assert "--cluster-enabled yes" in start and "--appendonly yes" in start
+    headless = cluster.get("service", "data-redis", namespace)["spec"]
+    assert headless["clusterIP"] == "None"
+    job = cluster.get("job", "data-redis-cluster-n6", namespace)
+    assert job["status"]["succeeded"] == 1
+    job_env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert (job_env["MASTERS"], job_env["REPLICAS_PER_MASTER"]) == ("3", "1")
+
+    deploy = cluster.get("deployment", "data-engine", namespace)
+    assert env_sources(deploy) == {
+        "DATABASE_URL": ("data-postgres-credentials", "database-url"),
+        "DATABASE_READ_URLS": ("data-postgres-credentials", "database-read-url"),
+        "REDIS_URL": ("data-redis-credentials", "redis-url"),
+    }
+    config = cluster.get("configmap", "data-engine-config", namespace)["data"]["engine.toml"]
+    assert "cluster = true" in config
+
+
+def test_credentials_stay_in_secrets_and_are_stable(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(cluster_manifest("creds", DATA), namespace)
+    wait_ready(cluster, namespace, "creds", timeout=180)
+    pg = secret_values(cluster, namespace, "creds-postgres-credentials")
+    rd = secret_values(cluster, namespace, "creds-redis-credentials")
+    assert pg["database-url"].startswith("postgresql://postgres:") and "creds-postgres-rw" in pg["database-url"]
+    assert "creds-postgres-ro" in pg["database-read-url"]
+    passwords = [pg["superuser-password"], pg["replication-password"], rd["password"]]
+    assert all(len(p) >= 24 for p in passwords) and len(set(passwords)) == 3
+
+    everything = cluster.kubectl("get", "configmaps,brainaicluster,statefulsets,jobs,deployments", "-n", namespace,
+                                 "-o", "json")
+    for password in passwords:
+        assert password not in everything
+    with open("/tmp/brain-ai-operator-e2e.log", encoding="utf-8", errors="replace") as log:
+        operator_log = log.read()
+    for password in passwords:
+        assert password not in operator_log
+
+    # A later pass keeps the same credentials (the Secret's resourceVersion does not move).
+    version = cluster.get("secret", "creds-postgres-credentials", namespace)["metadata"]["resourceVersion"]
+    cluster.kubectl("label", "bac", "creds", "-n", namespace, "poke=1")
+    wait_until(lambda: cluster.get("bac", "creds", namespace)["metadata"]["labels"].get("poke"), timeout=10)
+    cluster.wait_for("bac", "creds", namespace, lambda b: b["status"]["phase"] == "Ready")
+    assert cluster.get("secret", "creds-postgres-credentials", namespace)["metadata"]["resourceVersion"] == version
+
+
+def test_scaling_the_data_tiers(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(cluster_manifest("grow", DATA), namespace)
+    wait_ready(cluster, namespace, "grow", timeout=180)
+    cluster.kubectl("patch", "bac", "grow", "-n", namespace, "--type=merge", "-p", json.dumps(
+        {"spec": {"postgres": {"readReplicas": 1}, "redis": {"masters": 4}}}))
+    cluster.wait_for("statefulset", "grow-redis", namespace, lambda s: s["spec"]["replicas"] == 8)
+    cluster.wait_for("statefulset", "grow-postgres-replica", namespace, lambda s: s["spec"]["replicas"] == 1)
+    cluster.wait_for("job", "grow-redis-cluster-n8", namespace, lambda j: j.get("status", {}).get("succeeded"),
+                     timeout=120, what="the Job that adds nodes and rebalances")
+    cluster.wait_gone("job", "grow-redis-cluster-n6", namespace)
+    wait_ready(cluster, namespace, "grow", timeout=180)
+
+    # Masters only grow: slots are never moved off a master.
+    refused = cluster.run("kubectl", "patch", "bac", "grow", "-n", namespace, "--type=merge",
+                          "-p", '{"spec":{"redis":{"masters":3}}}', check=False)
+    assert refused.returncode != 0 and "spec.redis.masters" in refused.stderr
+
+    cluster.kubectl("patch", "bac", "grow", "-n", namespace, "--type=merge",
+                    "-p", '{"spec":{"postgres":{"readReplicas":0}}}')
+    cluster.wait_gone("statefulset", "grow-postgres-replica", namespace)
+    cluster.wait_gone("service", "grow-postgres-ro", namespace)
+
+
+def test_external_services_come_from_secrets(cluster: Cluster, namespace: str) -> None:
+    cluster.kubectl("create", "secret", "generic", "ext-db", "-n", namespace,
+                    "--from-literal=url=postgresql://app:pw@db.example.internal/brain",
+                    "--from-literal=read=postgresql://app:pw@db-ro.example.internal/brain")
+    cluster.kubectl("create", "secret", "generic", "ext-cache", "-n", namespace,
+                    "--from-literal=url=redis://:pw@cache.example.internal:6379")
+    cluster.apply(cluster_manifest("ext", {
+        "autoscaling": {"enabled": False}, "engine": {"replicas": 1},
+        "postgres": {"enabled": True, "external": {"secretRef": {"name": "ext-db", "key": "url"},
+                                                   "readSecretRef": {"name": "ext-db", "key": "read"}}},
+        "redis": {"enabled": True, "external": {"secretRef": {"name": "ext-cache", "key": "url"}}},
+    }), namespace)
+    wait_ready(cluster, namespace, "ext")
+    bac = cluster.get("bac", "ext", namespace)
+    assert condition(bac, "PostgresReady")["reason"] == "External"
+    assert condition(bac, "RedisReady")["reason"] == "External"
+    assert cluster.items("statefulset", namespace) == []
+    assert env_sources(cluster.get("deployment", "ext-engine", namespace)) == {
+        "DATABASE_URL": ("ext-db", "url"), "DATABASE_READ_URLS": ("ext-db", "read"), "REDIS_URL": ("ext-cache", "url")}

@@ -1,0 +1,59 @@
+import base64
+from typing import Any
+
+from brainai_operator.api import BrainAIClusterSpec
+from brainai_operator.resources.cluster import build_desired
+from brainai_operator.strategies import resolve
+
+PASSWORDS = {"postgres": {"superuser-password": "s3cret-super", "replication-password": "s3cret-repl"}}
+
+
+def objs(**postgres: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    spec = BrainAIClusterSpec.model_validate({"postgres": {"enabled": True, **postgres}})
+    return {(o["kind"], o["metadata"]["name"]): o for o in build_desired("c", "ns", resolve(spec), PASSWORDS)}
+
+
+def test_primary_replicas_services_and_secret() -> None:
+    found = objs(readReplicas=2)
+    primary = found[("StatefulSet", "c-postgres-primary")]
+    replica = found[("StatefulSet", "c-postgres-replica")]
+    assert primary["spec"]["replicas"] == 1 and replica["spec"]["replicas"] == 2
+    assert primary["spec"]["selector"] != replica["spec"]["selector"]
+    assert {("Service", "c-postgres-rw"), ("Service", "c-postgres-ro"), ("Service", "c-postgres")} <= set(
+        found
+    )
+    secret = found[("Secret", "c-postgres-credentials")]["data"]
+    url = base64.b64decode(secret["database-url"]).decode()
+    assert url == "postgresql://postgres:s3cret-super@c-postgres-rw.ns.svc:5432/brain_ai"
+
+
+def test_seed_parameters_are_defaults_and_overridable() -> None:
+    args = objs(parameters={"work_mem": "64MB"})[("StatefulSet", "c-postgres-primary")]["spec"]["template"][
+        "spec"
+    ]["containers"][0]["args"]
+    assert (
+        "shared_buffers=4GB" in args and "effective_cache_size=12GB" in args and "max_connections=200" in args
+    )
+    assert "work_mem=64MB" in args and "work_mem=256MB" not in args
+    assert "wal_level=replica" in args and "hot_standby=on" in args
+
+
+def test_no_password_outside_the_secret() -> None:
+    for (kind, _), obj in objs(readReplicas=1).items():
+        if kind != "Secret":
+            text = repr(obj)
+            assert "s3cret" not in text, kind
+
+
+def test_read_replicas_default_from_strategy_and_zero_means_none() -> None:
+    spec = BrainAIClusterSpec.model_validate({"strategy": "query-focused", "postgres": {"enabled": True}})
+    names = {o["metadata"]["name"] for o in build_desired("c", "ns", resolve(spec), PASSWORDS)}
+    assert "c-postgres-replica" in names
+    assert ("StatefulSet", "c-postgres-replica") not in objs(readReplicas=0)
+
+
+def test_external_database_builds_nothing_and_wires_the_engine() -> None:
+    found = objs(external={"secretRef": {"name": "db", "key": "url"}})
+    assert not [k for k in found if k[0] == "StatefulSet"]
+    env = found[("Deployment", "c-engine")]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "db", "key": "url"}}} in env
