@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 BRAINAI_CACHE ?= $(HOME)/.cache/brain-ai
 export BRAINAI_CACHE
 
-.PHONY: help setup lint test test-unit test-e2e demo cluster-bins cluster-up cluster-down bench clean
+.PHONY: help setup lint test test-unit demo cluster-bins cluster-up cluster-down bench crds clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -44,6 +44,10 @@ demo: setup ## the engine on SQLite answering learn/search, then the operator on
 
 bench: setup ## engine benchmark (quick)
 	$(BIN)/brain-ai-engine bench --quick --json
+
+crds: setup ## regenerate the CRD (crds/ and the chart's copy) from operator/brainai_operator/api.py
+	$(BIN)/brain-ai-operator crd > crds/brainai.io_brainaiclusters.yaml
+	cp crds/brainai.io_brainaiclusters.yaml charts/brain-ai-operator/crds/
 
 clean: ## remove the virtualenv and local state (keeps the binary cache)
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -6,6 +6,7 @@ stops it again only if it started it (set BRAINAI_KEEP_CLUSTER=1 to keep it for 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -74,12 +75,19 @@ def crd(cluster: Cluster) -> str:
     return name
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def operator(cluster: Cluster, crd: str) -> Iterator[subprocess.Popen[bytes]]:
-    """The real operator process (`brain-ai-operator run`) watching every namespace."""
+    """The real operator process (`brain-ai-operator run`) watching every namespace, per test module."""
+    with run_operator(cluster.env) as proc:
+        yield proc
+
+
+@contextlib.contextmanager
+def run_operator(env: dict[str, str], *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """Start `brain-ai-operator run` with `env` (its KUBECONFIG decides who it is); stop it after."""
     health = _free_port()
     log_path = Path(os.environ.get("BRAINAI_OPERATOR_LOG", "/tmp/brain-ai-operator-e2e.log"))
-    with log_path.open("wb") as log:
+    with log_path.open("ab") as log:
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -92,8 +100,9 @@ def operator(cluster: Cluster, crd: str) -> Iterator[subprocess.Popen[bytes]]:
                 str(_free_port()),
                 "--resync-seconds",
                 "20",
+                *args,
             ],
-            env=cluster.env,
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -16,8 +16,12 @@ pytestmark = pytest.mark.usefixtures("operator")
 DATA = {
     "autoscaling": {"enabled": False},
     "engine": {"replicas": 2},
-    "postgres": {"enabled": True, "readReplicas": 2, "storage": {"size": "5Gi"},
-                 "parameters": {"work_mem": "64MB"}},
+    "postgres": {
+        "enabled": True,
+        "readReplicas": 2,
+        "storage": {"size": "5Gi"},
+        "parameters": {"work_mem": "64MB"},
+    },
     "redis": {"enabled": True, "masters": 3, "replicasPerMaster": 1},
 }
 
@@ -28,8 +32,11 @@ def secret_values(cluster: Cluster, namespace: str, name: str) -> dict[str, str]
 
 
 def env_sources(deploy: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    return {e["name"]: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
-            for e in engine_container(deploy)["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+    return {
+        e["name"]: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+        for e in engine_container(deploy)["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
 
 
 def test_postgres_and_redis_tiers_reach_ready_with_the_right_shape(cluster: Cluster, namespace: str) -> None:
@@ -85,13 +92,16 @@ def test_credentials_stay_in_secrets_and_are_stable(cluster: Cluster, namespace:
     wait_ready(cluster, namespace, "creds", timeout=180)
     pg = secret_values(cluster, namespace, "creds-postgres-credentials")
     rd = secret_values(cluster, namespace, "creds-redis-credentials")
-    assert pg["database-url"].startswith("postgresql://postgres:") and "creds-postgres-rw" in pg["database-url"]
+    assert (
+        pg["database-url"].startswith("postgresql://postgres:") and "creds-postgres-rw" in pg["database-url"]
+    )
     assert "creds-postgres-ro" in pg["database-read-url"]
     passwords = [pg["superuser-password"], pg["replication-password"], rd["password"]]
     assert all(len(p) >= 24 for p in passwords) and len(set(passwords)) == 3
 
-    everything = cluster.kubectl("get", "configmaps,brainaicluster,statefulsets,jobs,deployments", "-n", namespace,
-                                 "-o", "json")
+    everything = cluster.kubectl(
+        "get", "configmaps,brainaicluster,statefulsets,jobs,deployments", "-n", namespace, "-o", "json"
+    )
     for password in passwords:
         assert password not in everything
     with open("/tmp/brain-ai-operator-e2e.log", encoding="utf-8", errors="replace") as log:
@@ -104,48 +114,112 @@ def test_credentials_stay_in_secrets_and_are_stable(cluster: Cluster, namespace:
     cluster.kubectl("label", "bac", "creds", "-n", namespace, "poke=1")
     wait_until(lambda: cluster.get("bac", "creds", namespace)["metadata"]["labels"].get("poke"), timeout=10)
     cluster.wait_for("bac", "creds", namespace, lambda b: b["status"]["phase"] == "Ready")
-    assert cluster.get("secret", "creds-postgres-credentials", namespace)["metadata"]["resourceVersion"] == version
+    assert (
+        cluster.get("secret", "creds-postgres-credentials", namespace)["metadata"]["resourceVersion"]
+        == version
+    )
 
 
 def test_scaling_the_data_tiers(cluster: Cluster, namespace: str) -> None:
     cluster.apply(cluster_manifest("grow", DATA), namespace)
     wait_ready(cluster, namespace, "grow", timeout=180)
-    cluster.kubectl("patch", "bac", "grow", "-n", namespace, "--type=merge", "-p", json.dumps(
-        {"spec": {"postgres": {"readReplicas": 1}, "redis": {"masters": 4}}}))
+    cluster.kubectl(
+        "patch",
+        "bac",
+        "grow",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"postgres": {"readReplicas": 1}, "redis": {"masters": 4}}}),
+    )
     cluster.wait_for("statefulset", "grow-redis", namespace, lambda s: s["spec"]["replicas"] == 8)
     cluster.wait_for("statefulset", "grow-postgres-replica", namespace, lambda s: s["spec"]["replicas"] == 1)
-    cluster.wait_for("job", "grow-redis-cluster-n8", namespace, lambda j: j.get("status", {}).get("succeeded"),
-                     timeout=120, what="the Job that adds nodes and rebalances")
+    cluster.wait_for(
+        "job",
+        "grow-redis-cluster-n8",
+        namespace,
+        lambda j: j.get("status", {}).get("succeeded"),
+        timeout=120,
+        what="the Job that adds nodes and rebalances",
+    )
     cluster.wait_gone("job", "grow-redis-cluster-n6", namespace)
     wait_ready(cluster, namespace, "grow", timeout=180)
 
     # Masters only grow: slots are never moved off a master.
-    refused = cluster.run("kubectl", "patch", "bac", "grow", "-n", namespace, "--type=merge",
-                          "-p", '{"spec":{"redis":{"masters":3}}}', check=False)
+    refused = cluster.run(
+        "kubectl",
+        "patch",
+        "bac",
+        "grow",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"redis":{"masters":3}}}',
+        check=False,
+    )
     assert refused.returncode != 0 and "spec.redis.masters" in refused.stderr
 
-    cluster.kubectl("patch", "bac", "grow", "-n", namespace, "--type=merge",
-                    "-p", '{"spec":{"postgres":{"readReplicas":0}}}')
+    cluster.kubectl(
+        "patch",
+        "bac",
+        "grow",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"postgres":{"readReplicas":0}}}',
+    )
     cluster.wait_gone("statefulset", "grow-postgres-replica", namespace)
     cluster.wait_gone("service", "grow-postgres-ro", namespace)
 
 
 def test_external_services_come_from_secrets(cluster: Cluster, namespace: str) -> None:
-    cluster.kubectl("create", "secret", "generic", "ext-db", "-n", namespace,
-                    "--from-literal=url=postgresql://app:pw@db.example.internal/brain",
-                    "--from-literal=read=postgresql://app:pw@db-ro.example.internal/brain")
-    cluster.kubectl("create", "secret", "generic", "ext-cache", "-n", namespace,
-                    "--from-literal=url=redis://:pw@cache.example.internal:6379")
-    cluster.apply(cluster_manifest("ext", {
-        "autoscaling": {"enabled": False}, "engine": {"replicas": 1},
-        "postgres": {"enabled": True, "external": {"secretRef": {"name": "ext-db", "key": "url"},
-                                                   "readSecretRef": {"name": "ext-db", "key": "read"}}},
-        "redis": {"enabled": True, "external": {"secretRef": {"name": "ext-cache", "key": "url"}}},
-    }), namespace)
+    cluster.kubectl(
+        "create",
+        "secret",
+        "generic",
+        "ext-db",
+        "-n",
+        namespace,
+        "--from-literal=url=postgresql://app:pw@db.example.internal/brain",
+        "--from-literal=read=postgresql://app:pw@db-ro.example.internal/brain",
+    )
+    cluster.kubectl(
+        "create",
+        "secret",
+        "generic",
+        "ext-cache",
+        "-n",
+        namespace,
+        "--from-literal=url=redis://:pw@cache.example.internal:6379",
+    )
+    cluster.apply(
+        cluster_manifest(
+            "ext",
+            {
+                "autoscaling": {"enabled": False},
+                "engine": {"replicas": 1},
+                "postgres": {
+                    "enabled": True,
+                    "external": {
+                        "secretRef": {"name": "ext-db", "key": "url"},
+                        "readSecretRef": {"name": "ext-db", "key": "read"},
+                    },
+                },
+                "redis": {"enabled": True, "external": {"secretRef": {"name": "ext-cache", "key": "url"}}},
+            },
+        ),
+        namespace,
+    )
     wait_ready(cluster, namespace, "ext")
     bac = cluster.get("bac", "ext", namespace)
     assert condition(bac, "PostgresReady")["reason"] == "External"
     assert condition(bac, "RedisReady")["reason"] == "External"
     assert cluster.items("statefulset", namespace) == []
     assert env_sources(cluster.get("deployment", "ext-engine", namespace)) == {
-        "DATABASE_URL": ("ext-db", "url"), "DATABASE_READ_URLS": ("ext-db", "read"), "REDIS_URL": ("ext-cache", "url")}
+        "DATABASE_URL": ("ext-db", "url"),
+        "DATABASE_READ_URLS": ("ext-db", "read"),
+        "REDIS_URL": ("ext-cache", "url"),
+    }

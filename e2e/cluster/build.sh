@@ -138,6 +138,20 @@ build_install() {
   stamp "$name" "$version"
 }
 
+# --- kstatus: a small program over sigs.k8s.io/cli-utils (what Flux uses to read object health).
+build_kstatus() {
+  local stamp_value="$CLI_UTILS_VERSION-$(sha256sum "$here/kstatus/main.go" | cut -c1-12)"
+  up_to_date kstatus "$stamp_value" && return 0
+  local dir=$WORK/kstatus-$CLI_UTILS_VERSION
+  mkdir -p "$dir"
+  cp "$here/kstatus/main.go" "$dir/main.go"
+  printf 'module brainai.local/kstatus\n\ngo 1.24.0\n\nrequire sigs.k8s.io/cli-utils %s\n' \
+    "$CLI_UTILS_VERSION" >"$dir/go.mod"
+  log "building kstatus (cli-utils $CLI_UTILS_VERSION)"
+  with_ticker kstatus bash -c "cd '$dir' && go mod tidy && go build -trimpath -ldflags '-s -w' -o '$BIN/kstatus' ."
+  stamp kstatus "$stamp_value"
+}
+
 kwok_ld="-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$K8S_VERSION"
 build_etcd
 for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do build_k8s "$b"; done
@@ -147,6 +161,7 @@ build_install metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server "$MET
   "-X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION"
 build_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" \
   "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+build_kstatus
 
 # Manifests pinned with the binaries, taken from the same module versions.
 module_dir() { go mod download -json "$1" | sed -n 's/.*"Dir": "\(.*\)",/\1/p'; }

@@ -142,10 +142,15 @@ def compute_status(
     else:
         assert blocking is not None
         summary = _condition("Ready", False, blocking.reason, blocking.message, generation)
+    # Reconciling/Stalled mirror Progressing/Degraded under the names kstatus (Flux, kpt) reads.
+    reconciling = progressing.model_copy(update={"type": "Reconciling"})
+    stalled_condition = degraded.model_copy(update={"type": "Stalled"})
     conditions = [
         summary,
         progressing,
         degraded,
+        reconciling,
+        stalled_condition,
         *(_condition(t.condition, t.ready, t.reason, t.message, generation) for t in tiers),
     ]
 

@@ -22,9 +22,7 @@ def root() -> dict[str, Any]:
 
 
 def test_committed_crd_matches_the_models() -> None:
-    assert CRD_FILE.read_text() == crd_yaml(), (
-        "crds/ is stale: run `brain-ai-operator crd > " + str(CRD_FILE) + "`"
-    )
+    assert CRD_FILE.read_text() == crd_yaml(), "crds/ is stale: run `make crds`"
 
 
 def test_schema_is_structural() -> None:
