@@ -183,6 +183,14 @@ if [[ ! -s $manifest ]]; then
   concat_yaml "$src"/volume/fast/storage-class.yaml >"$CACHE/manifests/kwok-storage-class-$KWOK_VERSION.yaml"
 fi
 
+# The Prometheus Operator's ServiceMonitor and PrometheusRule CRDs, for monitoring tests.
+manifest=$CACHE/manifests/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION.yaml
+if [[ ! -s $manifest ]]; then
+  src=$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
+  concat_yaml "$src"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,prometheusrules}.yaml \
+    >"$manifest.tmp" && mv "$manifest.tmp" "$manifest"
+fi
+
 if ((built > 0)); then
   log "built $built binaries in $((SECONDS - start_all))s into $BIN"
 else

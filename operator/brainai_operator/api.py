@@ -370,11 +370,48 @@ class RedisSpec(KubeModel):
     )
 
 
+class AlertThresholds(KubeModel):
+    """When the seed's alerts fire."""
+
+    cpu_percent: int = Field(
+        default=80,
+        ge=1,
+        le=100,
+        description="HighCPUUsage: engine CPU, percent of its limit, sustained for 5 minutes.",
+    )
+    memory_percent: int = Field(
+        default=85,
+        ge=1,
+        le=100,
+        description="HighMemoryUsage: engine working set, "
+        "percent of its memory limit, sustained for 5 minutes.",
+    )
+    p95_latency_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="SlowResponseTime: 95th percentile HTTP latency, sustained for 2 minutes.",
+    )
+
+
 class MonitoringSpec(KubeModel):
-    """Prometheus integration."""
+    """Prometheus integration through the Prometheus Operator's CRDs."""
 
     enabled: bool = Field(
         default=False, description="Create a ServiceMonitor and PrometheusRule when those CRDs exist."
+    )
+    interval: str = Field(
+        default="30s",
+        pattern=r"^[0-9]+(ms|s|m|h)$",
+        description="How often Prometheus scrapes the engine pods (the seed's metrics_interval).",
+    )
+    labels: dict[str, str] | None = Field(
+        default=None,
+        description="Extra labels on the ServiceMonitor and PrometheusRule, e.g. the "
+        "`release` label a Prometheus selects them by.",
+    )
+    alerts: AlertThresholds | None = Field(
+        default=None, description="Alert thresholds (the seed's by default)."
     )
 
 

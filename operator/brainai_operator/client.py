@@ -10,13 +10,14 @@ import contextlib
 import datetime as dt
 import logging
 import secrets
+import time
 from functools import cache
 from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import NotFoundError
+from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +38,27 @@ class Kube:
         self.api_client = api_client or load_api_client()
         self.dynamic = DynamicClient(self.api_client)
         self._resource = cache(self._lookup)
+        self._serves: dict[tuple[str, str], tuple[bool, float]] = {}
 
     def _lookup(self, api_version: str, kind: str) -> Any:
         return self.dynamic.resources.get(api_version=api_version, kind=kind)
 
     def resource(self, api_version: str, kind: str) -> Any:
         return self._resource(api_version, kind)
+
+    def serves(self, api_version: str, kind: str, ttl: float = 15.0) -> bool:
+        """Whether the API server knows this kind (CRDs come and go: answers expire after `ttl`)."""
+        key = (api_version, kind)
+        known = self._serves.get(key)
+        if known and time.monotonic() - known[1] < ttl:
+            return known[0]
+        try:
+            self.dynamic.resources.get(api_version=api_version, kind=kind)
+            answer = True
+        except ResourceNotFoundError:
+            answer = False
+        self._serves[key] = (answer, time.monotonic())
+        return answer
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None) -> dict[str, Any] | None:
         try:

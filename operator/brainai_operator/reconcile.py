@@ -27,6 +27,8 @@ from brainai_operator.strategies import Resolved, resolve
 log = logging.getLogger(__name__)
 
 REPLICAS_HANDOFF_MANAGER = f"{FIELD_MANAGER}-replicas-handoff"
+MONITORING_API = "monitoring.coreos.com/v1"
+OPTIONAL_APIS = {MONITORING_API}  # served only where the Prometheus Operator is installed
 
 
 def owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
@@ -97,6 +99,8 @@ def prune(kube: Kube, owner: dict[str, Any], desired: list[dict[str, Any]]) -> l
     meta = owner["metadata"]
     removed = []
     for api_version, kind in OWNED_KINDS:
+        if api_version in OPTIONAL_APIS and not kube.serves(api_version, kind):
+            continue
         for child in kube.list(api_version, kind, meta["namespace"], owned_selector(meta["name"])):
             cmeta = child["metadata"]
             ours = any(r.get("uid") == meta["uid"] for r in cmeta.get("ownerReferences") or [])
@@ -177,7 +181,16 @@ def reconcile_cluster(kube: Kube, namespace: str, name: str) -> str | None:
         except ConfigError as exc:
             error = ("InvalidConfig", str(exc))
     if resolved and not paused:
-        desired = build_desired(name, namespace, resolved, tier_passwords(kube, name, namespace, resolved))
+        monitoring_crds = bool(resolved.monitoring) and all(
+            kube.serves(MONITORING_API, kind) for kind in ("ServiceMonitor", "PrometheusRule")
+        )
+        desired = build_desired(
+            name,
+            namespace,
+            resolved,
+            tier_passwords(kube, name, namespace, resolved),
+            monitoring_crds=monitoring_crds,
+        )
         apply_desired(kube, obj, desired)
         removed = prune(kube, obj, desired)
         if removed:

@@ -16,6 +16,7 @@ from brainai_operator.api import (
     POSTGRES_PARAMETERS,
     AutoscalingPreset,
     BrainAIClusterSpec,
+    MonitoringSpec,
     StorageSpec,
     Strategy,
 )
@@ -74,6 +75,7 @@ class Resolved(BaseModel):
     scheduling: dict[str, Any] = Field(default_factory=dict)
     postgres: DataTier | None = None
     redis: DataTier | None = None
+    monitoring: MonitoringSpec | None = None
 
 
 # Engine settings per strategy, in the engine's TOML sections.
@@ -272,6 +274,7 @@ def resolve(spec: BrainAIClusterSpec) -> Resolved:
         scheduling=scheduling,
         postgres=resolve_postgres(spec, read_replicas),
         redis=redis,
+        monitoring=spec.monitoring if spec.monitoring and spec.monitoring.enabled else None,
     )
 
 

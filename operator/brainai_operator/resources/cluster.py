@@ -15,6 +15,7 @@ from brainai_operator.resources.engine import (
     config_hash,
     render_engine_config,
 )
+from brainai_operator.resources.monitoring import build_prometheus_rule, build_service_monitor
 from brainai_operator.resources.postgres import build_postgres
 from brainai_operator.resources.redis import build_redis
 from brainai_operator.strategies import Resolved
@@ -31,6 +32,8 @@ OWNED_KINDS: list[tuple[str, str]] = [
     ("apps/v1", "StatefulSet"),
     ("v1", "Secret"),
     ("batch/v1", "Job"),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
 ]
 # Children whose changes trigger an immediate reconcile of their owner (group, version, plural);
 # drift in the others is reverted by the periodic resync.
@@ -43,12 +46,17 @@ WATCHED_CHILDREN: list[tuple[str, str, str]] = [
 
 
 def build_desired(
-    cluster: str, namespace: str, r: Resolved, passwords: dict[str, dict[str, str]] | None = None
+    cluster: str,
+    namespace: str,
+    r: Resolved,
+    passwords: dict[str, dict[str, str]] | None = None,
+    monitoring_crds: bool = False,
 ) -> list[dict[str, Any]]:
     """Every object the cluster should own, in the order they are applied (data tiers first).
 
     `passwords` holds the generated credentials per data tier ("postgres", "redis"); generating
-    them is the caller's job, so this stays a pure function of its inputs.
+    them is the caller's job, so this stays a pure function of its inputs. `monitoring_crds` says
+    whether the Prometheus Operator's CRDs exist, without which a ServiceMonitor cannot be created.
     """
     passwords = passwords or {}
     desired: list[dict[str, Any]] = []
@@ -67,4 +75,9 @@ def build_desired(
     ]
     if r.autoscaling:
         desired.append(build_engine_hpa(cluster, namespace, r.autoscaling))
+    if r.monitoring and monitoring_crds:
+        desired += [
+            build_service_monitor(cluster, namespace, r.monitoring),
+            build_prometheus_rule(cluster, namespace, r.monitoring),
+        ]
     return desired
