@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 BRAINAI_CACHE ?= $(HOME)/.cache/brain-ai
 export BRAINAI_CACHE
 
-.PHONY: help setup lint test test-unit demo cluster-bins cluster-up cluster-down bench crds clean
+.PHONY: help setup lint test test-unit e2e demo cluster-bins cluster-up cluster-down bench crds clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ test: setup cluster-bins lint ## every test: unit, engine integration, cluster e
 
 test-unit: setup ## tests that need no cluster
 	$(BIN)/pytest tests
+
+e2e: setup cluster-bins ## the end-to-end suite on the local cluster (or the reachable KUBECONFIG)
+	$(BIN)/pytest e2e
 
 demo: setup ## the engine on SQLite answering learn/search, then the operator on a local cluster
 	@e2e/demo.sh
