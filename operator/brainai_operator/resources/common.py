@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 MANAGED_BY = "brain-ai-operator"
@@ -41,3 +42,42 @@ def metadata(
 
 def engine_name(cluster: str) -> str:
     return f"{cluster}-engine"
+
+
+def container_security(run_as: int) -> dict[str, Any]:
+    """Non-root, no privilege escalation, read-only root filesystem, no capabilities."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": run_as,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def pod_security(run_as: int) -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": run_as,
+        "fsGroup": run_as,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def claim_template(size: str, storage_class: str | None) -> dict[str, Any]:
+    """The `data` volumeClaimTemplate of a StatefulSet."""
+    spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    return {"metadata": {"name": "data"}, "spec": spec}
+
+
+def secret(name: str, namespace: str, cluster: str, component: str, values: dict[str, str]) -> dict[str, Any]:
+    """An Opaque Secret; `data` (not stringData) so re-applying the same values is a no-op."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata(name, namespace, cluster, component),
+        "type": "Opaque",
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in sorted(values.items())},
+    }

@@ -9,9 +9,11 @@ import tomli_w
 
 from brainai_operator.resources.common import (
     CONFIG_HASH_ANNOTATION,
+    container_security,
     engine_name,
     labels,
     metadata,
+    pod_security,
     selector_labels,
 )
 from brainai_operator.resources.postgres import names as postgres_names
@@ -153,13 +155,9 @@ def _pod_spec(cluster: str, r: Resolved) -> dict[str, Any]:
             "failureThreshold": 3,
         },
         "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
+            **container_security(RUN_AS),
             "runAsGroup": RUN_AS,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
             "privileged": False,
-            "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "volumeMounts": mounts,
@@ -167,11 +165,7 @@ def _pod_spec(cluster: str, r: Resolved) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "serviceAccountName": name,
         "automountServiceAccountToken": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "fsGroup": RUN_AS,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security(RUN_AS),
         "terminationGracePeriodSeconds": 30,
         "containers": [container],
         "volumes": volumes,

@@ -6,10 +6,17 @@ Passwords live only in the Secret; containers read them from env, never from arg
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
-from brainai_operator.resources.common import labels, metadata, selector_labels
+from brainai_operator.resources.common import (
+    claim_template,
+    container_security,
+    labels,
+    metadata,
+    pod_security,
+    secret,
+    selector_labels,
+)
 from brainai_operator.strategies import DataTier
 
 COMPONENT = "postgres"
@@ -35,10 +42,6 @@ def names(cluster: str) -> dict[str, str]:
     }
 
 
-def _b64(value: str) -> str:
-    return base64.b64encode(value.encode()).decode()
-
-
 def build_postgres_secret(
     cluster: str, namespace: str, tier: DataTier, passwords: dict[str, str]
 ) -> dict[str, Any]:
@@ -51,14 +54,8 @@ def build_postgres_secret(
         if tier.replicas
         else ""
     )
-    data = {**passwords, "database-url": rw, "database-read-url": ro}
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": metadata(n["secret"], namespace, cluster, COMPONENT),
-        "type": "Opaque",
-        "data": {k: _b64(v) for k, v in sorted(data.items())},
-    }
+    values = {**passwords, "database-url": rw, "database-read-url": ro}
+    return secret(n["secret"], namespace, cluster, COMPONENT, values)
 
 
 INIT_REPLICATION = """\
@@ -130,13 +127,7 @@ def _container(cluster: str, tier: DataTier) -> dict[str, Any]:
             "periodSeconds": 10,
             "failureThreshold": 6,
         },
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": container_security(RUN_AS),
         "volumeMounts": [
             {"name": "data", "mountPath": "/var/lib/postgresql/data"},
             {"name": "run", "mountPath": "/var/run/postgresql"},
@@ -157,19 +148,8 @@ def _statefulset(
     n = names(cluster)
     select = {**selector_labels(cluster, COMPONENT), ROLE_LABEL: role}
     pod_labels = {**labels(cluster, COMPONENT), ROLE_LABEL: role}
-    claim: dict[str, Any] = {
-        "accessModes": ["ReadWriteOnce"],
-        "resources": {"requests": {"storage": tier.storage_size}},
-    }
-    if tier.storage_class:
-        claim["storageClassName"] = tier.storage_class
     pod: dict[str, Any] = {
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "fsGroup": RUN_AS,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security(RUN_AS),
         "automountServiceAccountToken": False,
         "terminationGracePeriodSeconds": 60,
         "containers": [_container(cluster, tier)],
@@ -195,7 +175,7 @@ def _statefulset(
                 "whenScaled": tier.retention,
             },
             "template": {"metadata": {"labels": pod_labels}, "spec": pod},
-            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": claim}],
+            "volumeClaimTemplates": [claim_template(tier.storage_size, tier.storage_class)],
         },
     }
 
@@ -214,13 +194,7 @@ def build_postgres_replicas(cluster: str, namespace: str, tier: DataTier) -> dic
             {"name": "PRIMARY_HOST", "value": names(cluster)["rw"]},
             _secret_env(cluster, "REPLICATION_PASSWORD", "replication-password"),
         ],
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": container_security(RUN_AS),
         "volumeMounts": [
             {"name": "data", "mountPath": "/var/lib/postgresql/data"},
             {"name": "scripts", "mountPath": "/scripts", "readOnly": True},

@@ -7,10 +7,17 @@ reaches redis-server through a config file written at start, never through comma
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
-from brainai_operator.resources.common import labels, metadata, selector_labels
+from brainai_operator.resources.common import (
+    claim_template,
+    container_security,
+    labels,
+    metadata,
+    pod_security,
+    secret,
+    selector_labels,
+)
 from brainai_operator.strategies import DataTier
 
 COMPONENT = "redis"
@@ -31,14 +38,9 @@ def cluster_job_name(cluster: str, nodes: int) -> str:
 def build_redis_secret(cluster: str, namespace: str, passwords: dict[str, str]) -> dict[str, Any]:
     n = names(cluster)
     url = f"redis://:{passwords['password']}@{n['nodes']}.{namespace}.svc:{PORT}/0"
-    data = {"password": passwords["password"], "redis-url": url}
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": metadata(n["secret"], namespace, cluster, COMPONENT),
-        "type": "Opaque",
-        "data": {k: base64.b64encode(v.encode()).decode() for k, v in sorted(data.items())},
-    }
+    return secret(
+        n["secret"], namespace, cluster, COMPONENT, {"password": passwords["password"], "redis-url": url}
+    )
 
 
 START_NODE = """\
@@ -111,24 +113,9 @@ def _password_env(cluster: str) -> dict[str, Any]:
     }
 
 
-_LOCKED = {
-    "runAsNonRoot": True,
-    "runAsUser": RUN_AS,
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "capabilities": {"drop": ["ALL"]},
-}
-
-
 def build_redis_statefulset(cluster: str, namespace: str, tier: DataTier) -> dict[str, Any]:
     n = names(cluster)
     ping = ["sh", "-c", 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli ping | grep -q PONG']
-    claim: dict[str, Any] = {
-        "accessModes": ["ReadWriteOnce"],
-        "resources": {"requests": {"storage": tier.storage_size}},
-    }
-    if tier.storage_class:
-        claim["storageClassName"] = tier.storage_class
     container = {
         "name": "redis",
         "image": tier.image,
@@ -144,7 +131,7 @@ def build_redis_statefulset(cluster: str, namespace: str, tier: DataTier) -> dic
         "resources": tier.resources,
         "readinessProbe": {"exec": {"command": ping}, "initialDelaySeconds": 5, "periodSeconds": 5},
         "livenessProbe": {"exec": {"command": ping}, "initialDelaySeconds": 20, "periodSeconds": 10},
-        "securityContext": _LOCKED,
+        "securityContext": container_security(RUN_AS),
         "volumeMounts": [
             {"name": "data", "mountPath": "/data"},
             {"name": "run", "mountPath": "/run/redis"},
@@ -168,12 +155,7 @@ def build_redis_statefulset(cluster: str, namespace: str, tier: DataTier) -> dic
             "template": {
                 "metadata": {"labels": pod_labels},
                 "spec": {
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": RUN_AS,
-                        "fsGroup": RUN_AS,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": pod_security(RUN_AS),
                     "automountServiceAccountToken": False,
                     "containers": [container],
                     "volumes": [
@@ -182,7 +164,7 @@ def build_redis_statefulset(cluster: str, namespace: str, tier: DataTier) -> dic
                     ],
                 },
             },
-            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": claim}],
+            "volumeClaimTemplates": [claim_template(tier.storage_size, tier.storage_class)],
         },
     }
 
@@ -225,18 +207,14 @@ def build_redis_cluster_job(cluster: str, namespace: str, tier: DataTier) -> dic
                 "spec": {
                     "restartPolicy": "OnFailure",
                     "automountServiceAccountToken": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": RUN_AS,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": pod_security(RUN_AS),
                     "containers": [
                         {
                             "name": "ensure-cluster",
                             "image": tier.image,
                             "command": ["sh", "/scripts/ensure-cluster.sh"],
                             "env": env,
-                            "securityContext": _LOCKED,
+                            "securityContext": container_security(RUN_AS),
                             "volumeMounts": [{"name": "scripts", "mountPath": "/scripts", "readOnly": True}],
                         }
                     ],
