@@ -8,10 +8,10 @@ BIN := $(VENV)/bin
 BRAINAI_CACHE ?= $(HOME)/.cache/brain-ai
 export BRAINAI_CACHE
 
-.PHONY: help setup lint test test-unit e2e demo cluster-bins cluster-up cluster-down bench crds clean
+.PHONY: help setup lint test test-unit e2e demo cluster-bins cluster-up cluster-down bench crds images test-images e2e-kind kind-config clean
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,18 @@ test-unit: setup ## tests that need no cluster
 
 e2e: setup cluster-bins ## the end-to-end suite on the local cluster (or the reachable KUBECONFIG)
 	$(BIN)/pytest e2e
+
+images: setup ## build brain-ai/engine and brain-ai/operator offline (Docker, debootstrap base, host wheelhouse)
+	@e2e/images/build.sh
+
+test-images: setup ## build the images (cached) and run them: health, read-only root, uid 10001, CLI
+	$(BIN)/pytest -m images e2e/test_images.py
+
+kind-config: cluster-bins ## validate e2e/kind/kind-config.yaml with kind's own config loader
+	@e2e/kind/check-config.sh >/dev/null && echo "e2e/kind/kind-config.yaml: valid"
+
+e2e-kind: setup cluster-bins ## the e2e suite and examples on a kind cluster (needs Docker + kindest/node)
+	@e2e/kind/run.sh
 
 demo: setup ## the engine on SQLite answering learn/search, then the operator on a local cluster
 	@e2e/demo.sh

@@ -161,6 +161,7 @@ build_install metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server "$MET
   "-X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION"
 build_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" \
   "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+build_install kind sigs.k8s.io/kind "$KIND_VERSION"
 build_kstatus
 
 # Manifests pinned with the binaries, taken from the same module versions.

@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# Build the engine and operator images offline: `make images`.
+#
+#   1. a Docker daemon (e2e/images/docker.sh: installs docker.io and starts dockerd if needed);
+#   2. the base image brain-ai/base:bookworm: Debian bookworm (minbase + python3 3.11 + venv)
+#      made with debootstrap from the host's apt mirror and `docker import`ed, since no registry
+#      image can be pulled here; skipped when the image exists;
+#   3. a wheelhouse of the project's dependencies built on the host (pip wheel, from PyPI) in
+#      $BRAINAI_CACHE/wheelhouse; skipped while pyproject.toml's dependencies are unchanged;
+#   4. `docker build --target operator|engine` from a staged context (sources + wheelhouse) with
+#      BASE_IMAGE=brain-ai/base:bookworm and PIP_NO_INDEX=1: the build itself fetches nothing.
+#
+# The classic builder is used unless the buildx plugin is installed (Debian bookworm has no
+# docker-buildx package); the Dockerfile works with both. Progress goes to stderr, full logs to
+# $BRAINAI_CACHE/logs/. Environment: BRAINAI_BASE_IMAGE (use another base, e.g. a pulled
+# python:3.11-slim-bookworm), DEBIAN_MIRROR (default: the host's apt source for bookworm).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+CACHE=${BRAINAI_CACHE:-$HOME/.cache/brain-ai}
+LOGS=$CACHE/logs
+WHEELHOUSE=$CACHE/wheelhouse
+WORK=$CACHE/images
+SUITE=bookworm
+BASE_IMAGE=${BRAINAI_BASE_IMAGE:-brain-ai/base:$SUITE}
+PYTHON=${PYTHON:-$root/.venv/bin/python}
+[[ -x $PYTHON ]] || PYTHON=python3
+mkdir -p "$LOGS" "$WORK"
+
+t_all=$SECONDS
+log() { printf '[images %4ds] %s\n' "$((SECONDS - t_all))" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+as_root() {
+  if ((EUID == 0)); then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else die "need root (or sudo) to run: $*"
+  fi
+}
+# logged NAME CMD...: run CMD with its output in $LOGS/NAME.log; on failure show the tail.
+logged() {
+  local name=$1; shift
+  if ! "$@" >"$LOGS/$name.log" 2>&1; then
+    tail -n 40 "$LOGS/$name.log" >&2
+    die "$name failed (full log: $LOGS/$name.log)"
+  fi
+}
+pyproject() { "$PYTHON" -c "import tomllib, sys; d = tomllib.load(open('$root/pyproject.toml', 'rb')); $1"; }
+
+VERSION=$(pyproject "print(d['project']['version'])")
+ENGINE_IMAGE=${BRAINAI_ENGINE_IMAGE:-brain-ai/engine:$VERSION}
+OPERATOR_IMAGE=${BRAINAI_OPERATOR_IMAGE:-brain-ai/operator:$VERSION}
+
+# --- 1. Docker -------------------------------------------------------------------------------
+"$here/docker.sh" start >/dev/null
+
+# --- 2. base image ---------------------------------------------------------------------------
+debian_mirror() {
+  if [[ -n ${DEBIAN_MIRROR:-} ]]; then echo "$DEBIAN_MIRROR"; return; fi
+  local m
+  # deb822 sources first (Debian 12's default), then the one-line format.
+  m=$(awk -v s="$SUITE" '/^URIs:/ {u=$2} /^Suites:/ {for (i=2;i<=NF;i++) if ($i==s) {print u; exit}}' \
+    /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
+  [[ -n $m ]] || m=$(awk -v s="$SUITE" '$1=="deb" && $3==s {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
+  [[ -n $m ]] || die "no apt source for $SUITE found; set DEBIAN_MIRROR"
+  echo "$m"
+}
+
+build_base() {
+  local tarball=$WORK/base-$SUITE.tar.gz rootfs=$WORK/rootfs-$SUITE
+  if [[ ! -s $tarball ]]; then
+    command -v debootstrap >/dev/null || {
+      log "installing debootstrap"
+      logged apt-debootstrap as_root env DEBIAN_FRONTEND=noninteractive \
+        bash -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends debootstrap'
+    }
+    local mirror
+    mirror=$(debian_mirror)
+    log "debootstrap $SUITE (minbase + python3, python3-venv, ca-certificates) from $mirror"
+    as_root rm -rf "$rootfs"
+    logged debootstrap as_root debootstrap --variant=minbase --components=main \
+      --include=python3,python3-venv,ca-certificates "$SUITE" "$rootfs" "$mirror"
+    # Trim what a container never uses: package lists and caches, docs, manuals, logs.
+    as_root chroot "$rootfs" apt-get clean
+    as_root bash -c "cd '$rootfs' && rm -rf var/lib/apt/lists/* var/cache/apt/*.bin var/log/*.log \
+      var/cache/debconf/*-old usr/share/man/* usr/share/info/* usr/share/locale/* \
+      && find usr/share/doc -mindepth 1 -not -name copyright -not -type d -delete"
+    as_root bash -c "tar -C '$rootfs' --numeric-owner -cf - . | gzip -1 >'$tarball.tmp'"
+    mv "$tarball.tmp" "$tarball"
+    as_root rm -rf "$rootfs"
+  fi
+  local py
+  py=$(gzip -dc "$tarball" | tar -tf - ./usr/bin/ 2>/dev/null | sed -n 's|^\./usr/bin/python\(3\.[0-9]*\)$|\1|p' | head -n1)
+  log "importing $BASE_IMAGE (python $py) from $tarball"
+  logged docker-import docker import \
+    --change 'ENV LANG=C.UTF-8' \
+    --change 'CMD ["python3"]' \
+    --change "LABEL org.opencontainers.image.title=brain-ai-base org.opencontainers.image.base.name=debian:$SUITE io.brainai.python=$py" \
+    "$tarball" "$BASE_IMAGE"
+}
+
+if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+  log "base image $BASE_IMAGE present"
+elif [[ -n ${BRAINAI_BASE_IMAGE:-} ]]; then
+  die "base image $BASE_IMAGE not found (BRAINAI_BASE_IMAGE names an image that must exist)"
+else
+  t0=$SECONDS
+  build_base
+  log "base image ready in $((SECONDS - t0))s"
+fi
+
+# --- 3. wheelhouse ---------------------------------------------------------------------------
+# The wheels must match the image's Python (same minor version, glibc-based Linux).
+host_py=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+base_py=$(docker image inspect "$BASE_IMAGE" --format '{{index .Config.Labels "io.brainai.python"}}' 2>/dev/null || true)
+[[ -z $base_py || $base_py == "<no value>" ]] && base_py=$(docker run --rm --network none "$BASE_IMAGE" \
+  python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+[[ $host_py == "$base_py" ]] || die "host Python $host_py ($PYTHON) differs from the image's $base_py: \
+set PYTHON to a python$base_py so the wheelhouse fits the image"
+
+requirements=$WORK/requirements.txt
+{
+  pyproject "print('\n'.join(d['project']['dependencies']))"
+  pyproject "print('\n'.join(d['build-system']['requires']))"
+} >"$requirements.new"
+key="python$host_py $(sha256sum <"$requirements.new" | cut -c1-16)"
+if [[ -f $WHEELHOUSE/.key && "$(cat "$WHEELHOUSE/.key")" == "$key" ]]; then
+  log "wheelhouse cached ($(find "$WHEELHOUSE" -name '*.whl' | wc -l) wheels, $key)"
+else
+  t0=$SECONDS
+  log "building the wheelhouse with $PYTHON ($host_py) into $WHEELHOUSE"
+  rm -rf "$WHEELHOUSE.tmp"
+  logged pip-wheel "$PYTHON" -m pip wheel --disable-pip-version-check --wheel-dir "$WHEELHOUSE.tmp" \
+    --requirement "$requirements.new"
+  # Environment markers can name the patch version (redis wants async-timeout below 3.11.3, and
+  # bookworm's python3 is 3.11.2): let the image's own pip complete the wheelhouse, with every
+  # version the host resolved pinned. Host network; the host CA bundle so TLS to the index works.
+  for whl in "$WHEELHOUSE.tmp"/*.whl; do
+    whl=${whl##*/}; IFS=- read -r name ver _ <<<"$whl"; echo "$name==$ver"
+  done >"$WHEELHOUSE.tmp/constraints.txt"
+  cp "$requirements.new" "$WHEELHOUSE.tmp/requirements.txt"
+  ca=${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}
+  log "completing the wheelhouse for the image's Python $(docker run --rm --network none "$BASE_IMAGE" \
+    python3 -c 'import platform; print(platform.python_version())')"
+  logged pip-wheel-image docker run --rm --network host --user "$(id -u):$(id -g)" \
+    -v "$ca:/etc/ssl/certs/host-ca.crt:ro" -e PIP_CERT=/etc/ssl/certs/host-ca.crt \
+    -e PIP_INDEX_URL -e PIP_EXTRA_INDEX_URL -e PIP_DEFAULT_TIMEOUT -e HOME=/tmp \
+    -v "$WHEELHOUSE.tmp:/wheels" "$BASE_IMAGE" sh -c 'python3 -m venv /tmp/venv \
+      && /tmp/venv/bin/pip wheel --disable-pip-version-check --find-links /wheels --wheel-dir /wheels \
+         --constraint /wheels/constraints.txt --requirement /wheels/requirements.txt'
+  rm -f "$WHEELHOUSE.tmp/constraints.txt" "$WHEELHOUSE.tmp/requirements.txt"
+  rm -rf "$WHEELHOUSE"
+  mv "$WHEELHOUSE.tmp" "$WHEELHOUSE"
+  echo "$key" >"$WHEELHOUSE/.key"
+  log "wheelhouse: $(find "$WHEELHOUSE" -name '*.whl' | wc -l) wheels, $(du -sh "$WHEELHOUSE" | cut -f1) in $((SECONDS - t0))s"
+fi
+mv "$requirements.new" "$requirements"
+
+# --- 4. images -------------------------------------------------------------------------------
+# The classic builder cannot take a second (named) context, so the context is staged: the files
+# the Dockerfile copies plus the wheelhouse, hard-linked when on the same filesystem.
+ctx=$WORK/context
+rm -rf "$ctx"
+mkdir -p "$ctx"
+cp -p "$root/Dockerfile" "$root/.dockerignore" "$root/pyproject.toml" "$root/README.md" "$ctx/"
+tar -C "$root" --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' -cf - engine operator \
+  | tar -C "$ctx" -xf -
+cp -al "$WHEELHOUSE" "$ctx/wheelhouse" 2>/dev/null || cp -a "$WHEELHOUSE" "$ctx/wheelhouse"
+
+if docker buildx version >/dev/null 2>&1; then
+  export DOCKER_BUILDKIT=1
+  builder=BuildKit
+else
+  export DOCKER_BUILDKIT=0
+  builder="classic builder"
+fi
+revision=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
+created=$(git -C "$root" log -1 --format=%cI 2>/dev/null || echo 1970-01-01T00:00:00Z)
+# A work tree with changes is not the commit: say so in the label.
+[[ -n $(git -C "$root" status --porcelain -- Dockerfile pyproject.toml engine operator 2>/dev/null) ]] \
+  && revision+="-dirty"
+
+for target in operator engine; do
+  image=$OPERATOR_IMAGE
+  [[ $target == engine ]] && image=$ENGINE_IMAGE
+  t0=$SECONDS
+  log "docker build --target $target -t $image ($builder, base $BASE_IMAGE)"
+  logged "image-$target" docker build --target "$target" \
+    --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg PIP_NO_INDEX=1 \
+    --build-arg VERSION="$VERSION" --build-arg REVISION="$revision" --build-arg CREATED="$created" \
+    --tag "$image" "$ctx"
+  size=$(docker image inspect "$image" --format '{{.Size}}')
+  log "  $image built in $((SECONDS - t0))s ($((size / 1024 / 1024)) MiB)"
+done
+log "done in $((SECONDS - t_all))s: $ENGINE_IMAGE $OPERATOR_IMAGE"
