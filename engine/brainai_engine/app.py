@@ -8,6 +8,7 @@ may touch disk, so they go to a bounded threadpool and never stall other request
 from __future__ import annotations
 
 import json
+import math
 import time
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -22,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .api_errors import REQUEST_ID_KEY, ApiError, error_response, from_validation_error
+from .core.lru import LRUCache
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
 from .middleware import EdgeMiddleware
@@ -42,6 +44,7 @@ from .models import (
     RelatedResult,
 )
 from .openapi import EndpointDoc, build_openapi
+from .storage.base import StorageUnavailable
 
 if TYPE_CHECKING:
     from .config import EngineConfig
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
 
 API = "/api/v1"
 MAX_ID_CHARS = 200
+PARSED_QUERIES = 4096
 M = TypeVar("M", bound=BaseModel)
 
 _HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
@@ -119,10 +123,6 @@ async def _body(request: Request, model: type[M], limit: int) -> M:
         raise from_validation_error(exc, "request body") from None
 
 
-def _utf8_len(texts: list[str]) -> int:
-    return sum(len(t.encode("utf-8")) for t in texts)
-
-
 class _Api:
     """Route handlers bound to one engine; one instance per app."""
 
@@ -131,6 +131,9 @@ class _Api:
         self.metrics = metrics
         self.max_body = int(config.server.max_body_bytes)
         self.writers = anyio.CapacityLimiter(max(1, int(config.system.worker_threads)))
+        metrics.track_writers(self.writers)
+        # Validation is a pure function of the raw query string, so repeated searches skip it.
+        self._parsed: LRUCache = LRUCache(PARSED_QUERIES)
 
     async def _write(self, fn: Any, *args: Any) -> Any:
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.writers)
@@ -138,21 +141,25 @@ class _Api:
     async def learn(self, request: Request) -> Response:
         req = await _body(request, LearnRequest, self.max_body)
         result: LearnResult = await self._write(self.engine.learn, req)
-        self.metrics.learn_bytes.inc(_utf8_len([req.text]))
+        self.metrics.observe_learned([req.text])
         return _json(result)
 
     async def learn_batch(self, request: Request) -> Response:
         req = await _body(request, BatchLearnRequest, self.max_body)
         result: BatchLearnResult = await self._write(self.engine.learn_batch, req)
-        self.metrics.learn_bytes.inc(_utf8_len(req.texts))
+        self.metrics.observe_learned(req.texts)
         return _json(result)
 
     async def search_memories(self, request: Request) -> Response:
-        query = _query(request, MemorySearchQuery)
+        raw = request.scope["query_string"]
+        query = self._parsed.get(raw)
+        if query is None:
+            query = _query(request, MemorySearchQuery)
+            self._parsed.put(raw, query)
         started = time.perf_counter()
-        result = self.engine.search_memories(query)
+        body = self.engine.search_memories_json(query)
         self.metrics.memory_search_duration.observe(time.perf_counter() - started)
-        return _json(result)
+        return Response(body, media_type="application/json")
 
     async def add_memory(self, request: Request) -> Response:
         memory_in = await _body(request, MemoryIn, self.max_body)
@@ -198,13 +205,23 @@ class _Api:
         return _plain_json({"status": "ok"})
 
     async def ready(self, request: Request) -> Response:
-        try:
-            ready = bool(self.engine.is_ready())
-        except Exception:
-            ready = False
+        """Ready when reads can be served; `details` says what is reachable. Probes block, so they
+        run off the event loop."""
+
+        def probe() -> tuple[bool, Any]:
+            try:
+                ready = bool(self.engine.is_ready())
+            except Exception:
+                ready = False
+            try:
+                return ready, self.engine.readiness()
+            except Exception:
+                return ready, None
+
+        ready, details = await anyio.to_thread.run_sync(probe)
         if not ready:
-            raise ApiError(503, "not_ready", "engine is starting or its storage is unreachable")
-        return _plain_json({"status": "ready"})
+            raise ApiError(503, "not_ready", "engine is starting or its storage is unreachable", details)
+        return _plain_json({"status": "ready", "details": details})
 
     async def metrics_endpoint(self, request: Request) -> Response:
         body = await anyio.to_thread.run_sync(self.metrics.render)
@@ -318,6 +335,14 @@ def create_app(engine: Engine, config: EngineConfig) -> Starlette:
         by_path.setdefault(doc.path, {})[doc.method] = handler
     routes = [Route(path, _dispatch(handlers), methods=list(handlers)) for path, handlers in by_path.items()]
 
+    async def storage_unavailable(request: Request, exc: Exception) -> Response:
+        """The store refused a call for now (e.g. primary down): 503 and when to retry, not 500."""
+        assert isinstance(exc, StorageUnavailable)
+        retry = str(max(1, math.ceil(exc.retry_after)))
+        err = ApiError(503, "storage_unavailable", str(exc), {"retry_after_seconds": int(retry)},
+                       {"Retry-After": retry})
+        return error_response(err, request.scope.get(REQUEST_ID_KEY, ""))
+
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         code = _HTTP_ERROR_CODES.get(exc.status_code, "http_error")
@@ -335,7 +360,7 @@ def create_app(engine: Engine, config: EngineConfig) -> Starlette:
                 max_in_flight=int(config.system.max_concurrent_requests),
             )
         ],
-        exception_handlers={HTTPException: http_error},
+        exception_handlers={HTTPException: http_error, StorageUnavailable: storage_unavailable},
     )
     app.state.metrics = metrics
     app.state.engine = engine

@@ -1,15 +1,20 @@
 """HTTP benchmark: the real app (engine preloaded with N memories) against bare Starlette endpoints.
 
-Three targets, all under identical uvicorn settings in child processes, driven by the same load
+Four targets, all under identical uvicorn settings in child processes, driven by the same load
 generator from this process in alternating rounds so background noise hits all alike:
 
 - ``bare``: a Starlette endpoint doing no work (the framework's ceiling);
-- ``direct``: a bare Starlette endpoint calling ``engine.search_memories`` (no validation model,
+- ``direct``: a bare Starlette endpoint calling ``engine.search_memories_json`` (no validation model,
   middleware, auth or metrics) in the same process as the app, sharing its engine;
-- ``search``: the real ``GET /api/v1/memory/search``.
+- ``search``: the real ``GET /api/v1/memory/search`` with the result cache on, as configured;
+- ``search_uncached``: the same endpoint with the engine's result cache switched off for the round
+  (through a benchmark-only control route in the child), so every request runs the full search.
 
-Ratios matter more than absolutes: ``search_vs_bare`` is the share of the framework ceiling the search
-endpoint keeps (bounded by the engine's own search cost), ``search_vs_direct`` is what the API layer costs.
+The load generator cycles ``SEARCH_QUERIES`` distinct queries (reported as ``search_distinct_queries``)
+and the engine takes no writes during the run, so after the warm-up the cached rounds are nearly all
+cache hits: ``search_rps`` is the repeated-query figure, ``search_uncached_rps`` the cold one.
+Ratios matter more than absolutes: ``*_vs_bare`` is the share of the framework ceiling an endpoint keeps,
+``search_vs_direct`` is what the API layer costs.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from .serving import free_port
 
 LOCAL = "127.0.0.1"
 DIRECT_PREFIX = "/bench-direct"
+CONTROL_PATH = "/bench-control/search-cache"
+SEARCH_QUERIES = 512
 BARE_MIN_REQUESTS = 10_000
 BARE_BODY = b'{"query":"bench","total":0,"results":[],"took_ms":0.0}'
 
@@ -97,6 +104,13 @@ def direct_app(engine: Any) -> Any:
 
     from .models import MemorySearchQuery
 
+    budget = engine.search_cache.budget
+
+    async def cache_switch(request: Request) -> Response:
+        """Benchmark-only: turn the engine's search cache off (``?on=0``) or back on."""
+        engine.search_cache.resize(budget if request.query_params.get("on") == "1" else 0)
+        return Response(b"{}", media_type="application/json")
+
     async def search(request: Request) -> Response:
         query = MemorySearchQuery.model_construct(
             query=request.query_params["query"],
@@ -106,9 +120,10 @@ def direct_app(engine: Any) -> Any:
             min_confidence=0.0,
             sort_by="relevance",
         )
-        return Response(engine.search_memories(query).model_dump_json(), media_type="application/json")
+        return Response(engine.search_memories_json(query), media_type="application/json")
 
-    return Starlette(routes=[Route(f"{DIRECT_PREFIX}/api/v1/memory/search", search)])
+    return Starlette(routes=[Route(f"{DIRECT_PREFIX}/api/v1/memory/search", search),
+                             Route(f"{DIRECT_PREFIX}{CONTROL_PATH}", cache_switch, methods=["POST"])])
 
 
 def _with_direct(app: Any, direct: Any) -> Any:
@@ -204,7 +219,7 @@ def run_http_bench(
     say = progress or (lambda _msg: None)
     owned = data_dir is None
     root = Path(tempfile.mkdtemp(prefix="brain-ai-bench-")) if owned else Path(data_dir)  # type: ignore[arg-type]
-    queries = search_queries(512, memories, seed)
+    queries = search_queries(SEARCH_QUERIES, memories, seed)
     search_requests = [get_request("/api/v1/memory/search", {"query": q, "limit": "10"}) for q in queries]
     direct_requests = [
         get_request(f"{DIRECT_PREFIX}/api/v1/memory/search", {"query": q, "limit": "10"}) for q in queries
@@ -218,20 +233,29 @@ def run_http_bench(
         app_server.wait_ready(ready_timeout)
         bare_server.wait_ready(60)
         setup_s = time.perf_counter() - started
-        warm = min(300, requests)
+        # Warm-up sends every distinct query once, so the cached rounds measure the steady state.
+        warm = max(min(300, requests), len(search_requests))
         drive(LOCAL, app_server.port, search_requests, total=warm, concurrency=concurrency)
         drive(LOCAL, bare_server.port, bare_requests, total=warm, concurrency=concurrency)
-        runs: dict[str, list[LoadResult]] = {"bare": [], "direct": [], "search": []}
-        # The bare endpoint is ~20x faster, so it gets more requests to measure over a similar time.
+        runs: dict[str, list[LoadResult]] = {"bare": [], "direct": [], "search": [], "search_uncached": []}
+        # Cheaper endpoints get more requests so that every target is measured over a similar time.
         targets = {
             "bare": (bare_server.port, bare_requests, max(requests, BARE_MIN_REQUESTS)),
-            "direct": (app_server.port, direct_requests, requests),
-            "search": (app_server.port, search_requests, requests),
+            "direct": (app_server.port, direct_requests, max(requests, BARE_MIN_REQUESTS // 2)),
+            "search": (app_server.port, search_requests, max(requests, BARE_MIN_REQUESTS // 2)),
+            "search_uncached": (app_server.port, search_requests, requests),
         }
         for n in range(rounds):
             say(f"round {n + 1}/{rounds}")
             for name, (port, payloads, total) in targets.items():
-                runs[name].append(drive(LOCAL, port, payloads, total=total, concurrency=concurrency))
+                cold = name == "search_uncached"
+                if cold:
+                    _switch_cache(app_server.port, on=False)
+                try:
+                    runs[name].append(drive(LOCAL, port, payloads, total=total, concurrency=concurrency))
+                finally:
+                    if cold:
+                        _switch_cache(app_server.port, on=True)
     finally:
         app_server.stop()
         bare_server.stop()
@@ -243,15 +267,23 @@ def run_http_bench(
         "concurrency": concurrency,
         "requests_per_round": {name: total for name, (_port, _payloads, total) in targets.items()},
         "rounds": rounds,
+        "search_distinct_queries": len(queries),
         **best["search"].as_dict("search"),
+        **best["search_uncached"].as_dict("search_uncached"),
         **best["bare"].as_dict("bare"),
         **best["direct"].as_dict("direct"),
         "search_vs_bare": _ratio(best["search"], best["bare"]),
+        "search_uncached_vs_bare": _ratio(best["search_uncached"], best["bare"]),
         "search_vs_direct": _ratio(best["search"], best["direct"]),
         "all_rounds_rps": {name: [round(r.rps, 1) for r in results] for name, results in runs.items()},
         "setup_s": round(setup_s, 2),
         "total_s": round(time.perf_counter() - started, 2),
     }
+
+
+def _switch_cache(port: int, *, on: bool) -> None:
+    url = f"http://{LOCAL}:{port}{DIRECT_PREFIX}{CONTROL_PATH}?on={int(on)}"
+    httpx.post(url, timeout=10).raise_for_status()
 
 
 def _ratio(a: LoadResult, b: LoadResult) -> float:

@@ -173,8 +173,12 @@ class SearchConfig(_Section):
                                       "loads instead of rebuilding.")
     query_workers: int = Field(default=4, ge=1, description="Seed key (query_workers); queries are served "
                                "on the server's event loop, so this is advisory.")
-    query_cache_entries: int = Field(default=4096, ge=0, description="Concept-query results kept in "
-                                     "the in-process cache.")
+    query_cache_entries: int = Field(default=4096, ge=0, description="Concept-search results kept in "
+                                     "the in-process cache (entries; 0 disables). Memory-search results "
+                                     "are budgeted by performance.query_cache_size_mb instead.")
+    result_clock_s: float = Field(default=1.0, ge=0, description="Memory-search results report importance "
+                                  "as of the start of the current period of this many seconds, so a cached "
+                                  "page equals a fresh search for that period; 0 uses the exact instant.")
 
 
 class DatabaseConfig(_Section):
@@ -194,11 +198,20 @@ class DatabaseConfig(_Section):
         default="NORMAL", description="SQLite fsync policy. NORMAL with WAL survives a process crash; "
                                       "FULL also survives power loss.")
     busy_timeout_ms: int = Field(default=5000, ge=0, description="How long SQLite waits for a lock.")
+    pool_timeout_seconds: float = Field(default=5.0, gt=0, description="How long a call waits for a "
+                                        "pooled server-database connection; a write that cannot get one "
+                                        "answers 503.")
+    work_mem_mb: int = Field(default=0, ge=0, description="work_mem of the engine's PostgreSQL sessions "
+                             "(0 keeps the server's setting; the seed tunes the server to 256).")
+    change_poll_interval_seconds: float = Field(default=0.5, gt=0, le=60, description="How often an engine "
+                                                "replica polls the shared change log for other replicas' "
+                                                "writes; Redis notifications make it sooner.")
 
     @field_validator("read_urls", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
+        """A list, or one string of comma-separated URLs (the DATABASE_READ_URLS form)."""
+        return [u.strip() for u in value.split(",") if u.strip()] if isinstance(value, str) else value
 
     @field_validator("synchronous", mode="before")
     @classmethod
@@ -227,7 +240,9 @@ class PerformanceConfig(_Section):
                                     "collections; gauges are read at scrape time.")
     cache_size_mb: int = Field(default=512, ge=0, description="SQLite page cache, when larger than "
                                "storage.buffer_pool_size_mb.")
-    query_cache_size_mb: int = Field(default=64, ge=0, description="Result cache of concept queries.")
+    query_cache_size_mb: int = Field(default=64, ge=0, description="Memory budget (estimated) of the "
+                                     "memory-search result cache, keyed by the full query and invalidated by "
+                                     "every write that can change a result; 0 disables it.")
     memory_pool_size: int = Field(default=1000, ge=0, description="Memory records kept decoded in process.")
     gc_threshold: float = Field(default=0.8, gt=0, le=1, description="Working-memory fill ratio that "
                                 "triggers a forgetting pass.")
@@ -320,6 +335,7 @@ class EngineConfig(_Section):
 
 ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "DATABASE_URL": ("database", "url"),
+    "DATABASE_READ_URLS": ("database", "read_urls"),
     "REDIS_URL": ("redis", "url"),
     "INSTANCE_ID": ("system", "instance_id"),
 }

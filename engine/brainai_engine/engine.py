@@ -9,15 +9,20 @@ wait for a storage commit.
 Durability: every mutating call returns only after `Storage.write` committed. Access statistics
 from reads (`get_memory`) and working-memory type changes are metadata and are flushed with the next
 write or by the maintenance thread within a second.
+
+Caching: memory-search pages are cached by query (see `search_cache`). Every change that can alter a
+result calls `_memories_changed` after the change is visible, which makes older pages unreachable.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
 
+from . import sync
 from .config import EngineConfig
 from .core.concept_search import ConceptNameIndex
 from .core.concepts import ConceptGraph, Edge, Node
@@ -50,7 +55,8 @@ from .models import (
     RelatedResult,
 )
 from .search import MemorySearcher
-from .storage import Storage, open_storage
+from .search_cache import CachedSearch, Page, SearchCache, estimate_size, search_key
+from .storage import Storage, StorageUnavailable, open_storage
 from .storage.base import ConceptRecord, EdgeRecord, MemoryRecord, NewMemory, SegmentRecord, WriteBatch
 
 log = logging.getLogger(__name__)
@@ -75,20 +81,27 @@ class Engine:
         self._access_lock = threading.Lock()
         self._pending_access: dict[int, list[float]] = {}
         self._pending_types: dict[int, str] = {}
-        self._concept_cache: LRUCache = LRUCache(max(config.performance.query_cache_size_mb * 256, 0))
+        self._concept_cache: LRUCache = LRUCache(config.search.query_cache_entries)
         self._generation = 0
+        self.search_cache = SearchCache(config.performance.query_cache_size_mb * 2**20)
+        self._search_counter = itertools.count(1)
+        self._search_generation = 0
         self._memories = 0
         self._closed = False
         self._ready = False
         self._last_consolidation = time.time()
         self._last_graph_maintenance = time.time()
         self.searcher = MemorySearcher(self)
+        # Shared storage (PostgreSQL): follow other replicas' writes; set up before loading.
+        self.feed = sync.attach(self)
         self._load()
         self._ready = True
         self._stop = threading.Event()
         self._maintainer = threading.Thread(target=self._maintenance_loop, name="brain-ai-maintenance",
                                             daemon=True)
         self._maintainer.start()
+        if self.feed is not None:
+            self.feed.start()
 
     @classmethod
     def open(cls, config: EngineConfig) -> Engine:
@@ -170,6 +183,7 @@ class Engine:
                 self._memories += n
                 self._generation += 1
             self._maybe_consolidate(now)
+            self._memories_changed()
         done = time.perf_counter()
         out: list[LearnResult] = []
         pos = 0
@@ -222,6 +236,7 @@ class Engine:
                 self.graph.removed_edges.update(batch.removed_edges)
                 for memory_id, mtype in batch.memory_types:
                     self._pending_types.setdefault(memory_id, mtype)
+            self._memories_changed()
             raise
 
     # -- memories ---------------------------------------------------------------------------------
@@ -242,6 +257,7 @@ class Engine:
                 n = len(pending)
                 self.indexes.add(result.memory_ids, pending, [type] * n, [1.0] * n, [now] * n)
                 self._memories += n
+                self._memories_changed()
                 pending.clear()
 
             for content in contents:
@@ -273,6 +289,7 @@ class Engine:
                     self._leave_working(self.working.add([(memory_id, weight, 0, now)], now))
                 self._memories += 1
             self._maybe_consolidate(now)
+            self._memories_changed()
         rec = MemoryRecord(memory_id, m.content, m.type, prio, m.confidence, 0, now, now, m.context)
         return self._to_memory(rec, now)
 
@@ -297,6 +314,7 @@ class Engine:
         if rec.type == "working":
             with self._state.write():
                 self.working.touch(mid, rec.access_count, now)
+        self._memories_changed()
         return self._to_memory(rec, now)
 
     def delete_memory(self, memory_id: str) -> bool:
@@ -317,6 +335,7 @@ class Engine:
             with self._state.write():
                 self.working.remove(mid)
                 self._memories -= 1
+            self._memories_changed()
         return True
 
     def _to_memory(self, rec: MemoryRecord, now: float) -> Memory:
@@ -333,19 +352,59 @@ class Engine:
                       confidence=rec.confidence, importance=importance, access_count=rec.access_count,
                       created_at=rec.created_at, last_accessed=rec.last_accessed, context=rec.context)
 
+    def _memories_changed(self) -> None:
+        """Make every cached search page unreachable; call after the change is visible to searches."""
+        self._search_generation = next(self._search_counter)
+
+    def _result_tick(self) -> float:
+        """The instant search results report importance at (`search.result_clock_s`)."""
+        period = self.config.search.result_clock_s
+        now = time.time()
+        return now - now % period if period > 0 else now
+
     def search_memories(self, q: MemorySearchQuery) -> MemorySearchResult:
         started = time.perf_counter()
+        entry, hit = self._search_entry(q)
+        took = (time.perf_counter() - started) * 1000
+        return entry.result.model_copy(update={"took_ms": took, "cached": hit})
+
+    def search_memories_json(self, q: MemorySearchQuery) -> bytes:
+        """`search_memories` serialised; a cached page's JSON is built once and reused."""
+        started = time.perf_counter()
+        entry, hit = self._search_entry(q)
+        head = entry.json_head()
+        took = (time.perf_counter() - started) * 1000
+        return b'%s,"cached":%s,"took_ms":%r}' % (head, b"true" if hit else b"false", took)
+
+    def _search_entry(self, q: MemorySearchQuery) -> tuple[CachedSearch, bool]:
+        """The page for `q` and whether it came from the cache. The generation is read before the
+        search, so a write that lands during it leaves this page already stale."""
+        key = search_key(q)
+        generation = self._search_generation
+        tick = self._result_tick()
+        entry = self.search_cache.get(key, generation)
+        if entry is not None:
+            if entry.tick == tick:
+                return entry, True
+            entry = self._materialise(q, entry.total, entry.page, generation, tick)
+            self.search_cache.put(key, entry)
+            return entry, True
         total, page = self.searcher.search(q)
-        now = time.time()
         with self._access_lock:
             for rec, _ in page:
                 pending = self._pending_access.get(rec.id)
                 if pending is not None:
                     rec.access_count += int(pending[0])
                     rec.last_accessed = max(rec.last_accessed, pending[1])
-        results = [MemoryHit(memory=self._to_memory(rec, now), score=score) for rec, score in page]
-        return MemorySearchResult(query=q.query, total=total, results=results,
-                                  took_ms=(time.perf_counter() - started) * 1000)
+        entry = self._materialise(q, total, page, generation, tick)
+        self.search_cache.put(key, entry)
+        return entry, False
+
+    def _materialise(self, q: MemorySearchQuery, total: int, page: Page, generation: int,
+                     tick: float) -> CachedSearch:
+        results = [MemoryHit(memory=self._to_memory(rec, tick), score=score) for rec, score in page]
+        result = MemorySearchResult(query=q.query, total=total, results=results, took_ms=0.0)
+        return CachedSearch(generation, tick, total, page, result, estimate_size(page))
 
     # -- concepts ---------------------------------------------------------------------------------
     def _concept(self, name: str, node: Node) -> Concept:
@@ -400,7 +459,10 @@ class Engine:
         due = now - self._last_consolidation >= cfg.consolidation_period_s
         if due or fill >= self.config.performance.gc_threshold:
             with self._state.write():
-                self._leave_working(self.working.consolidate(now).all)
+                left = self.working.consolidate(now).all
+                self._leave_working(left)
+            if left:
+                self._memories_changed()
             self._last_consolidation = now
 
     def maintain(self, now: float | None = None, force: bool = False) -> None:
@@ -421,12 +483,17 @@ class Engine:
                 self._drain_state_into(batch)
             if not batch.empty():
                 self._commit(batch)
+                if batch.memory_types or batch.memory_access:
+                    # Pending metadata left memory before the commit made it visible in storage.
+                    self._memories_changed()
             self.indexes.maintain()
 
     def _maintenance_loop(self) -> None:
         while not self._stop.wait(1.0):
             try:
                 self.maintain()
+            except StorageUnavailable as exc:  # e.g. the primary is down: retried next second
+                log.warning("maintenance pass postponed: %s", exc)
             except Exception:  # the loop must survive a transient storage error
                 log.exception("maintenance pass failed")
 
@@ -435,10 +502,19 @@ class Engine:
         return EngineStats(
             memories=self._memories, working_memories=len(self.working), concepts=len(self.graph.nodes),
             relationships=self.graph.edge_count, segments=len(self.segments), storage=self.storage.kind,
-            extra={**self.indexes.stats(), "instance_id": self.config.system.instance_id})
+            extra={**self.indexes.stats(), **self.search_cache.stats(),
+                   "instance_id": self.config.system.instance_id})
 
     def is_ready(self) -> bool:
         return self._ready and not self._closed and self.storage.ping()
+
+    def readiness(self) -> dict[str, object]:
+        """What this replica can reach (database servers, Redis, change feed), for /ready."""
+        return sync.readiness(self, self.feed)
+
+    def apply_remote_changes(self) -> int:
+        """Apply other replicas' writes now (the feed also does this in the background)."""
+        return self.feed.catch_up() if self.feed is not None else 0
 
     def _check_open(self) -> None:
         if self._closed:
@@ -447,6 +523,8 @@ class Engine:
     def close(self) -> None:
         if self._closed:
             return
+        if self.feed is not None:
+            self.feed.stop()
         self._stop.set()
         self._maintainer.join(timeout=10)
         try:

@@ -10,8 +10,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
@@ -65,6 +74,52 @@ class _EngineCollector(Collector):
             yield family
 
 
+class _LoadCollector(Collector):
+    """In-flight requests and the write queue, read from their owners at scrape time.
+
+    The middleware and the route handlers own these counts; reading them on scrape keeps the request
+    path free of gauge updates.
+    """
+
+    def __init__(self) -> None:
+        self.in_flight: Callable[[], int] | None = None
+        self.in_flight_limit = 0
+        self.writers: Any = None  # an anyio.CapacityLimiter
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        if self.in_flight is not None:
+            yield _gauge(
+                "brain_ai_http_requests_in_flight",
+                "API requests being served now (health, readiness and metrics excluded).",
+                self.in_flight(),
+            )
+            yield _gauge(
+                "brain_ai_http_requests_in_flight_limit",
+                "In-flight API requests above which new ones get 503 (system.max_concurrent_requests).",
+                self.in_flight_limit,
+            )
+        if self.writers is not None:
+            stats = self.writers.statistics()
+            yield _gauge(
+                "brain_ai_write_queue_depth",
+                "Writes (learn, add, delete) waiting for a writer thread.",
+                stats.tasks_waiting,
+            )
+            yield _gauge("brain_ai_write_workers_busy", "Writer threads busy now.", stats.borrowed_tokens)
+            yield _gauge(
+                "brain_ai_write_workers", "Writer threads (system.worker_threads).", stats.total_tokens
+            )
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, doc)
+    family.add_metric([], float(value))
+    return family
+
+
 class Metrics:
     """Every metric the HTTP layer records, bound to one registry."""
 
@@ -100,6 +155,19 @@ class Metrics:
             "UTF-8 bytes of text accepted by learn requests.",
             registry=self.registry,
         )
+        self.learn_texts = Counter(
+            "brain_ai_learn_texts",
+            "Texts learned (one per /learn, one per item of /learn/batch).",
+            registry=self.registry,
+        )
+        # CPU, resident memory, open fds and start time of this process: what right-sizing reads when
+        # cAdvisor's container metrics are not scraped. The platform and GC collectors follow the
+        # default registry so dashboards built for any Python service work here too.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self._load = _LoadCollector()
+        self.registry.register(self._load)
         self.instance = Info("brain_ai_instance", "Identity of this engine process.", registry=self.registry)
         self.instance.info({"instance_id": instance_id})
         if stats is not None:
@@ -107,6 +175,20 @@ class Metrics:
         # Labelled children are cached so the hot path skips prometheus-client's label lookup and lock.
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._lock = threading.Lock()
+
+    def track_in_flight(self, read: Callable[[], int], limit: int) -> None:
+        """Export the middleware's in-flight count; ``read`` is called on each scrape."""
+        self._load.in_flight = read
+        self._load.in_flight_limit = limit
+
+    def track_writers(self, limiter: Any) -> None:
+        """Export the queue in front of the writer threads (an anyio.CapacityLimiter)."""
+        self._load.writers = limiter
+
+    def observe_learned(self, texts: list[str]) -> None:
+        """Learning throughput: texts and their UTF-8 bytes, counted once the engine accepted them."""
+        self.learn_texts.inc(len(texts))
+        self.learn_bytes.inc(sum(len(t.encode("utf-8")) for t in texts))
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Record one finished HTTP request; ``route`` must be a template, never a raw path."""

@@ -45,6 +45,7 @@ class EdgeMiddleware:
         self._expected = f"Bearer {auth_token}".encode() if auth_token else None
         self.max_in_flight = max(1, max_in_flight)
         self.in_flight = 0
+        metrics.track_in_flight(lambda: self.in_flight, self.max_in_flight)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -126,7 +126,9 @@ class MemorySearchResult(BaseModel):
     query: str
     total: int = Field(description="Matches before limit/offset (bounded by the candidate pool).")
     results: list[MemoryHit]
-    took_ms: float
+    cached: bool = Field(default=False, description="Served from the result cache: identical to a fresh "
+                         "search of the same state, with importance as of the same clock tick.")
+    took_ms: float = Field(description="Time this call spent in the engine, cache lookup included.")
 
 
 class Concept(BaseModel):

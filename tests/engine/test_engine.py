@@ -19,8 +19,10 @@ from brainai_engine.models import (
     RelatedQuery,
 )
 
-TEXT = ("Machine learning is a field of artificial intelligence. Neural networks are machine learning "
-        "models. Artificial intelligence systems learn from data, and machine learning needs data.")
+TEXT = (
+    "Machine learning is a field of artificial intelligence. Neural networks are machine learning "
+    "models. Artificial intelligence systems learn from data, and machine learning needs data."
+)
 
 
 def search(engine: Engine, query: str, **kw: object) -> list[str]:
@@ -64,8 +66,7 @@ def test_search_relevance_filters_sorting_and_paging(engine: Engine) -> None:
     engine.add_memory(MemoryIn(content="zebra stripes are black and white", confidence=0.3))
     engine.add_memory(MemoryIn(content="a zebra", type="semantic", confidence=0.9))
     engine.add_memory(MemoryIn(content="horses gallop across plains", confidence=0.5))
-    engine.add_memory(MemoryIn(content="zebra and horse are related animals", type="working",
-                               confidence=0.6))
+    engine.add_memory(MemoryIn(content="zebra and horse are related animals", type="working", confidence=0.6))
     assert search(engine, "zebra")[0] == "a zebra"  # the short memory wins on BM25 length norm
     res = engine.search_memories(MemorySearchQuery(query="zebra horses"))
     assert res.total == 4 and res.results[0].score >= res.results[-1].score  # 3 zebra + 1 horses
@@ -78,8 +79,17 @@ def test_search_relevance_filters_sorting_and_paging(engine: Engine) -> None:
     assert engine.search_memories(MemorySearchQuery(query="zebra", offset=50)).results == []
 
 
-WEIRD_QUERIES = ["🦓🚀🔥", "e\u0301\u0301\u0301", "\u202emirror\u202c", "مرحبا بالعالم", "東京タワー",
-                 "x" * 1000, "a " * 400, "'; DROP TABLE memories; --", "...?!"]
+WEIRD_QUERIES = [
+    "🦓🚀🔥",
+    "e\u0301\u0301\u0301",
+    "\u202emirror\u202c",
+    "مرحبا بالعالم",
+    "東京タワー",
+    "x" * 1000,
+    "a " * 400,
+    "'; DROP TABLE memories; --",
+    "...?!",
+]
 
 
 @pytest.mark.parametrize("query", WEIRD_QUERIES)
@@ -104,8 +114,14 @@ def test_concept_search_contract(engine: Engine) -> None:
 
 
 def test_memory_crud_and_access_counting(engine: Engine) -> None:
-    m = engine.add_memory(MemoryIn(content="Paris is the capital of France", type="semantic",
-                                   priority="critical", context={"source": "atlas"}))
+    m = engine.add_memory(
+        MemoryIn(
+            content="Paris is the capital of France",
+            type="semantic",
+            priority="critical",
+            context={"source": "atlas"},
+        )
+    )
     assert m.importance == pytest.approx(4.0)
     first = engine.get_memory(m.id)
     second = engine.get_memory(m.id)
@@ -120,8 +136,10 @@ def test_memory_crud_and_access_counting(engine: Engine) -> None:
 
 def test_working_memory_overflow_becomes_episodic(open_engine: Callable[..., Engine]) -> None:
     engine = open_engine(memory={"working_memory_size": 2})
-    ids = [engine.learn(LearnRequest(text=f"Note number {w}.", priority=p)).memory_ids[0]
-           for w, p in [("one", "medium"), ("two", "low"), ("three", "high")]]
+    ids = [
+        engine.learn(LearnRequest(text=f"Note number {w}.", priority=p)).memory_ids[0]
+        for w, p in [("one", "medium"), ("two", "low"), ("three", "high")]
+    ]
     assert engine.stats().working_memories <= 2
     assert engine.get_memory(ids[1]).type == "episodic"  # type: ignore[union-attr]
     assert search(engine, "two", type="episodic") == ["Note number two."]
@@ -137,7 +155,11 @@ def test_everything_survives_reopen(open_engine: Callable[..., Engine]) -> None:
     again = open_engine()
     after = again.stats()
     assert (after.memories, after.concepts, after.relationships, after.segments) == (
-        before.memories, before.concepts, before.relationships, before.segments)
+        before.memories,
+        before.concepts,
+        before.relationships,
+        before.segments,
+    )
     assert again.get_memory(learned.memory_ids[0]) is not None
     assert search(again, "otters") == ["standalone fact about otters"]
     assert again.related_concepts("machine learning", RelatedQuery()) == related

@@ -47,6 +47,20 @@ class MemoryColumns:
         self.created[ids] = created
         self.length[ids] = lengths
 
+    def set_one(self, memory_id: int, type_code: int, confidence: float, created: float,
+                length: float) -> None:
+        """`set` for a single new memory: scalar stores, without building four arrays."""
+        self._ensure(memory_id)
+        if self.type[memory_id] == 0:
+            self.alive += 1
+            self.total_length += length
+        else:
+            self.total_length += length - float(self.length[memory_id])
+        self.type[memory_id] = type_code
+        self.confidence[memory_id] = confidence
+        self.created[memory_id] = created
+        self.length[memory_id] = length
+
     def set_type(self, memory_id: int, mtype: str) -> None:
         if memory_id < len(self.type) and self.type[memory_id]:
             self.type[memory_id] = TYPE_CODES[mtype]

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from bisect import insort
 from collections.abc import Callable
 
 import numpy as np
@@ -62,8 +63,9 @@ class LexicalIndex:
         return len(self._post)
 
     def add(self, ids: list[int], term_sets: list[set[str]]) -> None:
-        """Index memories; ids must be larger than every id indexed before (they are: storage
-        assigns ascending ids and the caller holds the writer lock)."""
+        """Index memories (the caller holds the writer lock). Storage assigns ascending ids, so this
+        is an append; an id below one already indexed (a change applied from another engine
+        replica) is inserted in order instead, so postings stay sorted."""
         with self.lock.write():
             post, by_len = self._post, self._by_len
             n = 0
@@ -74,12 +76,17 @@ class LexicalIndex:
                     if arr is None:
                         arr = post[t] = array("I")
                         by_len[t] = {}
-                    arr.append(memory_id)
                     lengths = by_len[t]
                     short = lengths.get(bucket)
                     if short is None:
                         short = lengths[bucket] = array("I")
-                    short.append(memory_id)
+                    if arr and arr[-1] > memory_id:
+                        # Another engine replica's memory that committed before ours arrived late.
+                        insort(arr, memory_id)
+                        insort(short, memory_id)
+                    else:
+                        arr.append(memory_id)
+                        short.append(memory_id)
                 n += len(terms)
             self.postings += n
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from ..config import ConfigError, EngineConfig
-from .base import Storage, WriteBatch, WriteResult
+from .base import Storage, StorageUnavailable, WriteBatch, WriteResult
 from .sqlite import SQLiteStorage
 
-__all__ = ["SQLiteStorage", "Storage", "WriteBatch", "WriteResult", "open_storage"]
+__all__ = ["SQLiteStorage", "Storage", "StorageUnavailable", "WriteBatch", "WriteResult", "open_storage"]
 
 
 def open_storage(config: EngineConfig) -> Storage:
-    """SQLite for sqlite:///path or no URL (file under server.data_dir); other schemes are refused."""
+    """SQLite for sqlite:///path or no URL (file under server.data_dir), PostgreSQL for postgresql://."""
     url = config.database.url
     if url is None or url.startswith("sqlite:///"):
         storage = config.storage
@@ -24,5 +24,7 @@ def open_storage(config: EngineConfig) -> Storage:
         return SQLiteStorage(config.sqlite_path(), config.database, storage)
     scheme = url.split(":", 1)[0]
     if scheme in {"postgres", "postgresql", "postgresql+psycopg"}:
-        raise ConfigError(f"database.url: the PostgreSQL backend is not available in this build ({scheme}://)")
+        from .postgres import PostgresStorage  # imported here: the embedded default needs no driver
+
+        return PostgresStorage(config.database, config.system.instance_id)
     raise ConfigError(f"database.url: unsupported scheme {scheme!r}; use sqlite:///path or postgresql://")

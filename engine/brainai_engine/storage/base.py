@@ -14,6 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+class StorageUnavailable(RuntimeError):
+    """The store cannot take writes (or serve reads) right now; retrying later may succeed.
+
+    Raised for connection-level failures only, never for a bad batch, so the HTTP layer can answer
+    503 with Retry-After instead of 500.
+    """
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 @dataclass(slots=True)
 class MemoryRecord:
     id: int

@@ -50,7 +50,7 @@ def test_reinforcement_starts_from_decayed_weight() -> None:
 
 def test_prune_below_threshold() -> None:
     g = graph(edge_decay_lambda=0.01)
-    link(g, "weak", "x", 1)   # 0.19 -> below 0.1 after ln(1.9)/0.01 = 64 h
+    link(g, "weak", "x", 1)  # 0.19 -> below 0.1 after ln(1.9)/0.01 = 64 h
     link(g, "strong", "x", 10)
     removed = g.prune(now=70 * H)
     assert removed == [("weak", "x")]

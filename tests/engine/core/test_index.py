@@ -22,8 +22,13 @@ def build_lexical(texts: list[str], max_postings: int = 100_000) -> tuple[Lexica
     index = LexicalIndex(cols, max_postings=max_postings)
     terms = [content_terms(tokenize(t)) for t in texts]
     ids = np.arange(1, len(texts) + 1)
-    cols.set(ids, np.full(len(ids), 2, dtype=np.uint8), np.ones(len(ids), dtype=np.float32),
-             ids.astype(np.float64), np.array([len(t) for t in terms], dtype=np.float32))
+    cols.set(
+        ids,
+        np.full(len(ids), 2, dtype=np.uint8),
+        np.ones(len(ids), dtype=np.float32),
+        ids.astype(np.float64),
+        np.array([len(t) for t in terms], dtype=np.float32),
+    )
     index.add(ids.tolist(), terms)
     return index, terms
 
@@ -104,7 +109,7 @@ def test_vector_index_switches_to_hnsw_and_keeps_recall() -> None:
     index.add(np.arange(501, 2001), x[500:2000])
     assert index.kind == "hnsw"
     for start in range(2000, 3000, 100):  # small adds go through the fresh buffer and merges
-        index.add(np.arange(start + 1, start + 101), x[start:start + 100])
+        index.add(np.arange(start + 1, start + 101), x[start : start + 100])
     assert len(index) == 3000
     q = vectors(50, seed=1)
     exact = np.argsort(-(q @ x.T), axis=1)[:, :10] + 1

@@ -27,9 +27,14 @@ def test_importance_is_priority_times_decay() -> None:
 def test_evicts_least_important_when_full() -> None:
     wm = WorkingMemory(MemoryConfig(working_memory_size=3))
     now = 100 * H
-    wm.add([(1, MEDIUM, 0, now - 48 * H),  # 2 * 0.25 = 0.5
-            (2, LOW, 0, now),               # 1.0
-            (3, CRITICAL, 0, now - 24 * H)], now)  # 2.0
+    wm.add(
+        [
+            (1, MEDIUM, 0, now - 48 * H),  # 2 * 0.25 = 0.5
+            (2, LOW, 0, now),  # 1.0
+            (3, CRITICAL, 0, now - 24 * H),
+        ],
+        now,
+    )  # 2.0
     evicted = wm.add([(4, HIGH, 0, now)], now)
     assert evicted == [1]
     assert sorted(wm.ids()) == [2, 3, 4]
@@ -54,12 +59,25 @@ def test_batch_larger_than_capacity_keeps_the_most_important() -> None:
 
 
 def test_consolidation_promotes_rehearsed_and_important_in_batches() -> None:
-    cfg = MemoryConfig(working_memory_size=10, consolidation_batch_size=2, consolidation_min_accesses=2,
-                       consolidation_min_importance=3.5, forget_threshold=0.05)
+    cfg = MemoryConfig(
+        working_memory_size=10,
+        consolidation_batch_size=2,
+        consolidation_min_accesses=2,
+        consolidation_min_importance=3.5,
+        forget_threshold=0.05,
+    )
     wm = WorkingMemory(cfg)
     now = 10 * H
-    wm.add([(1, MEDIUM, 0, now), (2, CRITICAL, 0, now), (3, LOW, 0, now - 24 * 10 * H),
-            (4, MEDIUM, 0, now), (5, MEDIUM, 0, now)], now)
+    wm.add(
+        [
+            (1, MEDIUM, 0, now),
+            (2, CRITICAL, 0, now),
+            (3, LOW, 0, now - 24 * 10 * H),
+            (4, MEDIUM, 0, now),
+            (5, MEDIUM, 0, now),
+        ],
+        now,
+    )
     wm.touch(4, 2, now)
     wm.touch(5, 3, now)
     first = wm.consolidate(now)

@@ -35,12 +35,17 @@ def test_wal_and_synchronous(store: SQLiteStorage) -> None:
 
 
 def test_write_and_read_back_everything(store: SQLiteStorage) -> None:
-    result = store.write(WriteBatch(
-        new_memories=[memory("first ünïcode 🚀", context={"src": "t"}), memory("second", type="semantic")],
-        concepts=[ConceptRecord("ai", 3, 0.8, 1.0, 2.0)],
-        edges=[EdgeRecord("ai", "ml", 0.19, 0.1, 5.0)],
-        segments=[SegmentRecord("machine learning", 2, 0.75, 2, 1.0, "machine", "learning")],
-    ))
+    result = store.write(
+        WriteBatch(
+            new_memories=[
+                memory("first ünïcode 🚀", context={"src": "t"}),
+                memory("second", type="semantic"),
+            ],
+            concepts=[ConceptRecord("ai", 3, 0.8, 1.0, 2.0)],
+            edges=[EdgeRecord("ai", "ml", 0.19, 0.1, 5.0)],
+            segments=[SegmentRecord("machine learning", 2, 0.75, 2, 1.0, "machine", "learning")],
+        )
+    )
     assert result.memory_ids == [1, 2]
     rec = store.get_memory(1)
     assert rec is not None and rec.content == "first ünïcode 🚀" and rec.context == {"src": "t"}
@@ -81,8 +86,10 @@ def test_durable_across_reopen_and_ids_never_reused(tmp_path: Path) -> None:
 
 
 def test_failed_batch_is_rolled_back(store: SQLiteStorage) -> None:
-    bad = WriteBatch(new_memories=[memory("ok"), memory(None)],  # type: ignore[arg-type]
-                     concepts=[ConceptRecord("ghost", 1, 1.0, 0.0, 0.0)])
+    bad = WriteBatch(
+        new_memories=[memory("ok"), memory(None)],  # type: ignore[arg-type]
+        concepts=[ConceptRecord("ghost", 1, 1.0, 0.0, 0.0)],
+    )
     with pytest.raises(sqlite3.IntegrityError):
         store.write(bad)
     assert store.counts().memories == 0 and list(store.iter_concepts()) == []
@@ -91,8 +98,9 @@ def test_failed_batch_is_rolled_back(store: SQLiteStorage) -> None:
 
 @pytest.mark.parametrize("algorithm", ["zlib", "lz4"])
 def test_compression_round_trip(tmp_path: Path, algorithm: str) -> None:
-    s = SQLiteStorage(tmp_path / "c.db", storage=StorageConfig(compression_algorithm=algorithm,
-                                                                compression_min_bytes=10))
+    s = SQLiteStorage(
+        tmp_path / "c.db", storage=StorageConfig(compression_algorithm=algorithm, compression_min_bytes=10)
+    )
     text = "compressible text " * 50
     s.write(WriteBatch(new_memories=[memory(text), memory("short")]))
     raw = sqlite3.connect(s.path).execute("SELECT enc, length(content) FROM memories ORDER BY id").fetchall()
