@@ -1,9 +1,10 @@
 """The engine and operator images, built offline by `make images`, run the way the cluster runs them.
 
-Marked `images` (`make test-images` runs them alone; `make test` includes them). The module fixture starts a Docker daemon when none answers (e2e/images/docker.sh, which
-installs Debian's docker.io if needed) and stops it again afterwards if it started it; then it runs
-e2e/images/build.sh, which is cached: seconds when nothing changed. The tests are skipped only when
-no Docker daemon can be started.
+Marked `images` (`make test-images` runs them alone; `make test` includes them). The module
+fixture starts a Docker daemon when none answers (e2e/images/docker.sh, which installs Debian's
+docker.io if needed) and stops it again afterwards if it started it; then it runs
+e2e/images/build.sh, which is cached: seconds when nothing changed. The tests are skipped only
+when no Docker daemon can be started.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ QUANTITY_PATTERN = (
     r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
+DURATION_PATTERN = r"^[0-9]+(s|m|h|d)$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
@@ -413,6 +414,92 @@ class MonitoringSpec(KubeModel):
     alerts: AlertThresholds | None = Field(
         default=None, description="Alert thresholds (the seed's by default)."
     )
+    prometheus_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^https?://[^\s]+$",
+        description="Prometheus the advisor reads this cluster's usage from (overrides the operator's "
+        "--prometheus-url). Engine pods must be scraped with namespace and service labels, as a "
+        "ServiceMonitor does.",
+    )
+    window: str | None = Field(
+        default=None,
+        pattern=DURATION_PATTERN,
+        description="How much history the advisor's recommendations are computed over, e.g. 1h or 1d "
+        "(default: the operator's --advisor-window, 1h).",
+    )
+
+
+def _quantity_not_above(low: str, high: str) -> str:
+    return (
+        f"!has(self.{low}) || !has(self.{high}) || "
+        f"quantity(string(self.{low})).compareTo(quantity(string(self.{high}))) <= 0"
+    )
+
+
+class AutopilotBounds(KubeModel):
+    """The range autopilot may move settings within; unset bounds do not limit."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.minReplicas) || !has(self.maxReplicas) || "
+                    "self.minReplicas <= self.maxReplicas",
+                    "spec.autopilot.bounds.minReplicas must be less than or equal to maxReplicas",
+                    field_path=".minReplicas",
+                ),
+                cel(
+                    _quantity_not_above("cpuRequestMin", "cpuRequestMax"),
+                    "spec.autopilot.bounds.cpuRequestMin must be less than or equal to cpuRequestMax",
+                    field_path=".cpuRequestMin",
+                ),
+                cel(
+                    _quantity_not_above("memoryRequestMin", "memoryRequestMax"),
+                    "spec.autopilot.bounds.memoryRequestMin must be less than or equal to memoryRequestMax",
+                    field_path=".memoryRequestMin",
+                ),
+            ]
+        }
+    )
+
+    min_replicas: int | None = Field(
+        default=None, ge=1, le=1000, description="Floor: autopilot never sets the HPA's minReplicas below it."
+    )
+    max_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Ceiling: autopilot never sets the HPA's maxReplicas above it.",
+    )
+    cpu_request_min: Quantity | None = Field(default=None, description="Smallest CPU request per pod.")
+    cpu_request_max: Quantity | None = Field(default=None, description="Largest CPU request per pod.")
+    memory_request_min: Quantity | None = Field(default=None, description="Smallest memory request per pod.")
+    memory_request_max: Quantity | None = Field(default=None, description="Largest memory request per pod.")
+
+
+class AutopilotSpec(KubeModel):
+    """Apply the advisor's recommendations to the running engine, within bounds.
+
+    Recommendations change what the operator deploys, never the spec: GitOps keeps owning the spec,
+    and turning autopilot off returns to exactly what the spec says.
+    """
+
+    enabled: bool = Field(
+        default=False,
+        description="Apply status.recommendations (resources, HPA bounds) to the engine. "
+        "Off: recommendations are only reported.",
+    )
+    bounds: AutopilotBounds | None = Field(default=None, description="Limits on what autopilot may set.")
+    allow_strategy_change: bool = Field(
+        default=False, description="Let autopilot switch the strategy (this rolls the engine pods)."
+    )
+    max_changes_per_hour: int = Field(
+        default=2,
+        ge=0,
+        le=60,
+        description="At most this many autopilot changes in any hour (each change may roll the engine pods).",
+    )
 
 
 class BrainAIClusterSpec(KubeModel):
@@ -433,10 +520,14 @@ class BrainAIClusterSpec(KubeModel):
     postgres: PostgresSpec | None = Field(default=None, description="Shared PostgreSQL store.")
     redis: RedisSpec | None = Field(default=None, description="Shared Redis Cluster.")
     monitoring: MonitoringSpec | None = Field(default=None, description="Prometheus integration.")
+    autopilot: AutopilotSpec | None = Field(
+        default=None,
+        description="Apply the advisor's right-sizing recommendations automatically, within bounds.",
+    )
 
 
 class Condition(KubeModel):
-    type: str = Field(description="Ready, Progressing, Degraded, or <Tier>Ready.")
+    type: str = Field(description="Ready, Progressing, Degraded, <Tier>Ready, or MetricsAvailable.")
     status: Literal["True", "False", "Unknown"]
     reason: str = Field(description="CamelCase machine-readable cause.")
     message: str = Field(default="", description="Human-readable detail.")
@@ -445,6 +536,67 @@ class Condition(KubeModel):
 
 
 Phase = Literal["Pending", "Progressing", "Ready", "Degraded", "Paused"]
+
+
+class RecommendedResources(KubeModel):
+    requests: ResourceList = Field(description="Recommended requests per engine pod.")
+    limits: ResourceList = Field(description="Recommended limits per engine pod.")
+
+
+class Evidence(KubeModel):
+    """The numbers a recommendation was computed from, over the window."""
+
+    samples: int = Field(description="Time steps with data.")
+    cpu_average_cores: float = Field(description="Average CPU per engine pod, in cores.")
+    cpu_p95_cores: float = Field(description="95th percentile of CPU per engine pod.")
+    cpu_peak_cores: float = Field(description="Highest CPU of any engine pod.")
+    memory_p95_bytes: int = Field(description="95th percentile of memory per engine pod.")
+    memory_peak_bytes: int = Field(description="Highest memory of any engine pod.")
+    memory_growth_bytes_per_hour: int | None = Field(
+        default=None, description="Trend of the largest pod's memory (least-squares slope)."
+    )
+    request_rate_average: float = Field(description="Average API requests per second, whole cluster.")
+    request_rate_peak: float = Field(description="Highest API requests per second, whole cluster.")
+    learn_share: float = Field(description="Fraction of API requests that learn (the rest query).")
+    latency_p95_seconds: float | None = Field(default=None, description="95th percentile API latency.")
+    replicas_average: float = Field(description="Engine pods reporting, on average.")
+    replicas_peak: int = Field(description="Most engine pods reporting at once.")
+    pod_capacity_rps: float | None = Field(
+        default=None, description="Requests per second one pod serves at the HPA's CPU target."
+    )
+
+
+class AppliedSettings(KubeModel):
+    """What autopilot currently sets over the resolved spec."""
+
+    strategy: Strategy | None = None
+    resources: RecommendedResources | None = None
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+
+
+class AutopilotStatus(KubeModel):
+    enabled: bool = Field(description="Whether autopilot is on (spec.autopilot.enabled).")
+    applied: AppliedSettings | None = Field(default=None, description="Settings autopilot applies now.")
+    last_change_time: str | None = Field(default=None, description="When autopilot last changed a setting.")
+    change_times: list[str] | None = Field(
+        default=None, description="Autopilot changes within the last hour (for maxChangesPerHour)."
+    )
+    message: str | None = Field(default=None, description="Why the latest recommendation was (not) applied.")
+
+
+class Recommendations(KubeModel):
+    """Right-sizing advice from the engine's Prometheus metrics (`brain-ai-operator recommend` prints it)."""
+
+    generated_at: str = Field(description="When the advisor computed this (RFC 3339).")
+    window: str = Field(description="History it covers, e.g. 1h.")
+    strategy: Strategy = Field(description="Strategy the learn/query mix suggests.")
+    resources: RecommendedResources = Field(description="Per-pod requests and limits.")
+    min_replicas: int = Field(description="Recommended HPA minReplicas.")
+    max_replicas: int = Field(description="Recommended HPA maxReplicas.")
+    reasons: list[str] = Field(description="One sentence per recommendation, with its numbers.")
+    evidence: Evidence = Field(description="Measurements behind the recommendation.")
+    autopilot: AutopilotStatus | None = Field(default=None, description="What autopilot did with it.")
 
 
 class BrainAIClusterStatus(KubeModel):
@@ -456,6 +608,9 @@ class BrainAIClusterStatus(KubeModel):
     ready_replicas: int | None = Field(default=None, description="Engine pods that are ready.")
     selector: str | None = Field(default=None, description="Label selector of engine pods (for /scale).")
     config_hash: str | None = Field(default=None, description="Checksum of the rendered engine config.")
+    recommendations: Recommendations | None = Field(
+        default=None, description="Right-sizing advice from Prometheus metrics, and what autopilot applied."
+    )
 
 
 CLUSTER_RULES = [

@@ -17,7 +17,7 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+from kubernetes.dynamic.exceptions import NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +47,26 @@ class Kube:
         return self._resource(api_version, kind)
 
     def serves(self, api_version: str, kind: str, ttl: float = 15.0) -> bool:
-        """Whether the API server knows this kind (CRDs come and go: answers expire after `ttl`)."""
+        """Whether the API server serves this kind now (CRDs come and go: answers expire after `ttl`).
+
+        Asks the group-version endpoint itself: the discovery cache would keep a deleted CRD.
+        """
         key = (api_version, kind)
         known = self._serves.get(key)
         if known and time.monotonic() - known[1] < ttl:
             return known[0]
+        path = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
         try:
-            self.dynamic.resources.get(api_version=api_version, kind=kind)
-            answer = True
-        except ResourceNotFoundError:
+            listing = self.dynamic.request("GET", path)
+            answer = any(r.kind == kind for r in listing.resources)
+        except NotFoundError:
             answer = False
         self._serves[key] = (answer, time.monotonic())
         return answer
+
+    def forget(self, api_version: str, kind: str) -> None:
+        """Record that a kind just turned out not to be served (e.g. its CRD was deleted)."""
+        self._serves[(api_version, kind)] = (False, time.monotonic())
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None) -> dict[str, Any] | None:
         try:

@@ -8,13 +8,24 @@ in children that are not watched is reverted too.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from collections import Counter
+from typing import Any
 
 from brainai_operator import api
+from brainai_operator.advisor import Advice
 from brainai_operator.client import Kube
-from brainai_operator.metrics import CLUSTERS_BY_PHASE, QUEUE_DEPTH, RECONCILE_DURATION, RECONCILES
+from brainai_operator.metrics import (
+    ADVISOR_DURATION,
+    ADVISOR_RUNS,
+    CLUSTERS_BY_PHASE,
+    QUEUE_DEPTH,
+    RECONCILE_DURATION,
+    RECONCILES,
+)
+from brainai_operator.prometheus import AdvisorSettings, advise
 from brainai_operator.reconcile import reconcile_cluster
 
 log = logging.getLogger(__name__)
@@ -29,6 +40,7 @@ class Controller:
         workers: int = 2,
         resync_seconds: float = 60.0,
         max_backoff: float = 60.0,
+        advisor: AdvisorSettings | None = None,
     ) -> None:
         self.kube = kube
         self.namespaces = namespaces
@@ -41,6 +53,10 @@ class Controller:
         self.dirty: set[Key] = set()
         self.failures: Counter[Key] = Counter()
         self.phases: dict[Key, str] = {}
+        self.advisor = advisor
+        # The advisor's latest result per cluster. Only reconcile writes status: the advisor leaves
+        # its result here and enqueues the cluster.
+        self.advice: dict[Key, Advice] = {}
 
     def enqueue(self, namespace: str, name: str) -> None:
         key = (namespace, name)
@@ -54,6 +70,8 @@ class Controller:
     async def run(self) -> None:
         tasks = [asyncio.create_task(self._worker(i)) for i in range(self.workers)]
         tasks.append(asyncio.create_task(self._resync()))
+        if self.advisor is not None:
+            tasks.append(asyncio.create_task(self._advise_forever()))
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -77,7 +95,7 @@ class Controller:
     async def _reconcile(self, key: Key) -> None:
         start = time.perf_counter()
         try:
-            phase = await asyncio.to_thread(reconcile_cluster, self.kube, *key)
+            phase = await asyncio.to_thread(reconcile_cluster, self.kube, *key, self.advice.get(key))
         except Exception as exc:
             self.failures[key] += 1
             delay = min(2 ** self.failures[key], self.max_backoff)
@@ -106,3 +124,35 @@ class Controller:
                         self.enqueue(item["metadata"]["namespace"], item["metadata"]["name"])
             except Exception:
                 log.warning("periodic resync failed; will try again", exc_info=True)
+
+    async def _list_clusters(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for ns in self.namespaces or [None]:
+            items += await asyncio.to_thread(self.kube.list, api.API_VERSION, api.KIND, ns)
+        return items
+
+    async def advise_once(self) -> None:
+        """One advisor pass for every BrainAICluster: batched queries, then a reconcile of each."""
+        assert self.advisor is not None
+        start = time.perf_counter()
+        try:
+            clusters = await self._list_clusters()
+            found = await asyncio.to_thread(advise, clusters, self.advisor, dt.datetime.now(dt.UTC))
+        except Exception:
+            ADVISOR_RUNS.labels("error").inc()
+            raise
+        finally:
+            ADVISOR_DURATION.observe(time.perf_counter() - start)
+        ADVISOR_RUNS.labels("success").inc()
+        self.advice = found  # clusters that are gone drop out here
+        for key in found:
+            self.enqueue(*key)
+
+    async def _advise_forever(self) -> None:
+        assert self.advisor is not None
+        while True:
+            try:
+                await self.advise_once()
+            except Exception:
+                log.warning("advisor pass failed; will try again", exc_info=True)
+            await asyncio.sleep(self.advisor.interval)

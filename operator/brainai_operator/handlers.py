@@ -17,11 +17,17 @@ import kopf
 from brainai_operator import api
 from brainai_operator.client import Kube
 from brainai_operator.controller import Controller
+from brainai_operator.prometheus import AdvisorSettings
 from brainai_operator.resources.cluster import WATCHED_CHILDREN
 from brainai_operator.resources.common import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 
 log = logging.getLogger(__name__)
-OPTIONS: dict[str, Any] = {"workers": 2, "resync_seconds": 60.0, "namespaces": None}
+OPTIONS: dict[str, Any] = {
+    "workers": 2,
+    "resync_seconds": 60.0,
+    "namespaces": None,
+    "advisor": AdvisorSettings(),
+}
 
 
 @kopf.on.startup()
@@ -37,6 +43,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         namespaces=OPTIONS["namespaces"],
         workers=OPTIONS["workers"],
         resync_seconds=OPTIONS["resync_seconds"],
+        advisor=OPTIONS["advisor"],
     )
     memo.controller_task = asyncio.create_task(memo.controller.run())
     log.info(

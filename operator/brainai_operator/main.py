@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import sys
+from typing import Any
 
 from brainai_operator import __version__
 
@@ -18,6 +19,7 @@ def _run(args: argparse.Namespace) -> int:
     from brainai_operator import handlers
     from brainai_operator.client import Kube
     from brainai_operator.leader import LeaderElector
+    from brainai_operator.prometheus import AdvisorSettings
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -29,7 +31,14 @@ def _run(args: argparse.Namespace) -> int:
         identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
         LeaderElector(Kube(), args.lease_namespace, args.lease_name, identity).acquire()
     handlers.OPTIONS.update(
-        workers=args.workers, resync_seconds=args.resync_seconds, namespaces=args.namespace or None
+        workers=args.workers,
+        resync_seconds=args.resync_seconds,
+        namespaces=args.namespace or None,
+        advisor=AdvisorSettings(
+            prometheus_url=args.prometheus_url or None,
+            window=args.advisor_window,
+            interval=args.advisor_interval,
+        ),
     )
     kopf.run(
         standalone=True,  # one active replica is the leader lease's job, not kopf peering's
@@ -37,6 +46,85 @@ def _run(args: argparse.Namespace) -> int:
         namespaces=args.namespace or (),
         liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz",
     )
+    return 0
+
+
+def _duration(text: str) -> str:
+    from brainai_operator.advisor import parse_duration
+
+    try:
+        parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _load_cluster(args: argparse.Namespace) -> dict[str, Any]:
+    if args.file:
+        import yaml
+
+        with open(args.file, encoding="utf-8") as fh:
+            docs = [d for d in yaml.safe_load_all(fh) if d and d.get("kind") == "BrainAICluster"]
+        match = [d for d in docs if d["metadata"]["name"] == args.cluster] or docs
+        if not match:
+            raise SystemExit(f"no BrainAICluster in {args.file}")
+        obj = match[0]
+        obj["metadata"].setdefault("namespace", args.namespace)
+        return obj
+    from brainai_operator import api
+    from brainai_operator.client import Kube
+
+    obj = Kube().get(api.API_VERSION, api.KIND, args.cluster, args.namespace)
+    if obj is None:
+        raise SystemExit(f"BrainAICluster {args.namespace}/{args.cluster} not found")
+    return obj
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    """The advisor's report for one cluster: the same queries and arithmetic as the operator's loop."""
+    import datetime as dt
+    import json
+
+    from brainai_operator.advisor import Window, format_report, recommend
+    from brainai_operator.prometheus import (
+        AdvisorSettings,
+        PrometheusError,
+        connect,
+        fetch_usage,
+        rfc3339,
+        targets,
+    )
+
+    obj = _load_cluster(args)
+    settings = AdvisorSettings(prometheus_url=args.prometheus_url or None, window=args.window or "1h")
+    found = targets([obj], settings)
+    if not found:
+        sys.stderr.write("the BrainAICluster's spec is invalid: `kubectl describe` shows why\n")
+        return 2
+    target = found[0]
+    url = args.prometheus_url or target.url
+    if not url:
+        sys.stderr.write("no Prometheus: pass --prometheus-url or set spec.monitoring.prometheusUrl\n")
+        return 2
+    window = Window.of(args.window or target.window)
+    now = dt.datetime.now(dt.UTC)
+    try:
+        with connect(url) as prom:
+            usage, _, _ = fetch_usage(prom, [target.key], window, now.timestamp())
+    except PrometheusError as exc:
+        sys.stderr.write(f"{exc.reason}: {exc}\n")
+        return 3
+    rec = recommend(usage[target.key], target.current, window, rfc3339(now))
+    if rec is None:
+        sys.stderr.write(
+            f"NoData: no engine metrics for {target.key[0]}/{target.key[1]} "
+            f"over the last {window.label} at {url}\n"
+        )
+        return 4
+    if args.json:
+        sys.stdout.write(json.dumps(rec.wire(), indent=2) + "\n")
+    else:
+        sys.stdout.write(format_report(target.key, target.current, rec, usage[target.key], args.width))
     return 0
 
 
@@ -79,7 +167,49 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--leader-elect", action="store_true", help="hold a Lease so only one replica is active")
     run.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE", "default"))
     run.add_argument("--lease-name", default="brain-ai-operator")
+    run.add_argument(
+        "--prometheus-url",
+        default=os.environ.get("PROMETHEUS_URL", ""),
+        help="Prometheus the advisor reads engine usage from (env PROMETHEUS_URL; "
+        "spec.monitoring.prometheusUrl overrides it per cluster). "
+        "Unset: advice only where a cluster names one",
+    )
+    run.add_argument(
+        "--advisor-interval",
+        type=float,
+        default=300.0,
+        help="seconds between advisor passes (one batch of queries for all clusters)",
+    )
+    run.add_argument(
+        "--advisor-window",
+        type=_duration,
+        default="1h",
+        help="history recommendations are computed over (spec.monitoring.window overrides it)",
+    )
     run.set_defaults(func=_run)
+
+    recommend = sub.add_parser(
+        "recommend", help="print right-sizing recommendations for one BrainAICluster from Prometheus"
+    )
+    recommend.add_argument("cluster", help="BrainAICluster name")
+    recommend.add_argument("-n", "--namespace", default="default")
+    recommend.add_argument(
+        "--prometheus-url",
+        default=os.environ.get("PROMETHEUS_URL", ""),
+        help="Prometheus to read from "
+        "(env PROMETHEUS_URL; default: the cluster's spec.monitoring.prometheusUrl)",
+    )
+    recommend.add_argument(
+        "--window", type=_duration, default=None, help="history to read, e.g. 1h (default 1h)"
+    )
+    recommend.add_argument(
+        "-f",
+        "--file",
+        help="read the BrainAICluster from this YAML file instead of the Kubernetes API",
+    )
+    recommend.add_argument("--json", action="store_true", help="print the recommendation as JSON")
+    recommend.add_argument("--width", type=int, default=60, help="columns of the charts")
+    recommend.set_defaults(func=_recommend)
 
     crd = sub.add_parser("crd", help="print the BrainAICluster CustomResourceDefinition")
     crd.set_defaults(func=_crd)

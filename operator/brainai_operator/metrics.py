@@ -13,3 +13,13 @@ RECONCILE_DURATION = Histogram(
 QUEUE_DEPTH = Gauge("brain_ai_operator_queue_depth", "BrainAIClusters waiting for a reconcile.")
 CLUSTERS_BY_PHASE = Gauge("brain_ai_operator_clusters", "BrainAIClusters last seen in each phase.", ["phase"])
 LEADER = Gauge("brain_ai_operator_leader", "1 while this replica holds the leader lease.")
+ADVISOR_RUNS = Counter(
+    "brain_ai_operator_advisor_runs_total",
+    "Advisor passes (one batch of Prometheus queries per Prometheus), by result.",
+    ["result"],
+)
+ADVISOR_DURATION = Histogram(
+    "brain_ai_operator_advisor_duration_seconds",
+    "Duration of one advisor pass over every BrainAICluster.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)

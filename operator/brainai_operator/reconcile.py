@@ -14,14 +14,23 @@ import secrets
 from typing import Any
 
 from brainai_engine.config import ConfigError
+from kubernetes.dynamic.exceptions import NotFoundError
 from pydantic import ValidationError
 
-from brainai_operator import api
+from brainai_operator import api, autopilot
+from brainai_operator.advisor import Advice
 from brainai_operator.client import FIELD_MANAGER, Kube
 from brainai_operator.resources import postgres, redis
 from brainai_operator.resources.cluster import OWNED_KINDS, build_desired
 from brainai_operator.resources.common import CONFIG_HASH_ANNOTATION, engine_name, owned_selector
-from brainai_operator.status import Tier, compute_status, external_tier, postgres_tier, redis_tier
+from brainai_operator.status import (
+    Tier,
+    advisor_state,
+    compute_status,
+    external_tier,
+    postgres_tier,
+    redis_tier,
+)
 from brainai_operator.strategies import Resolved, resolve
 
 log = logging.getLogger(__name__)
@@ -90,7 +99,12 @@ def apply_desired(kube: Kube, owner: dict[str, Any], desired: list[dict[str, Any
                 obj = {**obj, "spec": {**obj["spec"], "replicas": _hpa_floor(desired, meta["name"]) or 1}}
             else:
                 hand_off_replicas(kube, obj)
-        kube.apply(obj)
+        try:
+            kube.apply(obj)
+        except NotFoundError:
+            if obj["apiVersion"] not in OPTIONAL_APIS:
+                raise
+            kube.forget(obj["apiVersion"], obj["kind"])  # its CRD went away since we last looked
 
 
 def prune(kube: Kube, owner: dict[str, Any], desired: list[dict[str, Any]]) -> list[str]:
@@ -154,12 +168,24 @@ def observe_data_tiers(kube: Kube, name: str, namespace: str, r: Resolved) -> li
     return tiers
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _clock() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
-def reconcile_cluster(kube: Kube, namespace: str, name: str) -> str | None:
-    """Converge one BrainAICluster; returns its phase, or None when it is gone or going."""
+def _previous_autopilot(previous: dict[str, Any]) -> api.AutopilotStatus | None:
+    found = (previous.get("recommendations") or {}).get("autopilot")
+    return api.AutopilotStatus.model_validate(found) if found else None
+
+
+def reconcile_cluster(
+    kube: Kube, namespace: str, name: str, advice: Advice | None = None, clock: Any = _clock
+) -> str | None:
+    """Converge one BrainAICluster; returns its phase, or None when it is gone or going.
+
+    `advice` is the advisor's latest result for this cluster (None: none yet). This pass is the only
+    writer of status, so recommendations reach status here, and autopilot acts here.
+    """
+    now = clock()
     obj = kube.get(api.API_VERSION, api.KIND, name, namespace)
     if obj is None or obj["metadata"].get("deletionTimestamp"):
         return None  # children go with it through ownerReferences
@@ -180,6 +206,13 @@ def reconcile_cluster(kube: Kube, namespace: str, name: str) -> str | None:
             resolved = resolve(spec)
         except ConfigError as exc:
             error = ("InvalidConfig", str(exc))
+    metrics, recommendations = advisor_state(advice, previous)
+    pilot_changes: list[str] = []
+    if spec and resolved and not paused:
+        pilot = autopilot.plan(spec, resolved, recommendations, _previous_autopilot(previous), now)
+        resolved, pilot_changes = pilot.resolved, pilot.changes
+        if recommendations is not None:
+            recommendations = recommendations.model_copy(update={"autopilot": pilot.status})
     if resolved and not paused:
         monitoring_crds = bool(resolved.monitoring) and all(
             kube.serves(MONITORING_API, kind) for kind in ("ServiceMonitor", "PrometheusRule")
@@ -198,22 +231,27 @@ def reconcile_cluster(kube: Kube, namespace: str, name: str) -> str | None:
 
     deploy = kube.get("apps/v1", "Deployment", engine_name(name), namespace)
     config_hash = ((deploy or {}).get("metadata", {}).get("annotations") or {}).get(CONFIG_HASH_ANNOTATION)
-    strategy = str(spec.strategy) if spec else previous.get("strategy", "")
+    # Autopilot may run another strategy than the spec names: status reports the one in effect.
+    strategy = str((resolved or spec).strategy) if (resolved or spec) else previous.get("strategy", "")
     tiers = observe_data_tiers(kube, name, namespace, resolved) if resolved else []
     status = compute_status(
         generation,
         strategy,
         deploy,
         previous,
-        _now(),
+        now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         paused=paused,
         error=error,
         config_hash=config_hash,
         data_tiers=tiers,
+        metrics=metrics,
+        recommendations=recommendations,
     )
     if status != previous:
         kube.patch_status(api.API_VERSION, api.KIND, name, namespace, status)
         announce(kube, obj, previous, status)
+        for change in pilot_changes:
+            kube.event(obj, "AutopilotChanged", f"autopilot: {change} (from status.recommendations)")
         if status["phase"] != previous.get("phase"):
             log.info("%s/%s: phase %s -> %s", namespace, name, previous.get("phase"), status["phase"])
     return status["phase"]

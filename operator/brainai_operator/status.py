@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from brainai_operator.api import BrainAIClusterStatus, Condition
+from brainai_operator.advisor import Advice
+from brainai_operator.api import BrainAIClusterStatus, Condition, Recommendations
 
 TRUE, FALSE = "True", "False"
+METRICS_AVAILABLE = "MetricsAvailable"
 
 
 def _condition(type_: str, ok: bool, reason: str, message: str, generation: int) -> Condition:
@@ -111,11 +113,15 @@ def compute_status(
     error: tuple[str, str] | None = None,
     config_hash: str | None = None,
     data_tiers: list[Tier] | None = None,
+    metrics: tuple[bool, str, str] | None = None,
+    recommendations: Recommendations | None = None,
 ) -> dict[str, Any]:
     """The status subresource: phase, per-tier and summary conditions, /scale fields.
 
     `error` is (reason, message) when the spec could not be turned into children (the children
     are then left untouched). Transition times move only when a condition's status changes.
+    `metrics` (ok, reason, message) becomes the MetricsAvailable condition, which is advisory: it
+    never affects Ready or the phase, since the engine serves fine without Prometheus.
     """
     tiers = [engine_tier(deploy), *(data_tiers or [])]
     blocking = next((t for t in tiers if not t.ready), None)
@@ -153,6 +159,8 @@ def compute_status(
         stalled_condition,
         *(_condition(t.condition, t.ready, t.reason, t.message, generation) for t in tiers),
     ]
+    if metrics is not None:
+        conditions.append(_condition(METRICS_AVAILABLE, *metrics, generation))
 
     old = {c["type"]: c for c in (previous or {}).get("conditions", []) or []}
     for cond in conditions:
@@ -182,5 +190,28 @@ def compute_status(
         ready_replicas=dstatus.get("readyReplicas", 0),
         selector=",".join(f"{k}={v}" for k, v in sorted(selector.items())) or None,
         config_hash=config_hash or (previous or {}).get("configHash"),
+        recommendations=recommendations,
     )
     return status.wire()
+
+
+def advisor_state(
+    advice: Advice | None, previous: dict[str, Any] | None
+) -> tuple[tuple[bool, str, str] | None, Recommendations | None]:
+    """The MetricsAvailable condition and recommendations to report, from the advisor's latest word.
+
+    No word yet (just started): keep what status says. Prometheus failing: say so, and keep the last
+    recommendation (its generatedAt shows its age). No Prometheus configured: report neither.
+    """
+    previous = previous or {}
+    kept = previous.get("recommendations")
+    last = Recommendations.model_validate(kept) if kept else None
+    if advice is None:
+        old = next((c for c in previous.get("conditions") or [] if c["type"] == METRICS_AVAILABLE), None)
+        metrics = (old["status"] == TRUE, old["reason"], old.get("message", "")) if old else None
+        return metrics, last
+    if not advice.configured:
+        return None, None
+    if advice.recommendation is not None:
+        return (True, "MetricsFound", advice.message), advice.recommendation
+    return (False, advice.reason, advice.message), last
