@@ -55,6 +55,7 @@ def test_lint_and_values_schema(cluster: Cluster) -> None:
         "metrics.port=80": "port",
         "resources.requests.cpu=lots": "cpu",
         "replicaCoutn=2": "replicaCoutn",
+        "advisor.prometheusUrl=prometheus:9090": "prometheusUrl",
     }
     for value, field in bad.items():
         with pytest.raises(KubectlError) as rejected:
