@@ -106,6 +106,7 @@ def run_operator(env: dict[str, str], *args: str) -> Iterator[subprocess.Popen[b
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        proc.health_port = health  # type: ignore[attr-defined]
         try:
             wait_until(
                 lambda: _healthy(health) or proc.poll() is not None,

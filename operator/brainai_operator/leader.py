@@ -2,16 +2,20 @@
 
 A replica that does not hold the lease waits before starting kopf; the holder renews it and, if it
 cannot renew before the lease would expire, exits so that its pod restarts as a standby. That way
-two replicas never reconcile at once.
+two replicas never reconcile at once. While it waits, a standby answers its liveness probe itself
+(kopf, which normally does, has not started), so the kubelet does not restart a healthy standby.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from kubernetes.dynamic.exceptions import ConflictError, NotFoundError
@@ -92,6 +96,18 @@ class LeaderElector:
         except ConflictError:
             return False
 
+    def release(self) -> None:
+        """Give the lease up on a clean shutdown, so a standby takes over at once."""
+        try:
+            lease = self.leases.get(name=self.name, namespace=self.namespace).to_dict()
+            if (lease.get("spec") or {}).get("holderIdentity") == self.identity:
+                lease["spec"]["holderIdentity"] = ""
+                self.leases.replace(body=lease, namespace=self.namespace)
+                log.info("released leader lease %s/%s", self.namespace, self.name)
+        except Exception:  # the lease simply expires instead
+            log.warning("could not release the leader lease", exc_info=True)
+        LEADER.set(0)
+
     def acquire(self) -> None:
         """Block until this replica leads."""
         announced = False
@@ -120,3 +136,28 @@ class LeaderElector:
                 log.error("could not renew leader lease before it expires; exiting", exc_info=True)
             LEADER.set(0)
             os._exit(1)
+
+
+class _StandbyHealth(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        ok = self.path.split("?")[0] == "/healthz"
+        self.send_response(200 if ok else 404)
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        self.wfile.write(b"standby\n" if ok else b"not found\n")
+
+    def log_message(self, format: str, *args: Any) -> None:  # probes every few seconds: no log lines
+        pass
+
+
+@contextlib.contextmanager
+def standby_liveness(port: int) -> Iterator[None]:
+    """Serve /healthz on `port` until the block ends (then kopf takes the port over)."""
+    server = ThreadingHTTPServer(("0.0.0.0", port), _StandbyHealth)
+    thread = threading.Thread(target=server.serve_forever, name="standby-liveness", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()

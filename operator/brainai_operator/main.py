@@ -18,7 +18,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from brainai_operator import handlers
     from brainai_operator.client import Kube
-    from brainai_operator.leader import LeaderElector
+    from brainai_operator.leader import LeaderElector, standby_liveness
     from brainai_operator.prometheus import AdvisorSettings
 
     logging.basicConfig(
@@ -27,9 +27,12 @@ def _run(args: argparse.Namespace) -> int:
     for noisy in ("kubernetes", "kopf.objects", "kopf.activities"):  # one line per watch event otherwise
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     start_http_server(args.metrics_port)
+    elector = None
     if args.leader_elect:
         identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
-        LeaderElector(Kube(), args.lease_namespace, args.lease_name, identity).acquire()
+        elector = LeaderElector(Kube(), args.lease_namespace, args.lease_name, identity)
+        with standby_liveness(args.health_port):
+            elector.acquire()
     handlers.OPTIONS.update(
         workers=args.workers,
         resync_seconds=args.resync_seconds,
@@ -46,6 +49,8 @@ def _run(args: argparse.Namespace) -> int:
         namespaces=args.namespace or (),
         liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz",
     )
+    if elector:
+        elector.release()
     return 0
 
 
