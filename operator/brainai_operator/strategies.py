@@ -185,6 +185,11 @@ POSTGRES_RESOURCES = {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"cpu
 REDIS_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
 
 
+def _resources(default: dict[str, dict[str, Any]], override: Any) -> dict[str, dict[str, Any]]:
+    """Default requests/limits with whatever the spec sets on top."""
+    return deep_merge(default, override.model_dump(exclude_none=True)) if override else default
+
+
 def _ref(ref: Any) -> tuple[str, str] | None:
     return (ref.name, ref.key) if ref else None
 
@@ -202,9 +207,7 @@ def resolve_postgres(spec: BrainAIClusterSpec, read_replicas: int) -> DataTier |
     pg = spec.postgres
     if not pg or not pg.enabled:
         return None
-    resources = POSTGRES_RESOURCES
-    if pg.resources:
-        resources = deep_merge(resources, pg.resources.model_dump(exclude_none=True))
+    resources = _resources(POSTGRES_RESOURCES, pg.resources)
     external = pg.external
     return DataTier(
         external_url=_ref(external.secret_ref) if external else None,
@@ -221,9 +224,7 @@ def resolve_redis(spec: BrainAIClusterSpec) -> DataTier | None:
     rd = spec.redis
     if not rd or not rd.enabled:
         return None
-    resources = REDIS_RESOURCES
-    if rd.resources:
-        resources = deep_merge(resources, rd.resources.model_dump(exclude_none=True))
+    resources = _resources(REDIS_RESOURCES, rd.resources)
     return DataTier(
         external_url=_ref(rd.external.secret_ref) if rd.external else None,
         image=rd.image,
@@ -238,9 +239,7 @@ def resolve_redis(spec: BrainAIClusterSpec) -> DataTier | None:
 def resolve(spec: BrainAIClusterSpec) -> Resolved:
     strategy = Strategy(spec.strategy)
     engine = spec.engine
-    resources = STRATEGY_RESOURCES[strategy]
-    if engine.resources:
-        resources = deep_merge(resources, engine.resources.model_dump(exclude_none=True))
+    resources = _resources(STRATEGY_RESOURCES[strategy], engine.resources)
     autoscaling = resolve_autoscaling(spec)
     if autoscaling:
         replicas = autoscaling.min_replicas
