@@ -107,3 +107,28 @@ def test_service_pdb_and_network_policy_select_the_engine_pods() -> None:
     assert objs["Service"]["spec"]["ports"][0]["port"] == 9000
     assert objs["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"] == selector
     assert objs["NetworkPolicy"]["spec"]["ingress"] == [{"ports": [{"port": 9000, "protocol": "TCP"}]}]
+
+
+def test_rendered_config_is_accepted_by_the_engine(tmp_path: Any) -> None:
+    """What the ConfigMap carries must load in the engine, for every strategy and tier mix."""
+    from brainai_engine.config import load_config
+    from brainai_operator.resources.engine import render_engine_config
+
+    for strategy in ("balanced", "learning-focused", "query-focused"):
+        spec = BrainAIClusterSpec.model_validate(
+            {
+                "strategy": strategy,
+                "postgres": {"enabled": True},
+                "redis": {"enabled": True},
+                "engine": {"authTokenSecretRef": {"name": "t", "key": "k"}, "logLevel": "debug"},
+            }
+        )
+        path = tmp_path / f"{strategy}.toml"
+        path.write_text(render_engine_config(resolve(spec)))
+        (tmp_path / "token").write_text("s3cret")
+        text = path.read_text().replace("/etc/brain-ai-auth/token", str(tmp_path / "token"))
+        path.write_text(text)
+        config = load_config(path, env={})
+        assert config.server.host == "0.0.0.0" and config.server.data_dir == "/var/lib/brain-ai"
+        assert config.redis.cluster is True and config.system.log_level == "debug"
+        assert config.server.auth_token == "s3cret"
