@@ -138,6 +138,40 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("redis-masters", {"redis": {"enabled": True, "masters": 2}}, "spec.redis.masters"),
     ("unknown-field", {"replicaCount": 3}, "spec.replicaCount"),
+    (
+        "cpu-negative-string",
+        {"engine": {"resources": {"limits": {"cpu": "-1"}}}},
+        "spec.engine.resources.limits.cpu",
+    ),
+    (
+        "cpu-negative-int",
+        {"engine": {"resources": {"limits": {"cpu": -2}}}},
+        "spec.engine.resources.limits.cpu",
+    ),
+    (
+        "cpu-absurd",
+        {"engine": {"resources": {"limits": {"cpu": "5000"}}}},
+        "spec.engine.resources.limits.cpu",
+    ),
+    (
+        "memory-absurd",
+        {"engine": {"resources": {"requests": {"memory": "999999Ei"}}}},
+        "spec.engine.resources.requests.memory",
+    ),
+    ("storage-zero", {"postgres": {"enabled": True, "storage": {"size": "0"}}}, "spec.postgres.storage.size"),
+    ("image-whitespace", {"engine": {"image": "bad image"}}, "spec.engine.image"),
+    ("pull-secret-empty", {"engine": {"imagePullSecrets": [""]}}, "spec.engine.imagePullSecrets[0]"),
+    (
+        "pg-parameter-name",
+        {"postgres": {"enabled": True, "parameters": {"Bad Key": "1"}}},
+        "spec.postgres.parameters",
+    ),
+    (
+        "pg-replication-parameter",
+        {"postgres": {"enabled": True, "parameters": {"wal_level": "minimal"}}},
+        "spec.postgres.parameters",
+    ),
+    ("monitoring-interval", {"monitoring": {"enabled": True, "interval": "5"}}, "spec.monitoring.interval"),
 ]
 
 

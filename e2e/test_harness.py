@@ -231,7 +231,14 @@ def test_statefulset_with_volume_claims_gets_ready_pods(cluster: Cluster, namesp
     cluster.wait_for(
         "statefulset", "db", namespace, lambda s: s.get("status", {}).get("readyReplicas") == 2, timeout=120
     )
-    claims = cluster.items("pvc", namespace)
+
+    # kwok marks pods ready without waiting for volumes: wait for the claims on their own.
+    def bound_claims() -> list[dict[str, Any]] | None:
+        claims = cluster.items("pvc", namespace)
+        bound = len(claims) == 2 and all(c.get("status", {}).get("phase") == "Bound" for c in claims)
+        return claims if bound else None
+
+    claims = wait_until(bound_claims, timeout=60, what="both claims to be Bound")
     assert sorted(c["metadata"]["name"] for c in claims) == ["data-db-0", "data-db-1"]
     assert all(c["status"]["phase"] == "Bound" for c in claims)
     assert all(c["spec"]["storageClassName"] == "kwok-volume" for c in claims)  # the default class

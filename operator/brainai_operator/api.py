@@ -25,11 +25,12 @@ SINGULAR = "brainaicluster"
 SHORT_NAMES = ["bac", "brain"]
 
 # Kubernetes resource.Quantity: the API server's grammar (number, then a binary/decimal suffix or exponent).
-QUANTITY_PATTERN = (
-    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+QUANTITY_PATTERN = (  # sizes only: no sign
+    r"^(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
 DURATION_PATTERN = r"^[0-9]+(s|m|h|d)$"
+IMAGE_PATTERN = r"^[^\s]+$"  # a reference has no whitespace
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
@@ -66,7 +67,7 @@ class Strategy(StrEnum):
 
 
 Quantity = Annotated[
-    int | Annotated[str, Field(pattern=QUANTITY_PATTERN)],
+    Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=QUANTITY_PATTERN)],
     WithJsonSchema(
         {
             "anyOf": [{"type": "integer"}, {"type": "string"}],
@@ -78,6 +79,20 @@ Quantity = Annotated[
 
 
 class ResourceList(KubeModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    f"!has(self.{r}) || (quantity(string(self.{r})).compareTo(quantity('0')) >= 0 && "
+                    f"quantity(string(self.{r})).compareTo(quantity('{top}')) <= 0)",
+                    f"{r} must be between 0 and {shown}",
+                    field_path=f".{r}",
+                )
+                for r, top, shown in (("cpu", "1024", "1024 cores"), ("memory", "16Ti", "16Ti"))
+            ]
+        }
+    )
+
     cpu: Quantity | None = Field(default=None, description="CPU, in cores or millicores (e.g. 500m, 2).")
     memory: Quantity | None = Field(default=None, description="Memory, in bytes (e.g. 1Gi, 512Mi).")
 
@@ -128,14 +143,18 @@ class EngineSpec(KubeModel):
     """The engine tier: the Deployment of Brain AI engine pods and what they run."""
 
     image: str = Field(
-        default="brain-ai/engine:0.1.0", min_length=1, max_length=512, description="Engine container image."
+        default="brain-ai/engine:0.1.0",
+        min_length=1,
+        max_length=512,
+        pattern=IMAGE_PATTERN,
+        description="Engine container image.",
     )
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
         default="IfNotPresent", description="When the kubelet pulls the image."
     )
-    image_pull_secrets: list[str] | None = Field(
-        default=None, max_length=16, description="Names of Secrets used to pull the image."
-    )
+    image_pull_secrets: (
+        list[Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]] | None
+    ) = Field(default=None, max_length=16, description="Names of Secrets used to pull the image.")
     replicas: int | None = Field(
         default=None,
         ge=0,
@@ -239,6 +258,19 @@ class SchedulingSpec(KubeModel):
 
 
 class StorageSpec(KubeModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.size) || (quantity(string(self.size)).compareTo(quantity('1Mi')) >= 0 && "
+                    "quantity(string(self.size)).compareTo(quantity('64Ti')) <= 0)",
+                    "size must be between 1Mi and 64Ti",
+                    field_path=".size",
+                ),
+            ]
+        }
+    )
+
     size: Quantity = Field(default="10Gi", description="Size of each PersistentVolumeClaim.")
     retention: Literal["Retain", "Delete"] = Field(
         default="Retain",
@@ -310,7 +342,13 @@ class PostgresSpec(KubeModel):
         default=None,
         description="Use an existing database instead of running one: its URL comes from a Secret.",
     )
-    image: str = Field(default="postgres:15", min_length=1, max_length=512, description="PostgreSQL image.")
+    image: str = Field(
+        default="postgres:15",
+        min_length=1,
+        max_length=512,
+        pattern=IMAGE_PATTERN,
+        description="PostgreSQL image.",
+    )
     read_replicas: int | None = Field(
         default=None, ge=0, le=15, description="Streaming read replicas. Default from the strategy."
     )
@@ -346,7 +384,9 @@ class RedisSpec(KubeModel):
         default=None,
         description="Use an existing Redis Cluster instead of running one: its URL comes from a Secret.",
     )
-    image: str = Field(default="redis:7.0", min_length=1, max_length=512, description="Redis image.")
+    image: str = Field(
+        default="redis:7.0", min_length=1, max_length=512, pattern=IMAGE_PATTERN, description="Redis image."
+    )
     masters: int = Field(
         default=3,
         ge=3,
