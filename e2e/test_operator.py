@@ -310,3 +310,32 @@ def test_invalid_config_override_is_reported_not_applied(cluster: Cluster, names
     assert condition(degraded, "Degraded")["reason"] == "InvalidConfig"
     assert "memory.priority_weights" in condition(degraded, "Degraded")["message"]
     assert degraded["status"]["configHash"] == good_hash
+
+
+def test_child_refused_by_the_api_server_is_reported(cluster: Cluster, namespace: str) -> None:
+    """Pass-through fields the schema cannot check end up in status when the API server refuses them."""
+    spec = {
+        "autoscaling": {"enabled": False},
+        "engine": {"replicas": 1},
+        "scheduling": {"topologySpreadConstraints": [{"maxSkew": 0, "topologyKey": ""}]},
+    }
+    cluster.apply(cluster_manifest("refused", spec), namespace)
+    degraded = cluster.wait_for(
+        "bac", "refused", namespace, lambda b: b.get("status", {}).get("phase") == "Degraded"
+    )
+    reason = condition(degraded, "Degraded")
+    assert reason["reason"] == "ApplyFailed"
+    assert (
+        "Deployment/refused-engine" in reason["message"] and "topologySpreadConstraints" in reason["message"]
+    )
+    cluster.kubectl(
+        "patch",
+        "bac",
+        "refused",
+        "-n",
+        namespace,
+        "--type=json",
+        "-p",
+        '[{"op": "remove", "path": "/spec/scheduling"}]',
+    )
+    wait_ready(cluster, namespace, "refused", timeout=120)

@@ -14,7 +14,7 @@ import secrets
 from typing import Any
 
 from brainai_engine.config import ConfigError
-from kubernetes.dynamic.exceptions import NotFoundError
+from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError
 from pydantic import ValidationError
 
 from brainai_operator import api, autopilot
@@ -88,6 +88,14 @@ def _hpa_floor(desired: list[dict[str, Any]], deployment: str) -> int | None:
     return None
 
 
+class ApplyFailed(RuntimeError):
+    """The API server refused a child object; the message says which and why (for status)."""
+
+    def __init__(self, obj: dict[str, Any], exc: DynamicApiError):
+        reason = exc.summary() if hasattr(exc, "summary") else str(exc)
+        super().__init__(f"{obj['kind']}/{obj['metadata']['name']}: {reason}"[:1024])
+
+
 def apply_desired(kube: Kube, owner: dict[str, Any], desired: list[dict[str, Any]]) -> None:
     ref = owner_reference(owner)
     for obj in desired:
@@ -101,10 +109,14 @@ def apply_desired(kube: Kube, owner: dict[str, Any], desired: list[dict[str, Any
                 hand_off_replicas(kube, obj)
         try:
             kube.apply(obj)
-        except NotFoundError:
+        except NotFoundError as exc:
             if obj["apiVersion"] not in OPTIONAL_APIS:
-                raise
+                raise ApplyFailed(obj, exc) from exc
             kube.forget(obj["apiVersion"], obj["kind"])  # its CRD went away since we last looked
+        except DynamicApiError as exc:
+            if exc.status in (400, 403, 422):  # the object itself is refused: no retry will help
+                raise ApplyFailed(obj, exc) from exc
+            raise
 
 
 def prune(kube: Kube, owner: dict[str, Any], desired: list[dict[str, Any]]) -> list[str]:
@@ -206,6 +218,7 @@ def reconcile_cluster(
             resolved = resolve(spec)
         except ConfigError as exc:
             error = ("InvalidConfig", str(exc))
+    refused: ApplyFailed | None = None
     metrics, recommendations = advisor_state(advice, previous)
     pilot_changes: list[str] = []
     if spec and resolved and not paused:
@@ -224,10 +237,15 @@ def reconcile_cluster(
             tier_passwords(kube, name, namespace, resolved),
             monitoring_crds=monitoring_crds,
         )
-        apply_desired(kube, obj, desired)
-        removed = prune(kube, obj, desired)
-        if removed:
-            kube.event(obj, "Pruned", f"deleted children no longer desired: {', '.join(removed)}")
+        try:
+            apply_desired(kube, obj, desired)
+        except ApplyFailed as exc:
+            refused = exc
+            error = ("ApplyFailed", str(exc))
+        else:
+            removed = prune(kube, obj, desired)
+            if removed:
+                kube.event(obj, "Pruned", f"deleted children no longer desired: {', '.join(removed)}")
 
     deploy = kube.get("apps/v1", "Deployment", engine_name(name), namespace)
     config_hash = ((deploy or {}).get("metadata", {}).get("annotations") or {}).get(CONFIG_HASH_ANNOTATION)
@@ -254,6 +272,8 @@ def reconcile_cluster(
             kube.event(obj, "AutopilotChanged", f"autopilot: {change} (from status.recommendations)")
         if status["phase"] != previous.get("phase"):
             log.info("%s/%s: phase %s -> %s", namespace, name, previous.get("phase"), status["phase"])
+    if refused:
+        raise refused  # status says why; the controller retries with backoff
     return status["phase"]
 
 
