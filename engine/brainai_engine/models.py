@@ -26,6 +26,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
+class _Body(_Strict):
+    """JSON request bodies: no type coercion either (`false` is not a confidence, `"1"` not a count)."""
+
+    model_config = ConfigDict(strict=True)
+
+
 def _reject_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("must contain non-whitespace text")
@@ -34,7 +40,7 @@ def _reject_blank(value: str) -> str:
     return value
 
 
-class LearnRequest(_Strict):
+class LearnRequest(_Body):
     text: str = Field(min_length=1, description="Text to learn from.")
     priority: Priority = "medium"
     context: dict[str, str] | None = Field(default=None, description="Free-form labels kept with the memory.")
@@ -52,7 +58,7 @@ class LearnResult(BaseModel):
     processing_time_ms: float
 
 
-class BatchLearnRequest(_Strict):
+class BatchLearnRequest(_Body):
     texts: list[str] = Field(min_length=1, max_length=MAX_BATCH_TEXTS)
     priority: Priority = "medium"
     context: dict[str, str] | None = None
@@ -83,7 +89,7 @@ class BatchLearnResult(BaseModel):
     summary: BatchSummary
 
 
-class MemoryIn(_Strict):
+class MemoryIn(_Body):
     content: str = Field(min_length=1)
     type: MemoryType = "episodic"
     priority: Priority = "medium"

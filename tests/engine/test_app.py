@@ -164,6 +164,9 @@ def test_learn_rejects_bad_bodies(client: TestClient, body: bytes, code: str) ->
         ("/memory", b'{"content": "x", "confidence": 1.5}'),
         ("/memory", b'{"content": "x", "type": "dream"}'),
         ("/memory", b'{"content": "x", "id": "forged"}'),
+        ("/memory", b'{"content": "x", "confidence": false}'),  # no coercion of booleans
+        ("/memory", b'{"content": "x", "confidence": "0.5"}'),
+        ("/learn", b'{"text": 42}'),
     ],
 )
 def test_other_bodies_validated(client: TestClient, path: str, body: bytes) -> None:
