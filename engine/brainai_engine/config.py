@@ -110,11 +110,11 @@ class LearningConfig(_Section):
                          "vocabulary and graph update itself is serialised.")
     batch_size: int = Field(default=1000, ge=1, description="Texts written per storage transaction "
                             "in bulk ingest.")
-    parallel_processing: bool = Field(default=False, description="Accepted from the seed's high-cpu "
+    parallel_processing: bool = Field(default=False, description="From the scaling guide's high-cpu "
                                       "preset; learning parallelism is `workers`.")
-    segment_discovery_threads: int = Field(default=1, ge=1, description="Accepted from the seed's high-cpu "
+    segment_discovery_threads: int = Field(default=1, ge=1, description="From the scaling guide's high-cpu "
                                            "preset; discovery runs under the single writer.")
-    concept_extraction_threads: int = Field(default=1, ge=1, description="Accepted from the seed's high-cpu "
+    concept_extraction_threads: int = Field(default=1, ge=1, description="From the scaling guide's high-cpu "
                                             "preset; extraction runs under the single writer.")
     bpe_min_frequency: int = Field(default=2, ge=1, description="Adjacent-unit pair count that creates "
                                    "a merged segment.")
@@ -171,7 +171,7 @@ class SearchConfig(_Section):
                                 "the index before filters and re-ranking.")
     precomputed_indexes: bool = Field(default=True, description="Persist index snapshots so a restart "
                                       "loads instead of rebuilding.")
-    query_workers: int = Field(default=4, ge=1, description="Seed key (query_workers); queries are served "
+    query_workers: int = Field(default=4, ge=1, description="From the scaling guide; queries are served "
                                "on the server's event loop, so this is advisory.")
     query_cache_entries: int = Field(default=4096, ge=0, description="Concept-search results kept in "
                                      "the in-process cache (entries; 0 disables). Memory-search results "
@@ -202,7 +202,7 @@ class DatabaseConfig(_Section):
                                         "pooled server-database connection; a write that cannot get one "
                                         "answers 503.")
     work_mem_mb: int = Field(default=0, ge=0, description="work_mem of the engine's PostgreSQL sessions "
-                             "(0 keeps the server's setting; the seed tunes the server to 256).")
+                             "(0 keeps the server's setting; the scaling guide tunes the server to 256).")
     change_poll_interval_seconds: float = Field(default=0.5, gt=0, le=60, description="How often an engine "
                                                 "replica polls the shared change log for other replicas' "
                                                 "writes; Redis notifications make it sooner.")
@@ -225,7 +225,7 @@ class StorageConfig(_Section):
     compression_algorithm: Literal["none", "zlib", "lz4"] = Field(default="none", description="Compression "
                                                                  "of stored memory content.")
     compression_min_bytes: int = Field(default=256, ge=0, description="Shorter contents stay plain.")
-    index_cache_size_mb: int = Field(default=256, ge=0, description="Seed key; the search index lives "
+    index_cache_size_mb: int = Field(default=256, ge=0, description="From the scaling guide; the index lives "
                                      "wholly in memory, so this is advisory.")
     buffer_pool_size_mb: int = Field(default=256, ge=0, description="SQLite page cache.")
     snapshot_index: bool = Field(default=True, description="Write vector-index snapshots next to the "
@@ -233,10 +233,10 @@ class StorageConfig(_Section):
 
 
 class PerformanceConfig(_Section):
-    """Caches and monitoring switches from the seed's performance section."""
+    """Caches and monitoring switches from the scaling guide's performance section."""
 
-    enable_monitoring: bool = Field(default=True, description="Seed key; /metrics is always served.")
-    metrics_interval: float = Field(default=30.0, gt=0, description="Seed key: seconds between metric "
+    enable_monitoring: bool = Field(default=True, description="Kept for the guide: /metrics is always on.")
+    metrics_interval: float = Field(default=30.0, gt=0, description="From the scaling guide: seconds between "
                                     "collections; gauges are read at scrape time.")
     cache_size_mb: int = Field(default=512, ge=0, description="SQLite page cache, when larger than "
                                "storage.buffer_pool_size_mb.")
@@ -251,7 +251,7 @@ class PerformanceConfig(_Section):
 
 
 class SystemMetricsConfig(_Section):
-    """Seed monitoring.toml switches for system metrics; accepted, exported by the platform."""
+    """monitoring.toml switches for system metrics; accepted, exported by the platform."""
 
     cpu_usage: bool = Field(default=True, description="Collect cpu usage.")
     memory_usage: bool = Field(default=True, description="Collect memory usage.")
@@ -260,7 +260,7 @@ class SystemMetricsConfig(_Section):
 
 
 class ApplicationMetricsConfig(_Section):
-    """Seed monitoring.toml switches for application metrics; the engine exports all of them."""
+    """monitoring.toml switches for application metrics; the engine exports all of them."""
 
     request_rate: bool = Field(default=True, description="Export request rate.")
     response_time: bool = Field(default=True, description="Export response time.")
@@ -272,7 +272,7 @@ class ApplicationMetricsConfig(_Section):
 
 
 class MetricsConfig(_Section):
-    """The seed's monitoring.toml [metrics] section."""
+    """The scaling guide's monitoring.toml [metrics] section."""
 
     enabled: bool = Field(default=True, description="Export Prometheus metrics on /metrics.")
     collection_interval: float = Field(default=10.0, gt=0, description="Seconds between collections.")

@@ -288,7 +288,7 @@ def human_bytes(value: float) -> str:
 # -- right-sizing (pure numpy) -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Rules:
-    """The knobs of right-sizing; the defaults follow the seed's example and HPA."""
+    """The knobs of right-sizing; the defaults follow the scaling guide's example and HPA."""
 
     request_percentile: float = 95.0
     request_headroom: float = 0.2  # over the usage percentile
@@ -298,7 +298,7 @@ class Rules:
     memory_limit_headroom: float = 0.25  # over the peak: the kernel kills above the limit
     min_memory_limit: int = 256 * MI
     target_cpu_utilization: float = 0.7  # the HPA's default target
-    min_replicas: int = 2  # availability floor, as the seed's cost-optimised HPA
+    min_replicas: int = 2  # availability floor, as the scaling guide's cost-optimised HPA
     growth: float = 1.5  # maxReplicas covers the peak plus this much growth
     learn_heavy: float = 0.6  # learn share at or above: learning-focused
     query_heavy: float = 0.2  # learn share at or below: query-focused

@@ -166,7 +166,7 @@ class EngineSpec(KubeModel):
     resources: ComputeResources | None = Field(
         default=None,
         description="CPU and memory for each engine pod. Default comes from the strategy "
-        "(the seed's 500m/1Gi requests, 1 CPU/2Gi limits for balanced).",
+        "(the scaling guide's 500m/1Gi requests, 1 CPU/2Gi limits for balanced).",
     )
     config: dict[str, Any] | None = Field(
         default=None,
@@ -200,10 +200,10 @@ class ScalingPolicy(KubeModel):
 
 class ScalingBehavior(KubeModel):
     scale_up: ScalingPolicy | None = Field(
-        default=None, description="How fast to add pods (seed: 100% per 15s after a 60s window)."
+        default=None, description="How fast to add pods (default: 100% per 15s after a 60s window)."
     )
     scale_down: ScalingPolicy | None = Field(
-        default=None, description="How fast to remove pods (seed: 10% per 60s after a 300s window)."
+        default=None, description="How fast to remove pods (default: 10% per 60s after a 300s window)."
     )
 
 
@@ -218,7 +218,7 @@ class AutoscalingSpec(KubeModel):
     enabled: bool = Field(default=True, description="Create an HPA that owns the engine replica count.")
     preset: AutoscalingPreset = Field(
         default=AutoscalingPreset.STANDARD,
-        description="standard: the seed's 3-20 replicas, CPU 70%, memory 80%. cost-optimized: 2-10 "
+        description="standard: the scaling guide's 3-20 replicas, CPU 70%, memory 80%. cost-optimized: 2-10 "
         "replicas, CPU 75%, slower scale-down (600s window). Explicit fields override it.",
     )
     min_replicas: int | None = Field(default=None, ge=1, le=1000, description="Fewest engine pods.")
@@ -285,7 +285,7 @@ class StorageSpec(KubeModel):
     )
 
 
-# The seed's postgresql.conf tuning; every key can be overridden through spec.postgres.parameters.
+# The scaling guide's postgresql.conf tuning; every key can be overridden through spec.postgres.parameters.
 POSTGRES_PARAMETERS: dict[str, str] = {
     "shared_buffers": "4GB",
     "effective_cache_size": "12GB",
@@ -369,7 +369,7 @@ class PostgresSpec(KubeModel):
                 )
             ]
         },
-        description="postgresql.conf settings over the seed's defaults "
+        description="postgresql.conf settings over the scaling guide's defaults "
         "(shared_buffers 4GB, effective_cache_size 12GB, work_mem 256MB, maintenance_work_mem 1GB, "
         "checkpoint_completion_target 0.9, wal_buffers 64MB, default_statistics_target 500, "
         "max_connections 200).",
@@ -412,7 +412,7 @@ class RedisSpec(KubeModel):
 
 
 class AlertThresholds(KubeModel):
-    """When the seed's alerts fire."""
+    """When the scaling guide's alerts fire."""
 
     cpu_percent: int = Field(
         default=80,
@@ -444,7 +444,7 @@ class MonitoringSpec(KubeModel):
     interval: str = Field(
         default="30s",
         pattern=r"^[0-9]+(ms|s|m|h)$",
-        description="How often Prometheus scrapes the engine pods (the seed's metrics_interval).",
+        description="How often Prometheus scrapes the engine pods (the scaling guide's metrics_interval).",
     )
     labels: dict[str, str] | None = Field(
         default=None,
@@ -452,7 +452,7 @@ class MonitoringSpec(KubeModel):
         "`release` label a Prometheus selects them by.",
     )
     alerts: AlertThresholds | None = Field(
-        default=None, description="Alert thresholds (the seed's by default)."
+        default=None, description="Alert thresholds (the scaling guide's by default)."
     )
     prometheus_url: str | None = Field(
         default=None,

@@ -1,6 +1,6 @@
 """Workload strategies: a BrainAICluster spec in, every concrete setting the builders need out.
 
-The numbers are the seed document's ("Scaling Strategies by Use Case", the Kubernetes Deployment
+The numbers are the scaling guide document's ("Scaling Strategies by Use Case", the Kubernetes Deployment
 and HPA, the cost-optimised HPA). Precedence, lowest first: engine defaults, strategy preset,
 autoscaling preset, explicit spec fields.
 """
@@ -97,7 +97,7 @@ STRATEGY_CONFIG: dict[Strategy, dict[str, dict[str, Any]]] = {
     },
 }
 
-# Pod resources per strategy: the seed's Deployment for query/balanced; ingest is CPU-heavy.
+# Pod resources per strategy: the scaling guide's Deployment for query/balanced; ingest is CPU-heavy.
 STRATEGY_RESOURCES: dict[Strategy, dict[str, dict[str, str]]] = {
     Strategy.LEARNING_FOCUSED: {
         "requests": {"cpu": "1", "memory": "2Gi"},
@@ -114,7 +114,7 @@ STRATEGY_RESOURCES: dict[Strategy, dict[str, dict[str, str]]] = {
 }
 
 STRATEGY_READ_REPLICAS = {Strategy.LEARNING_FOCUSED: 1, Strategy.QUERY_FOCUSED: 3, Strategy.BALANCED: 2}
-DEFAULT_REPLICAS = 3  # the seed's Deployment
+DEFAULT_REPLICAS = 3  # the scaling guide's Deployment
 
 AUTOSCALING_PRESETS: dict[AutoscalingPreset, HPASettings] = {
     AutoscalingPreset.STANDARD: HPASettings(

@@ -1,6 +1,6 @@
 """ServiceMonitor and PrometheusRule (monitoring.coreos.com/v1) for one BrainAICluster.
 
-The seed's three alerts, in metric names that exist: the engine's own histogram for latency, and
+The scaling guide's three alerts, in metric names that exist: the engine's own histogram for latency, and
 cAdvisor plus kube-state-metrics (both part of any kube-prometheus install) for CPU and memory
 against the pods' limits.
 """
@@ -49,7 +49,7 @@ def _alert(
 
 
 def alert_rules(cluster: str, namespace: str, limits: AlertThresholds) -> list[dict[str, Any]]:
-    """The seed's alerts for one cluster's engine pods."""
+    """The scaling guide's alerts for one cluster's engine pods."""
     pods = f'namespace="{namespace}", pod=~"{engine_name(cluster)}-.*", container="engine"'
     service = f'namespace="{namespace}", service="{engine_name(cluster)}"'
     by_pod = "sum by (namespace, pod)"
