@@ -70,8 +70,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
     if missing:
         print(f"error: not a readable file: {', '.join(missing)}", file=sys.stderr)
         return 2
-    engine = _open_engine(config)
-    try:
+    with _open_engine(config) as engine:
         bar = tqdm(total=0, unit="B", unit_scale=True, file=sys.stderr, desc="learn", disable=args.quiet)
         ingestor = Ingestor(
             engine,
@@ -88,8 +87,6 @@ def cmd_learn(args: argparse.Namespace) -> int:
             else:
                 ingestor.ingest_file(Path(raw))
         bar.close()
-    finally:
-        engine.close()
     summary = ingestor.summary.as_dict()
     if args.json:
         print(json.dumps(summary))
@@ -113,11 +110,8 @@ def _short(text: str, width: int = 100) -> str:
 def cmd_search(args: argparse.Namespace) -> int:
     config = _config(args)
     query = MemorySearchQuery(query=args.query, limit=args.limit)
-    engine = _open_engine(config)
-    try:
+    with _open_engine(config) as engine:
         result = engine.search_memories(query)
-    finally:
-        engine.close()
     if args.json:
         print(result.model_dump_json())
         return 0
@@ -130,11 +124,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_concepts(args: argparse.Namespace) -> int:
     config = _config(args)
     query = ConceptSearchQuery(query=args.query, limit=args.limit)
-    engine = _open_engine(config)
-    try:
+    with _open_engine(config) as engine:
         result = engine.search_concepts(query)
-    finally:
-        engine.close()
     if args.json:
         print(result.model_dump_json())
         return 0

@@ -14,7 +14,6 @@ from brainai_engine.storage import changes as ch
 from brainai_engine.storage.base import (
     ConceptRecord,
     EdgeRecord,
-    NewMemory,
     SegmentRecord,
     StorageUnavailable,
     WriteBatch,
@@ -22,17 +21,12 @@ from brainai_engine.storage.base import (
 from brainai_engine.storage.pg_schema import LATEST
 from brainai_engine.storage.postgres import PostgresStorage
 
+from tests.engine.storage.contract import check_write_and_read_back_everything, memory
 from tests.servers import PgCluster, wait_for
 
 pytestmark = pytest.mark.postgres
 
 Factory = Callable[..., PostgresStorage]
-
-
-def memory(content: str, **kw: object) -> NewMemory:
-    base = {"type": "working", "priority": 2, "confidence": 0.9, "created_at": 1000.0, "context": None}
-    base.update(kw)
-    return NewMemory(content, **base)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -64,29 +58,7 @@ def store(open_store: Factory) -> PostgresStorage:
 
 
 def test_write_and_read_back_everything(store: PostgresStorage) -> None:
-    result = store.write(
-        WriteBatch(
-            new_memories=[
-                memory("first ünïcode 🚀", context={"src": "t"}),
-                memory("second", type="semantic"),
-            ],
-            concepts=[ConceptRecord("ai", 3, 0.8, 1.0, 2.0)],
-            edges=[EdgeRecord("ai", "ml", 0.19, 0.1, 5.0)],
-            segments=[SegmentRecord("machine learning", 2, 0.75, 2, 1.0, "machine", "learning")],
-        )
-    )
-    assert result.memory_ids == [1, 2]
-    rec = store.get_memory(1)
-    assert rec is not None and rec.content == "first ünïcode 🚀" and rec.context == {"src": "t"}
-    assert (rec.type, rec.priority, rec.confidence) == ("working", 2, pytest.approx(0.9))
-    assert set(store.get_memories([1, 2, 99])) == {1, 2}
-    assert [c.name for c in store.iter_concepts()] == ["ai"]
-    assert [(e.a, e.b, e.weight) for e in store.iter_edges()] == [("ai", "ml", 0.19)]
-    assert next(store.iter_segments()).left == "machine"
-    wait_for(lambda: [r.id for r in store.working_set()] == [1], 5, "replica catch-up")
-    counts = store.counts()
-    got = (counts.memories, counts.working_memories, counts.concepts, counts.edges, counts.segments)
-    assert got == (2, 1, 1, 1, 1)
+    check_write_and_read_back_everything(store, lambda check: wait_for(check, 5, "replica catch-up"))
 
 
 def test_updates_access_upserts_and_delete(store: PostgresStorage) -> None:

@@ -8,14 +8,10 @@ from pathlib import Path
 
 import pytest
 from brainai_engine.config import DatabaseConfig, StorageConfig
-from brainai_engine.storage.base import ConceptRecord, EdgeRecord, NewMemory, SegmentRecord, WriteBatch
+from brainai_engine.storage.base import ConceptRecord, WriteBatch
 from brainai_engine.storage.sqlite import SQLiteStorage
 
-
-def memory(content: str, **kw: object) -> NewMemory:
-    base = {"type": "working", "priority": 2, "confidence": 0.9, "created_at": 1000.0, "context": None}
-    base.update(kw)
-    return NewMemory(content, **base)  # type: ignore[arg-type]
+from tests.engine.storage.contract import check_write_and_read_back_everything, memory
 
 
 @pytest.fixture
@@ -35,29 +31,7 @@ def test_wal_and_synchronous(store: SQLiteStorage) -> None:
 
 
 def test_write_and_read_back_everything(store: SQLiteStorage) -> None:
-    result = store.write(
-        WriteBatch(
-            new_memories=[
-                memory("first ünïcode 🚀", context={"src": "t"}),
-                memory("second", type="semantic"),
-            ],
-            concepts=[ConceptRecord("ai", 3, 0.8, 1.0, 2.0)],
-            edges=[EdgeRecord("ai", "ml", 0.19, 0.1, 5.0)],
-            segments=[SegmentRecord("machine learning", 2, 0.75, 2, 1.0, "machine", "learning")],
-        )
-    )
-    assert result.memory_ids == [1, 2]
-    rec = store.get_memory(1)
-    assert rec is not None and rec.content == "first ünïcode 🚀" and rec.context == {"src": "t"}
-    assert (rec.type, rec.priority, rec.confidence) == ("working", 2, pytest.approx(0.9))
-    assert set(store.get_memories([1, 2, 99])) == {1, 2}
-    assert [c.name for c in store.iter_concepts()] == ["ai"]
-    assert [(e.a, e.b, e.weight) for e in store.iter_edges()] == [("ai", "ml", 0.19)]
-    assert next(store.iter_segments()).left == "machine"
-    assert [r.id for r in store.working_set()] == [1]
-    counts = store.counts()
-    got = (counts.memories, counts.working_memories, counts.concepts, counts.edges, counts.segments)
-    assert got == (2, 1, 1, 1, 1)
+    check_write_and_read_back_everything(store)
 
 
 def test_updates_access_and_delete(store: SQLiteStorage) -> None:

@@ -76,8 +76,16 @@ def test_alerts_fire_on_matching_series_and_not_otherwise(tmp_path: Path, promto
         for r in yaml.safe_load(rules.read_text())["groups"][0]["rules"]
     }
 
-    def annotations(alert: str, description: str) -> dict[str, str]:
-        return {**static[alert], "description": description}
+    def fired(alert: str, labels: dict[str, str], description: str) -> dict[str, Any]:
+        """At 12m, `alert` fires once with these labels and this rendered description."""
+        expected = {"severity": "warning", "brainai_cluster": "brain", "namespace": "prod", **labels}
+        return {
+            "eval_time": "12m",
+            "alertname": alert,
+            "exp_alerts": [
+                {"exp_labels": expected, "exp_annotations": {**static[alert], "description": description}}
+            ],
+        }
 
     pod = 'namespace="prod", pod="brain-engine-abc", container="engine"'
     quiet = 'namespace="prod", pod="brain-engine-xyz", container="engine"'
@@ -122,60 +130,21 @@ def test_alerts_fire_on_matching_series_and_not_otherwise(tmp_path: Path, promto
                 ],
                 "alert_rule_test": [
                     {"eval_time": "4m", "alertname": "HighCPUUsage", "exp_alerts": []},  # not for 5m yet
-                    {
-                        "eval_time": "12m",
-                        "alertname": "HighCPUUsage",
-                        "exp_alerts": [
-                            {
-                                "exp_labels": {
-                                    "severity": "warning",
-                                    "brainai_cluster": "brain",
-                                    "namespace": "prod",
-                                    "pod": "brain-engine-abc",
-                                },
-                                "exp_annotations": annotations(
-                                    "HighCPUUsage",
-                                    f"{POD} uses 90% of its CPU limit (threshold 80%).",
-                                ),
-                            }
-                        ],
-                    },
-                    {
-                        "eval_time": "12m",
-                        "alertname": "HighMemoryUsage",
-                        "exp_alerts": [
-                            {
-                                "exp_labels": {
-                                    "severity": "warning",
-                                    "brainai_cluster": "brain",
-                                    "namespace": "prod",
-                                    "pod": "brain-engine-abc",
-                                },
-                                "exp_annotations": annotations(
-                                    "HighMemoryUsage",
-                                    f"{POD} uses 90% of its memory limit (threshold 85%).",
-                                ),
-                            }
-                        ],
-                    },
-                    {
-                        "eval_time": "12m",
-                        "alertname": "SlowResponseTime",
-                        "exp_alerts": [
-                            {
-                                "exp_labels": {
-                                    "severity": "warning",
-                                    "brainai_cluster": "brain",
-                                    "namespace": "prod",
-                                    "service": "brain-engine",
-                                },
-                                "exp_annotations": annotations(
-                                    "SlowResponseTime",
-                                    "95th percentile latency of brain is 2.425s (threshold 1.0s).",
-                                ),
-                            }
-                        ],
-                    },
+                    fired(
+                        "HighCPUUsage",
+                        {"pod": "brain-engine-abc"},
+                        f"{POD} uses 90% of its CPU limit (threshold 80%).",
+                    ),
+                    fired(
+                        "HighMemoryUsage",
+                        {"pod": "brain-engine-abc"},
+                        f"{POD} uses 90% of its memory limit (threshold 85%).",
+                    ),
+                    fired(
+                        "SlowResponseTime",
+                        {"service": "brain-engine"},
+                        "95th percentile latency of brain is 2.425s (threshold 1.0s).",
+                    ),
                 ],
             }
         ],

@@ -1,0 +1,54 @@
+"""What every Storage backend must do, shared by the SQLite and PostgreSQL tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from brainai_engine.storage.base import (
+    ConceptRecord,
+    EdgeRecord,
+    NewMemory,
+    SegmentRecord,
+    Storage,
+    WriteBatch,
+)
+
+
+def memory(content: str, **kw: object) -> NewMemory:
+    base = {"type": "working", "priority": 2, "confidence": 0.9, "created_at": 1000.0, "context": None}
+    base.update(kw)
+    return NewMemory(content, **base)  # type: ignore[arg-type]
+
+
+def settled(check: Callable[[], bool]) -> None:
+    assert check()
+
+
+def check_write_and_read_back_everything(
+    store: Storage, eventually: Callable[[Callable[[], bool]], None] = settled
+) -> None:
+    """One batch of every kind written, then read back; `eventually` waits for replica catch-up."""
+    result = store.write(
+        WriteBatch(
+            new_memories=[
+                memory("first ünïcode 🚀", context={"src": "t"}),
+                memory("second", type="semantic"),
+            ],
+            concepts=[ConceptRecord("ai", 3, 0.8, 1.0, 2.0)],
+            edges=[EdgeRecord("ai", "ml", 0.19, 0.1, 5.0)],
+            segments=[SegmentRecord("machine learning", 2, 0.75, 2, 1.0, "machine", "learning")],
+        )
+    )
+    assert result.memory_ids == [1, 2]
+    rec = store.get_memory(1)
+    assert rec is not None and rec.content == "first ünïcode 🚀" and rec.context == {"src": "t"}
+    assert (rec.type, rec.priority, rec.confidence) == ("working", 2, pytest.approx(0.9))
+    assert set(store.get_memories([1, 2, 99])) == {1, 2}
+    assert [c.name for c in store.iter_concepts()] == ["ai"]
+    assert [(e.a, e.b, e.weight) for e in store.iter_edges()] == [("ai", "ml", 0.19)]
+    assert next(store.iter_segments()).left == "machine"
+    eventually(lambda: [r.id for r in store.working_set()] == [1])
+    counts = store.counts()
+    got = (counts.memories, counts.working_memories, counts.concepts, counts.edges, counts.segments)
+    assert got == (2, 1, 1, 1, 1)
