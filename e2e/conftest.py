@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from e2e.kube import Cluster, start_local_cluster, stop_local_cluster, wait_until
+from e2e.kube import CACHE, Cluster, start_local_cluster, stop_local_cluster, wait_until
 
-CACHE = Path(os.environ.get("BRAINAI_CACHE", Path.home() / ".cache" / "brain-ai"))
 CLUSTER_NAME = os.environ.get("BRAINAI_CLUSTER_NAME", "brain-ai")
 LOCAL_KUBECONFIG = CACHE / "kwok" / "clusters" / CLUSTER_NAME / "kubeconfig.yaml"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterable
@@ -19,6 +20,12 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER_SCRIPTS = REPO / "e2e" / "cluster"
+# Where e2e/cluster/build.sh keeps binaries and pinned manifests (same default as the scripts).
+CACHE = Path(os.environ.get("BRAINAI_CACHE", Path.home() / ".cache" / "brain-ai"))
+# The pinned versions of e2e/cluster/versions.env (KEY=value lines).
+VERSIONS: dict[str, str] = dict(
+    re.findall(r"^([A-Z0-9_]+)=(\S+)$", (CLUSTER_SCRIPTS / "versions.env").read_text(), re.M)
+)
 
 T = TypeVar("T")
 
@@ -98,6 +105,23 @@ class Cluster:
         if namespace:
             args += ["-n", namespace]
         return self.kubectl(*args, input=to_yaml(manifests))
+
+    def patch(
+        self, kind: str, name: str, namespace: str, patch: dict[str, Any], check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """A JSON merge patch, as `kubectl patch --type=merge` sends it."""
+        return self.run(
+            "kubectl",
+            "patch",
+            kind,
+            name,
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            json.dumps(patch),
+            check=check,
+        )
 
     def get(
         self, kind: str, name: str | None = None, namespace: str | None = None, selector: str | None = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 
 import pytest
@@ -123,15 +122,8 @@ def test_credentials_stay_in_secrets_and_are_stable(cluster: Cluster, namespace:
 def test_scaling_the_data_tiers(cluster: Cluster, namespace: str) -> None:
     cluster.apply(cluster_manifest("grow", DATA), namespace)
     wait_ready(cluster, namespace, "grow", timeout=180)
-    cluster.kubectl(
-        "patch",
-        "bac",
-        "grow",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"postgres": {"readReplicas": 1}, "redis": {"masters": 4}}}),
+    cluster.patch(
+        "bac", "grow", namespace, {"spec": {"postgres": {"readReplicas": 1}, "redis": {"masters": 4}}}
     )
     cluster.wait_for("statefulset", "grow-redis", namespace, lambda s: s["spec"]["replicas"] == 8)
     cluster.wait_for("statefulset", "grow-postgres-replica", namespace, lambda s: s["spec"]["replicas"] == 1)
@@ -147,30 +139,10 @@ def test_scaling_the_data_tiers(cluster: Cluster, namespace: str) -> None:
     wait_ready(cluster, namespace, "grow", timeout=180)
 
     # Masters only grow: slots are never moved off a master.
-    refused = cluster.run(
-        "kubectl",
-        "patch",
-        "bac",
-        "grow",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        '{"spec":{"redis":{"masters":3}}}',
-        check=False,
-    )
+    refused = cluster.patch("bac", "grow", namespace, {"spec": {"redis": {"masters": 3}}}, check=False)
     assert refused.returncode != 0 and "spec.redis.masters" in refused.stderr
 
-    cluster.kubectl(
-        "patch",
-        "bac",
-        "grow",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        '{"spec":{"postgres":{"readReplicas":0}}}',
-    )
+    cluster.patch("bac", "grow", namespace, {"spec": {"postgres": {"readReplicas": 0}}})
     cluster.wait_gone("statefulset", "grow-postgres-replica", namespace)
     cluster.wait_gone("service", "grow-postgres-ro", namespace)
 

@@ -32,15 +32,11 @@ def test_kstatus_reads_current_in_progress_and_failed(cluster: Cluster, namespac
     unseen = {**live, "metadata": {**live["metadata"], "generation": live["metadata"]["generation"] + 1}}
     assert kstatus(cluster, unseen) == "InProgress"
 
-    cluster.kubectl(
-        "patch",
+    cluster.patch(
         "bac",
         "kst",
-        "-n",
         namespace,
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"engine": {"config": {"memory": {"priority_weights": {"low": 1}}}}}}),
+        {"spec": {"engine": {"config": {"memory": {"priority_weights": {"low": 1}}}}}},
     )
     degraded = cluster.wait_for("bac", "kst", namespace, lambda b: b["status"].get("phase") == "Degraded")
     assert kstatus(cluster, degraded) == "Failed"

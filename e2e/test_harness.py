@@ -14,13 +14,9 @@ from typing import Any
 
 import pytest
 
-from e2e.kube import Cluster, KubectlError, wait_until
+from e2e.kube import VERSIONS, Cluster, KubectlError, wait_until
 
-K8S_VERSION = next(
-    line.split("=", 1)[1]
-    for line in (Path(__file__).parent / "cluster" / "versions.env").read_text().splitlines()
-    if line.startswith("K8S_VERSION=")
-)
+K8S_VERSION = VERSIONS["K8S_VERSION"]
 
 
 def deployment(

@@ -9,7 +9,6 @@ e2e/cluster/versions.env, and these tests check what it understood.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -17,13 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from e2e.kube import CACHE, VERSIONS
+
 ROOT = Path(__file__).resolve().parents[1]
 CHECK = ROOT / "e2e" / "kind" / "check-config.sh"
 CONFIG = ROOT / "e2e" / "kind" / "kind-config.yaml"
-VERSIONS = dict(
-    re.findall(r"^([A-Z_]+)=(\S+)$", (ROOT / "e2e" / "cluster" / "versions.env").read_text(), re.M)
-)
-CACHE = Path(os.environ.get("BRAINAI_CACHE", Path.home() / ".cache" / "brain-ai"))
 
 pytestmark = pytest.mark.skipif(
     shutil.which("go") is None, reason="needs the Go toolchain (as make cluster-bins does)"

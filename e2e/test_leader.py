@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import urllib.request
 
 from e2e.conftest import run_operator
@@ -40,16 +39,7 @@ def test_one_replica_leads_and_a_standby_takes_over(cluster: Cluster, crd: str, 
                 timeout=30,
                 what="the standby to take the lease",
             )
-            cluster.kubectl(
-                "patch",
-                "bac",
-                "led",
-                "-n",
-                namespace,
-                "--type=merge",
-                "-p",
-                json.dumps({"spec": {"engine": {"image": "brain-ai/engine:0.1.1"}}}),
-            )
+            cluster.patch("bac", "led", namespace, {"spec": {"engine": {"image": "brain-ai/engine:0.1.1"}}})
             cluster.wait_for(
                 "deployment",
                 "led-engine",

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 import yaml
 
-from e2e.kube import Cluster
+from e2e.kube import CACHE, VERSIONS, Cluster
 from e2e.test_operator import cluster_manifest, wait_ready
 
 pytestmark = pytest.mark.usefixtures("operator")
 
-CACHE = Path(os.environ.get("BRAINAI_CACHE", Path.home() / ".cache" / "brain-ai"))
-VERSIONS = dict(
-    line.split("=", 1)
-    for line in (Path(__file__).parent / "cluster" / "versions.env").read_text().splitlines()
-    if "=" in line and not line.startswith("#")
-)
 CRDS = CACHE / "manifests" / f"prometheus-operator-crds-{VERSIONS['PROMETHEUS_OPERATOR_VERSION']}.yaml"
 NAMES = ["servicemonitors.monitoring.coreos.com", "prometheusrules.monitoring.coreos.com"]
 
@@ -55,16 +46,7 @@ def test_monitoring_objects_follow_the_crds(cluster: Cluster, namespace: str) ->
     assert set(alerts) == {"HighCPUUsage", "HighMemoryUsage", "SlowResponseTime"}
     assert alerts["SlowResponseTime"]["expr"].endswith("> 0.5")
 
-    cluster.kubectl(
-        "patch",
-        "bac",
-        "watched",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        '{"spec":{"monitoring":{"enabled":false}}}',
-    )
+    cluster.patch("bac", "watched", namespace, {"spec": {"monitoring": {"enabled": False}}})
     cluster.wait_gone("servicemonitor", "watched-engine", namespace)
     cluster.wait_gone("prometheusrule", "watched-engine", namespace)
     assert yaml.safe_load(cluster.kubectl("get", "bac", "watched", "-n", namespace, "-o", "yaml"))["status"]

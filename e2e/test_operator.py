@@ -99,16 +99,7 @@ def test_strategy_switch_reshapes_and_rolls_the_engine(cluster: Cluster, namespa
     wait_ready(cluster, namespace, "shift")
     before = cluster.get("deployment", "shift-engine", namespace)
 
-    cluster.kubectl(
-        "patch",
-        "bac",
-        "shift",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"strategy": "learning-focused"}}),
-    )
+    cluster.patch("bac", "shift", namespace, {"spec": {"strategy": "learning-focused"}})
 
     def rolled(d: dict[str, Any]) -> bool:
         return engine_container(d)["resources"]["limits"]["memory"] == "4Gi"
@@ -255,15 +246,13 @@ def test_paused_cluster_is_left_alone_and_says_so(cluster: Cluster, namespace: s
         cluster_manifest("rest", {"autoscaling": {"enabled": False}, "engine": {"replicas": 1}}), namespace
     )
     wait_ready(cluster, namespace, "rest")
-    cluster.kubectl("patch", "bac", "rest", "-n", namespace, "--type=merge", "-p", '{"spec":{"paused":true}}')
+    cluster.patch("bac", "rest", namespace, {"spec": {"paused": True}})
     paused = cluster.wait_for("bac", "rest", namespace, lambda b: b["status"].get("phase") == "Paused")
     assert condition(paused, "Progressing")["reason"] == "Paused"
     cluster.kubectl("scale", "deployment/rest-engine", "-n", namespace, "--replicas=3")
     time.sleep(4)
     assert cluster.get("deployment", "rest-engine", namespace)["spec"]["replicas"] == 3
-    cluster.kubectl(
-        "patch", "bac", "rest", "-n", namespace, "--type=merge", "-p", '{"spec":{"paused":false}}'
-    )
+    cluster.patch("bac", "rest", namespace, {"spec": {"paused": False}})
     cluster.wait_for("deployment", "rest-engine", namespace, lambda d: d["spec"]["replicas"] == 1)
     wait_ready(cluster, namespace, "rest")
 
@@ -296,15 +285,11 @@ def test_invalid_config_override_is_reported_not_applied(cluster: Cluster, names
     )
     wait_ready(cluster, namespace, "odd")
     good_hash = cluster.get("bac", "odd", namespace)["status"]["configHash"]
-    cluster.kubectl(
-        "patch",
+    cluster.patch(
         "bac",
         "odd",
-        "-n",
         namespace,
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"engine": {"config": {"memory": {"priority_weights": {"low": 1}}}}}}),
+        {"spec": {"engine": {"config": {"memory": {"priority_weights": {"low": 1}}}}}},
     )
     degraded = cluster.wait_for("bac", "odd", namespace, lambda b: b["status"].get("phase") == "Degraded")
     assert condition(degraded, "Degraded")["reason"] == "InvalidConfig"

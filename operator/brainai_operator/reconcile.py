@@ -61,15 +61,14 @@ def _manager_owns_replicas(obj: dict[str, Any], manager: str) -> bool:
     )
 
 
-def hand_off_replicas(kube: Kube, desired: dict[str, Any]) -> None:
+def hand_off_replicas(kube: Kube, live: dict[str, Any]) -> None:
     """Before dropping `replicas` from our apply, let a second manager hold it.
 
     Server-side apply deletes a field its only owner stops sending; the Deployment would fall to
     1 replica until the HPA noticed. Another manager keeping the current value avoids that dip.
     """
-    meta = desired["metadata"]
-    live = kube.get("apps/v1", "Deployment", meta["name"], meta["namespace"])
-    if live and _manager_owns_replicas(live, FIELD_MANAGER):
+    meta = live["metadata"]
+    if _manager_owns_replicas(live, FIELD_MANAGER):
         kube.apply(
             {
                 "apiVersion": "apps/v1",
@@ -102,11 +101,12 @@ def apply_desired(kube: Kube, owner: dict[str, Any], desired: list[dict[str, Any
         obj["metadata"]["ownerReferences"] = [ref]
         if obj["kind"] == "Deployment" and "replicas" not in obj["spec"]:
             meta = obj["metadata"]
-            if kube.get("apps/v1", "Deployment", meta["name"], meta["namespace"]) is None:
+            live = kube.get("apps/v1", "Deployment", meta["name"], meta["namespace"])
+            if live is None:
                 # Born at the HPA's floor rather than 1; the next pass hands the field over.
                 obj = {**obj, "spec": {**obj["spec"], "replicas": _hpa_floor(desired, meta["name"]) or 1}}
             else:
-                hand_off_replicas(kube, obj)
+                hand_off_replicas(kube, live)
         try:
             kube.apply(obj)
         except NotFoundError as exc:
