@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 BRAINAI_CACHE ?= $(HOME)/.cache/brain-ai
 export BRAINAI_CACHE
 
-.PHONY: help setup lint test test-unit e2e demo cluster-bins cluster-up cluster-down bench crds images test-images e2e-kind kind-config clean
+.PHONY: help setup lint test test-unit e2e demo cluster-bins cluster-up cluster-down bench crds images test-images \
+	kind-bins kind-up kind-down e2e-kind clean
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,13 +34,14 @@ cluster-up: cluster-bins ## start the local cluster; prints export lines for eva
 cluster-down: ## stop the local cluster and every process it started
 	@e2e/cluster/down.sh
 
-test: setup cluster-bins lint ## every test: unit, engine integration, cluster e2e
+test: setup cluster-bins lint ## every test: unit, engine integration, e2e on kwok, then e2e on kind (real pods)
 	$(BIN)/pytest
+	$(MAKE) --no-print-directory e2e-kind
 
 test-unit: setup ## tests that need no cluster
 	$(BIN)/pytest tests
 
-e2e: setup cluster-bins ## the end-to-end suite on the local cluster (or the reachable KUBECONFIG)
+e2e: setup cluster-bins ## the end-to-end suite on the kwok cluster (or the reachable KUBECONFIG)
 	$(BIN)/pytest e2e
 
 images: setup ## build brain-ai/engine and brain-ai/operator offline (Docker, debootstrap base, host wheelhouse)
@@ -48,11 +50,17 @@ images: setup ## build brain-ai/engine and brain-ai/operator offline (Docker, de
 test-images: setup ## build the images (cached) and run them: health, read-only root, uid 10001, CLI
 	$(BIN)/pytest -m images e2e/test_images.py
 
-kind-config: cluster-bins ## validate e2e/kind/kind-config.yaml with kind's own config loader
-	@e2e/kind/check-config.sh >/dev/null && echo "e2e/kind/kind-config.yaml: valid"
+kind-bins: ## build (or reuse) the pinned control-plane and node binaries
+	@e2e/cluster/build.sh node
 
-e2e-kind: setup cluster-bins ## the e2e suite and examples on a kind cluster (needs Docker + kindest/node)
-	@e2e/kind/run.sh
+kind-up: setup kind-bins ## start the kind cluster with real pods (node image and images built offline); prints exports
+	@e2e/kind/up.sh
+
+kind-down: ## delete the kind cluster and stop the project's Docker daemon
+	@e2e/kind/down.sh
+
+e2e-kind: setup kind-bins ## the end-to-end suite on the kind cluster: real pods, the project's images
+	BRAINAI_E2E_TIER=kind $(BIN)/pytest e2e -m "not images"
 
 demo: setup ## the engine on SQLite answering learn/search, then the operator on a local cluster
 	@e2e/demo.sh

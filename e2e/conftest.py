@@ -1,12 +1,18 @@
-"""Fixtures for tests against a real Kubernetes API server.
+"""Fixtures for tests against a real Kubernetes API server, on the tier BRAINAI_E2E_TIER names.
 
-The session starts the local cluster unless `KUBECONFIG` already points at a reachable one, and
-stops it again only if it started it (set BRAINAI_KEEP_CLUSTER=1 to keep it for the next run).
+`kwok` (default): the local control plane, kwok pretending to run pods; fast API semantics.
+`kind`: a kind cluster with real pods and the project's images. Tests marked `kwok` rely on kwok's
+simulation (annotated resource usage, ...) and tests marked `kind` need real pods; the other
+tier's tests are deselected. The session starts the tier's cluster unless `KUBECONFIG` already
+points at a reachable one of that tier, and stops it again only if it started it (set
+BRAINAI_KEEP_CLUSTER=1 to keep it for the next run). When a test fails, the pods, events and logs
+of its namespace are printed with it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -16,46 +22,113 @@ import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from e2e.kube import CACHE, Cluster, start_local_cluster, stop_local_cluster, wait_until
+from e2e.kube import CACHE, IMAGES, KIND, KWOK, TIER, TIERS, Cluster, wait_until
 
-CLUSTER_NAME = os.environ.get("BRAINAI_CLUSTER_NAME", "brain-ai")
-LOCAL_KUBECONFIG = CACHE / "kwok" / "clusters" / CLUSTER_NAME / "kubeconfig.yaml"
+# What the operator run by the tests deploys for the data tiers: the project's own images.
+DATA_IMAGES = ("--postgres-image", IMAGES["postgres"], "--redis-image", IMAGES["redis"])
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if TIER not in TIERS:
+        raise pytest.UsageError(f"BRAINAI_E2E_TIER={TIER!r}: expected one of {', '.join(TIERS)}")
     here = Path(__file__).parent
+    keep, other = [], []
     for item in items:
         if here in Path(item.fspath).parents:
             item.add_marker(pytest.mark.cluster)
+        tiers = {t for t in TIERS if item.get_closest_marker(t)}
+        (keep if not tiers or TIER in tiers else other).append(item)
+    if other:
+        config.hook.pytest_deselected(items=other)
+        items[:] = keep
+
+
+FAILED = pytest.StashKey[bool]()
+FAILED_MODULES: set[str] = set()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    report = yield
+    if report.failed:
+        item.stash[FAILED] = True
+        FAILED_MODULES.add(item.module.__name__)
+    return report
 
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
+    tier = KIND if TIER == "kind" else KWOK
     bin_dir = CACHE / "bin" if (CACHE / "bin").is_dir() else None
     existing = os.environ.get("KUBECONFIG")
-    if existing and Path(existing) != LOCAL_KUBECONFIG:
+    if existing and Path(existing) != tier.kubeconfig:
         candidate = Cluster(Path(existing), bin_dir=bin_dir)
         if candidate.reachable():
+            found = candidate.tier()
+            if found != tier.name:
+                pytest.exit(f"KUBECONFIG={existing} is a {found} cluster: set BRAINAI_E2E_TIER={found}", 2)
             yield candidate
             return
-    already_up = LOCAL_KUBECONFIG.exists() and Cluster(LOCAL_KUBECONFIG, bin_dir=bin_dir).reachable()
-    local = start_local_cluster()
-    yield local
+    already_up = tier.kubeconfig.exists() and Cluster(tier.kubeconfig, bin_dir=bin_dir).reachable()
+    started = tier.start()
+    yield started
     if not already_up and not os.environ.get("BRAINAI_KEEP_CLUSTER"):
-        stop_local_cluster()
+        tier.stop()
+
+
+def _create_namespace(cluster: Cluster, label: str) -> str:
+    base = re.sub(r"[^a-z0-9-]+", "-", label.lower()).strip("-")[:40].strip("-")
+    name = f"{base}-{secrets.token_hex(3)}"
+    cluster.kubectl("create", "namespace", name)
+    return name
 
 
 @pytest.fixture
 def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace named after the test; deleted (without waiting) afterwards."""
-    base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
-    name = f"{base}-{secrets.token_hex(3)}"
-    cluster.kubectl("create", "namespace", name)
+    name = _create_namespace(cluster, request.node.name)
     yield name
+    if request.node.stash.get(FAILED, False):
+        print(diagnose(cluster, name))
     cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
+
+
+@pytest.fixture(scope="module")
+def module_namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace the tests of one module share (for what takes minutes to start); deleted after."""
+    module = request.module.__name__
+    name = _create_namespace(cluster, module.rsplit(".", 1)[-1].replace("_", "-"))
+    yield name
+    if module in FAILED_MODULES:
+        print(diagnose(cluster, name))
+    cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
+
+
+def diagnose(cluster: Cluster, namespace: str) -> str:
+    """What a user would look at when something did not become Ready: pods, events, logs."""
+    out = [f"===== namespace {namespace} ====="]
+    for args in (
+        ("get", "bac,deploy,sts,job,pods,pvc", "-o", "wide"),
+        ("get", "events", "--sort-by=.lastTimestamp"),
+    ):
+        out.append(cluster.run("kubectl", *args, "-n", namespace, check=False).stdout)
+    for pod in cluster.items("pods", namespace):
+        statuses = pod.get("status", {}).get("containerStatuses", []) + pod.get("status", {}).get(
+            "initContainerStatuses", []
+        )
+        if statuses and all(s.get("ready") for s in statuses):
+            continue
+        name = pod["metadata"]["name"]
+        for c in statuses:
+            logs = cluster.run(
+                "kubectl", "logs", name, "-c", c["name"], "-n", namespace, "--tail=40", check=False
+            )
+            out.append(f"----- logs {name}/{c['name']} -----\n{logs.stdout}{logs.stderr}")
+    return "\n".join(out)
 
 
 def _free_port() -> int:
@@ -77,7 +150,7 @@ def crd(cluster: Cluster) -> str:
 @pytest.fixture(scope="module")
 def operator(cluster: Cluster, crd: str) -> Iterator[subprocess.Popen[bytes]]:
     """The real operator process (`brain-ai-operator run`) watching every namespace, per test module."""
-    with run_operator(cluster.env) as proc:
+    with run_operator(cluster.env, *DATA_IMAGES) as proc:
         yield proc
 
 
@@ -128,3 +201,32 @@ def _healthy(port: int) -> bool:
             return resp.status == 200
     except OSError:
         return False
+
+
+BENCHMARKS: list[dict[str, Any]] = []
+
+
+@pytest.fixture(scope="session")
+def benchmark_figures() -> list[dict[str, Any]]:
+    """Load-generator results a test reports; printed at the end of the run, never asserted on time."""
+    return BENCHMARKS
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not BENCHMARKS:
+        return
+    terminalreporter.section("benchmark figures (e2e/load/loadgen.py)")
+    for run in BENCHMARKS:
+        terminalreporter.write_line(
+            f"{run['name']}: {run['flows']} flows, {run['requests']} requests in {run['duration_s']:.0f}s, "
+            f"{run['errors']} errors, start delay p95 {run['start_delay_ms']['p95']:.0f} ms"
+        )
+        for endpoint, f in sorted(run["endpoints"].items()):
+            terminalreporter.write_line(
+                f"  {endpoint:15s} {f['requests']:7d} req  p50 {f['p50_ms']:8.1f}  p95 {f['p95_ms']:8.1f}  "
+                f"p99 {f['p99_ms']:8.1f}  max {f['max_ms']:8.1f} ms  errors {f['errors']}"
+            )
+    path = CACHE / "logs" / "e2e-benchmarks.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(BENCHMARKS, indent=1))
+    terminalreporter.write_line(f"(also in {path})")

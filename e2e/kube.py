@@ -1,7 +1,9 @@
 """A small handle on a Kubernetes cluster for tests: real kubectl and helm, a few waits.
 
-Everything goes through the real binaries so tests exercise what users run. The local cluster
-is the one `e2e/cluster/up.sh` makes; a reachable `KUBECONFIG` is used as is.
+Everything goes through the real binaries so tests exercise what users run. The suite runs on one
+of two tiers, chosen by BRAINAI_E2E_TIER: `kwok` (default; `e2e/cluster/up.sh`: a real control
+plane whose pods kwok only pretends to run) or `kind` (`e2e/kind/up.sh`: real nodes, real pods,
+the project's images). A reachable `KUBECONFIG` of the same tier is used as is.
 """
 
 from __future__ import annotations
@@ -20,8 +22,21 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER_SCRIPTS = REPO / "e2e" / "cluster"
+KIND_SCRIPTS = REPO / "e2e" / "kind"
 # Where e2e/cluster/build.sh keeps binaries and pinned manifests (same default as the scripts).
 CACHE = Path(os.environ.get("BRAINAI_CACHE", Path.home() / ".cache" / "brain-ai"))
+# The project's Docker daemon (e2e/images/docker.sh), home of the images and the kind nodes.
+DOCKER_HOST = os.environ.get("BRAINAI_DOCKER_HOST", "unix:///run/brain-ai/docker.sock")
+# The project's images (e2e/images/build.sh builds them; e2e/kind/up.sh loads them into kind).
+VERSION = re.search(r'^version = "(.+)"$', (REPO / "pyproject.toml").read_text(), re.M).group(1)
+IMAGES = {
+    "engine": f"brain-ai/engine:{VERSION}",
+    "operator": f"brain-ai/operator:{VERSION}",
+    "postgres": "brain-ai/postgres:15",
+    "redis": "brain-ai/redis:7.0",
+}
+TIERS = ("kwok", "kind")
+TIER = os.environ.get("BRAINAI_E2E_TIER", "kwok")
 # The pinned versions of e2e/cluster/versions.env (KEY=value lines).
 VERSIONS: dict[str, str] = dict(
     re.findall(r"^([A-Z0-9_]+)=(\S+)$", (CLUSTER_SCRIPTS / "versions.env").read_text(), re.M)
@@ -71,7 +86,7 @@ class Cluster:
     env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.env = dict(os.environ, KUBECONFIG=str(self.kubeconfig))
+        self.env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), DOCKER_HOST=DOCKER_HOST)
         if self.bin_dir:
             self.env["PATH"] = f"{self.bin_dir}{os.pathsep}{self.env.get('PATH', '')}"
 
@@ -175,20 +190,39 @@ class Cluster:
         except (OSError, subprocess.TimeoutExpired):
             return False
 
-
-def start_local_cluster() -> Cluster:
-    """Run up.sh (builds or reuses the binaries) and read the exports it prints."""
-    proc = subprocess.run([str(CLUSTER_SCRIPTS / "up.sh")], capture_output=True, text=True, timeout=3600)
-    if proc.returncode != 0:
-        raise RuntimeError(f"e2e/cluster/up.sh failed:\n{proc.stderr[-4000:]}")
-    exports = dict(
-        line.removeprefix("export ").split("=", 1)
-        for line in proc.stdout.splitlines()
-        if line.startswith("export ")
-    )
-    bin_dir = exports["PATH"].split(":", 1)[0]
-    return Cluster(kubeconfig=Path(exports["KUBECONFIG"]), bin_dir=Path(bin_dir))
+    def tier(self) -> str:
+        """`kwok` when kwok answers for the nodes, else `kind` (real kubelets)."""
+        nodes = self.get("nodes")["items"]
+        fake = [n for n in nodes if n["metadata"].get("annotations", {}).get("kwok.x-k8s.io/node") == "fake"]
+        return "kwok" if fake else "kind"
 
 
-def stop_local_cluster() -> None:
-    subprocess.run([str(CLUSTER_SCRIPTS / "down.sh")], check=True, timeout=300)
+@dataclass(frozen=True)
+class Tier:
+    """How to start and stop one tier's cluster, and where its kubeconfig lives."""
+
+    name: str
+    scripts: Path
+    kubeconfig: Path
+
+    def start(self) -> Cluster:
+        """Run the tier's up.sh (builds or reuses what it needs) and read the exports it prints."""
+        up = self.scripts / "up.sh"
+        proc = subprocess.run([str(up)], capture_output=True, text=True, timeout=3600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{up.relative_to(REPO)} failed:\n{proc.stderr[-4000:]}")
+        exports = dict(
+            line.removeprefix("export ").split("=", 1)
+            for line in proc.stdout.splitlines()
+            if line.startswith("export ")
+        )
+        bin_dir = exports["PATH"].split(":", 1)[0]
+        return Cluster(kubeconfig=Path(exports["KUBECONFIG"]), bin_dir=Path(bin_dir))
+
+    def stop(self) -> None:
+        subprocess.run([str(self.scripts / "down.sh")], check=True, timeout=600)
+
+
+CLUSTER_NAME = os.environ.get("BRAINAI_CLUSTER_NAME", "brain-ai")
+KWOK = Tier("kwok", CLUSTER_SCRIPTS, CACHE / "kwok" / "clusters" / CLUSTER_NAME / "kubeconfig.yaml")
+KIND = Tier("kind", KIND_SCRIPTS, CACHE / "kind" / "kubeconfig")

@@ -55,7 +55,7 @@ def recommendation() -> api.Recommendations:
 def test_autopilot_applies_recommendations_within_bounds(cluster: Cluster, crd: str, namespace: str) -> None:
     kube = Kube(k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig)))
     spec = {"autopilot": {"enabled": True, "bounds": {"maxReplicas": 10}}}
-    cluster.apply(cluster_manifest("pilot", spec), namespace)
+    cluster.apply(cluster_manifest("pilot", spec, fit_nodes=False), namespace)
     advice = Advice(True, True, "Available", "usage over the last 1h", recommendation())
     reconcile_cluster(kube, namespace, "pilot", advice, clock=lambda: T0)
 
@@ -89,7 +89,7 @@ def test_autopilot_applies_recommendations_within_bounds(cluster: Cluster, crd: 
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (4, 10)
 
     # Autopilot off: back to exactly what the spec says.
-    cluster.apply(cluster_manifest("pilot", {"autopilot": {"enabled": False}}), namespace)
+    cluster.apply(cluster_manifest("pilot", {"autopilot": {"enabled": False}}, fit_nodes=False), namespace)
     reconcile_cluster(kube, namespace, "pilot", down, clock=lambda: later)
     deploy = cluster.get("deployment", "pilot-engine", namespace)
     assert engine_container(deploy)["resources"]["requests"] == {"cpu": "500m", "memory": "1Gi"}

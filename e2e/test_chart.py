@@ -1,24 +1,31 @@
 """The Helm chart, installed as a user would, and the RBAC it grants proven sufficient.
 
-The operator pod the chart creates cannot run on kwok nodes (nothing executes there), so the
-RBAC proof runs the real operator process locally with a token of the chart's ServiceAccount:
-every API call it makes is authorized against exactly the chart's Roles.
+On kind the chart's operator pod runs from its image with its ServiceAccount's token, so it is the
+RBAC proof. On kwok nothing executes in pods, so the proof runs the real operator process locally
+with a token of the chart's ServiceAccount: every API call it makes is authorized against exactly
+the chart's Roles.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from brainai_operator import api
+from brainai_operator.resources.cluster import build_desired
+from brainai_operator.strategies import OperatorDefaults, resolve
 
 from e2e.conftest import run_operator
-from e2e.kube import Cluster, KubectlError
-from e2e.test_operator import cluster_manifest, wait_ready
+from e2e.kube import TIER, Cluster, KubectlError, wait_until
+from e2e.pods import Toolbox
+from e2e.test_operator import cluster_manifest, example, wait_ready
 
 CHART = Path(__file__).resolve().parent.parent / "charts" / "brain-ai-operator"
 CRDS = Path(__file__).resolve().parent.parent / "crds"
@@ -134,6 +141,24 @@ def service_account_kubeconfig(cluster: Cluster, namespace: str, account: str, p
     return path
 
 
+@contextlib.contextmanager
+def chart_operator(
+    cluster: Cluster, ns: str, account: str, watch: str | None, tmp_path: Path
+) -> Iterator[subprocess.Popen[bytes] | None]:
+    """The operator acting as the chart's ServiceAccount: its pod on kind, a local process on kwok."""
+    if TIER == "kind":
+        cluster.kubectl("rollout", "status", f"deployment/{account}", "-n", ns, "--timeout=180s")
+        yield None
+        return
+    kubeconfig = service_account_kubeconfig(cluster, ns, account, tmp_path / "sa.kubeconfig")
+    env = {**cluster.env, "KUBECONFIG": str(kubeconfig), "POD_NAMESPACE": ns}
+    args = ["--leader-elect", "--lease-name", account]
+    if watch:
+        args += ["--namespace", watch]
+    with run_operator(env, *args) as proc:
+        yield proc
+
+
 @pytest.mark.parametrize("mode", ["cluster-wide", "namespaced"])
 def test_operator_reconciles_with_only_the_chart_rbac(
     cluster: Cluster, crd: str, release_namespace: str, namespace: str, tmp_path: Path, mode: str
@@ -196,12 +221,8 @@ def test_operator_reconciles_with_only_the_chart_rbac(
                 == "no"
             )
 
-        kubeconfig = service_account_kubeconfig(cluster, ns, account, tmp_path / "sa.kubeconfig")
-        env = {**cluster.env, "KUBECONFIG": str(kubeconfig), "POD_NAMESPACE": ns}
-        args = ["--leader-elect", "--lease-name", account]
-        if mode == "namespaced":
-            args += ["--namespace", namespace]
-        with run_operator(env, *args) as proc:
+        watch = namespace if mode == "namespaced" else None
+        with chart_operator(cluster, ns, account, watch, tmp_path) as proc:
             cluster.apply(
                 cluster_manifest(
                     "rbac",
@@ -213,8 +234,8 @@ def test_operator_reconciles_with_only_the_chart_rbac(
                 ),
                 namespace,
             )
-            wait_ready(cluster, namespace, "rbac", timeout=120)
-            assert proc.poll() is None
+            wait_ready(cluster, namespace, "rbac", timeout=300)
+            assert proc is None or proc.poll() is None
             lease = cluster.get("lease", account, ns)
             assert lease["spec"]["holderIdentity"]
         events = json.loads(cluster.kubectl("get", "events", "-n", namespace, "-o", "json"))["items"]
@@ -260,3 +281,64 @@ def test_reapplying_with_another_field_manager_changes_nothing(
     after = cluster.get("bac", "brain-balanced", namespace)
     assert after["metadata"]["generation"] == before["metadata"]["generation"]
     assert after["spec"] == before["spec"]
+
+
+@pytest.mark.kind
+@pytest.mark.parametrize("name", ["balanced", "learning-focused", "query-focused"])
+def test_chart_operator_runs_each_example(
+    cluster: Cluster, crd: str, release_namespace: str, namespace: str, name: str
+) -> None:
+    """The operator from its image, installed by the chart, turns an example into engines that answer."""
+    watch = f"watchNamespaces={{{namespace}}}"
+    cluster.helm("install", "brain", str(CHART), "-n", release_namespace, "--set", watch, "--wait")
+    try:
+        manifest = example(name)
+        cluster.apply(manifest, namespace)
+        cr = manifest["metadata"]["name"]
+        wait_ready(cluster, namespace, cr, timeout=300)
+        toolbox = Toolbox(cluster, namespace).start()
+        service = f"http://{cr}-engine.{namespace}.svc:8080"
+        learned = toolbox.http("POST", f"{service}/api/v1/learn", {"text": f"the {name} example answers"})
+        assert learned["status"] in (200, 201), learned
+        found = toolbox.http("GET", f"{service}/health")
+        assert found["status"] == 200, found
+        logs = cluster.kubectl("logs", "-n", release_namespace, "deployment/brain-brain-ai-operator")
+        assert f"{namespace}/{cr}" in logs  # reconciled by the chart's pod, not by anything else
+    finally:
+        cluster.helm("uninstall", "brain", "-n", release_namespace, "--wait", "--timeout", "120s")
+
+
+@pytest.mark.kind
+def test_operator_pod_killed_mid_reconcile_converges_without_orphans(
+    cluster: Cluster, crd: str, release_namespace: str, namespace: str
+) -> None:
+    watch = f"watchNamespaces={{{namespace}}}"
+    cluster.helm("install", "brain", str(CHART), "-n", release_namespace, "--set", watch, "--wait")
+    operator_pods = "app.kubernetes.io/instance=brain"
+    spec = {
+        "autoscaling": {"enabled": False},
+        "engine": {"replicas": 2},
+        "postgres": {"enabled": True, "readReplicas": 1},
+        "redis": {"enabled": True},
+    }
+    try:
+        manifest = cluster_manifest("phoenix", spec)
+        cluster.apply(manifest, namespace)
+        # Kill it while it works: once as the first children appear, once while pods start.
+        for kind in ("secret", "statefulset"):
+            wait_until(lambda k=kind: cluster.items(k, namespace), timeout=120, what=f"a {kind}")
+            cluster.kubectl(
+                "delete", "pod", "-n", release_namespace, "-l", operator_pods, "--grace-period=0", "--force"
+            )
+        wait_ready(cluster, namespace, "phoenix", timeout=420)
+
+        bac = cluster.get("bac", "phoenix", namespace)
+        parsed = api.BrainAIClusterSpec.model_validate(manifest["spec"])
+        desired = build_desired("phoenix", namespace, resolve(parsed, OperatorDefaults()))
+        want = {(d["kind"], d["metadata"]["name"]) for d in desired}
+        kinds = "deployment,statefulset,service,configmap,secret,job,pdb,networkpolicy,serviceaccount,hpa"
+        found = cluster.items(kinds, namespace, "app.kubernetes.io/instance=phoenix")
+        assert {(o["kind"], o["metadata"]["name"]) for o in found} == want
+        assert all(o["metadata"]["ownerReferences"][0]["uid"] == bac["metadata"]["uid"] for o in found)
+    finally:
+        cluster.helm("uninstall", "brain", "-n", release_namespace, "--wait", "--timeout", "120s")

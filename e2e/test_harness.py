@@ -1,8 +1,9 @@
-"""The local cluster is a real Kubernetes control plane, not a stub.
+"""Each tier's cluster is a real Kubernetes control plane, not a stub.
 
 Each test exercises a piece of API machinery the operator depends on: CRD schema validation,
 the Deployment and StatefulSet controllers, volume binding, garbage collection through
-ownerReferences, and the HPA reading resource metrics.
+ownerReferences, and the HPA reading resource metrics. The pods run the project's images, so on
+kind they really run (kwok only marks them Running).
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from e2e.kube import VERSIONS, Cluster, KubectlError, wait_until
+from e2e.kube import IMAGES, VERSIONS, Cluster, KubectlError, wait_until
 
 K8S_VERSION = VERSIONS["K8S_VERSION"]
 
 
 def deployment(
-    name: str, replicas: int, cpu_request: str = "100m", annotations: dict[str, str] | None = None
+    name: str, replicas: int, cpu_request: str = "20m", annotations: dict[str, str] | None = None
 ) -> dict[str, Any]:
     labels = {"app": name}
     return {
@@ -36,8 +37,12 @@ def deployment(
                     "containers": [
                         {
                             "name": "app",
-                            "image": "brain-ai:test",
+                            "image": IMAGES["engine"],
                             "resources": {"requests": {"cpu": cpu_request, "memory": "64Mi"}},
+                            "readinessProbe": {
+                                "httpGet": {"path": "/ready", "port": 8080},
+                                "periodSeconds": 2,
+                            },
                         }
                     ],
                 },
@@ -204,7 +209,10 @@ def test_statefulset_with_volume_claims_gets_ready_pods(cluster: Cluster, namesp
                             "containers": [
                                 {
                                     "name": "db",
-                                    "image": "postgres:test",
+                                    "image": IMAGES["redis"],
+                                    "command": ["redis-server", "--dir", "/data", "--appendonly", "yes"],
+                                    "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}},
+                                    "readinessProbe": {"exec": {"command": ["redis-cli", "ping"]}},
                                     "volumeMounts": [{"name": "data", "mountPath": "/data"}],
                                 }
                             ]
@@ -237,9 +245,15 @@ def test_statefulset_with_volume_claims_gets_ready_pods(cluster: Cluster, namesp
     claims = wait_until(bound_claims, timeout=60, what="both claims to be Bound")
     assert sorted(c["metadata"]["name"] for c in claims) == ["data-db-0", "data-db-1"]
     assert all(c["status"]["phase"] == "Bound" for c in claims)
-    assert all(c["spec"]["storageClassName"] == "kwok-volume" for c in claims)  # the default class
+    default_class = next(
+        c["metadata"]["name"]
+        for c in cluster.get("storageclass")["items"]
+        if c["metadata"].get("annotations", {}).get("storageclass.kubernetes.io/is-default-class") == "true"
+    )
+    assert all(c["spec"]["storageClassName"] == default_class for c in claims)
 
 
+@pytest.mark.kwok  # usage comes from pod annotations; on kind, e2e/test_autoscaling.py loads real pods
 def test_hpa_reads_metrics_and_scales_when_usage_crosses_target(cluster: Cluster, namespace: str) -> None:
     cluster.apply(
         deployment("busy", replicas=1, cpu_request="100m", annotations={"kwok.x-k8s.io/usage-cpu": "20m"}),

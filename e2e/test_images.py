@@ -1,10 +1,10 @@
 """The engine and operator images, built offline by `make images`, run the way the cluster runs them.
 
 Marked `images` (`make test-images` runs them alone; `make test` includes them). The module
-fixture starts a Docker daemon when none answers (e2e/images/docker.sh, which installs Debian's
-docker.io if needed) and stops it again afterwards if it started it; then it runs
-e2e/images/build.sh, which is cached: seconds when nothing changed. The tests are skipped only
-when no Docker daemon can be started.
+fixture starts the project's Docker daemon when it is not running (e2e/images/docker.sh, which
+installs Debian's docker.io if needed) and stops it again afterwards if it started it; then it
+runs e2e/images/build.sh, which is cached: seconds when nothing changed. The tests are skipped
+only when no Docker daemon can be started.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import time
-import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,19 +21,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-DOCKER_SH = ROOT / "e2e" / "images" / "docker.sh"
-BUILD_SH = ROOT / "e2e" / "images" / "build.sh"
-VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-ENGINE = os.environ.get("BRAINAI_ENGINE_IMAGE", f"brain-ai/engine:{VERSION}")
-OPERATOR = os.environ.get("BRAINAI_OPERATOR_IMAGE", f"brain-ai/operator:{VERSION}")
+from e2e.kube import DOCKER_HOST, IMAGES, REPO, VERSION
+
+DOCKER_SH = REPO / "e2e" / "images" / "docker.sh"
+BUILD_SH = REPO / "e2e" / "images" / "build.sh"
+ENGINE = os.environ.get("BRAINAI_ENGINE_IMAGE", IMAGES["engine"])
+OPERATOR = os.environ.get("BRAINAI_OPERATOR_IMAGE", IMAGES["operator"])
 RUN_AS = "10001"
 
 pytestmark = pytest.mark.images
 
 
 def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    env = {**os.environ, "DOCKER_HOST": DOCKER_HOST}
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"docker {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
     return proc

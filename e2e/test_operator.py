@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from pathlib import Path
@@ -16,16 +17,36 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 pytestmark = pytest.mark.usefixtures("operator")
 
 
-def example(name: str) -> dict[str, Any]:
-    return yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text())
+# Each kind node offers only the host's CPUs: test clusters request little CPU per pod (limits
+# stay the strategy's), so that several fit at once. Tests about the strategies' own requests
+# pass fit=False.
+TEST_CPU_REQUEST = "50m"
 
 
-def cluster_manifest(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+def fit(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec with a small CPU request for every pod it runs (engine, managed data tiers)."""
+    spec = copy.deepcopy(spec)
+    for tier in ("engine", "postgres", "redis"):
+        section = spec.get(tier) or {}
+        if tier == "engine" or (section.get("enabled") and not section.get("external")):
+            requests = spec.setdefault(tier, {}).setdefault("resources", {}).setdefault("requests", {})
+            requests["cpu"] = TEST_CPU_REQUEST
+    return spec
+
+
+def example(name: str, fit_nodes: bool = True) -> dict[str, Any]:
+    manifest = yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text())
+    if fit_nodes:
+        manifest["spec"] = fit(manifest["spec"])
+    return manifest
+
+
+def cluster_manifest(name: str, spec: dict[str, Any], fit_nodes: bool = True) -> dict[str, Any]:
     return {
         "apiVersion": "brainai.io/v1alpha1",
         "kind": "BrainAICluster",
         "metadata": {"name": name},
-        "spec": spec,
+        "spec": fit(spec) if fit_nodes else spec,
     }
 
 
@@ -44,7 +65,7 @@ def engine_container(deploy: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_example_reaches_ready_with_expected_children(cluster: Cluster, namespace: str) -> None:
-    cluster.apply(example("balanced"), namespace)
+    cluster.apply(example("balanced", fit_nodes=False), namespace)
     wait_ready(cluster, namespace, "brain-balanced")
 
     bac = cluster.get("bac", "brain-balanced", namespace)

@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# Build the local control plane's binaries from Go modules, pinned, into a cache outside the repo.
+# Build the local clusters' binaries from Go modules, pinned, into a cache outside the repo.
+#
+#   e2e/cluster/build.sh          # the control plane, kwok, metrics-server, kubectl, helm, kind
+#   e2e/cluster/build.sh node     # ... and what a kind node runs besides: kubelet, kubeadm,
+#                                 # kube-proxy, CoreDNS, local-path-provisioner, crictl, pause
 #
 # A cold build compiles Kubernetes and etcd from source (tens of minutes on 2 cores); a warm run
 # finds every binary stamped with the wanted version and returns in well under a second.
@@ -152,6 +156,32 @@ build_kstatus() {
   stamp kstatus "$stamp_value"
 }
 
+# --- pause: the pod sandbox process, Kubernetes' build/pause semantics, as a static C program.
+build_pause() {
+  local stamp_value="$PAUSE_VERSION-$(sha256sum "$here/pause.c" | cut -c1-12)"
+  up_to_date pause "$stamp_value" && return 0
+  command -v gcc >/dev/null || { log "gcc is needed to build pause"; exit 1; }
+  log "building pause $PAUSE_VERSION"
+  with_ticker pause gcc -Os -static -DVERSION="\"$PAUSE_VERSION\"" -o "$BIN/pause" "$here/pause.c"
+  strip "$BIN/pause"
+  stamp pause "$stamp_value"
+}
+
+build_node() {
+  for b in kubelet kubeadm kube-proxy; do build_k8s "$b"; done
+  build_install coredns github.com/coredns/coredns "$COREDNS_VERSION" \
+    "-X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION"
+  build_install local-path-provisioner github.com/rancher/local-path-provisioner "$LOCAL_PATH_PROVISIONER_VERSION" \
+    "-X main.VERSION=$LOCAL_PATH_PROVISIONER_VERSION"
+  build_install crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_VERSION" \
+    "-X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION"
+  build_pause
+}
+
+for set in "$@"; do
+  [[ $set == node ]] || { log "unknown build set '$set' (known: node)"; exit 2; }
+done
+
 kwok_ld="-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$K8S_VERSION"
 build_etcd
 for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do build_k8s "$b"; done
@@ -163,6 +193,7 @@ build_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" \
   "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
 build_install kind sigs.k8s.io/kind "$KIND_VERSION"
 build_kstatus
+[[ " $* " == *" node "* ]] && build_node
 
 # Manifests pinned with the binaries, taken from the same module versions.
 module_dir() { go mod download -json "$1" | sed -n 's/.*"Dir": "\(.*\)",/\1/p'; }

@@ -7,3 +7,5 @@ export KWOK_WORKDIR=$CACHE/kwok
 CLUSTER_DIR=$KWOK_WORKDIR/clusters/$CLUSTER_NAME
 KUBECONFIG_PATH=$CLUSTER_DIR/kubeconfig.yaml
 export PATH=$BIN:$PATH
+# The project's Docker daemon (e2e/images/docker.sh): images and kind nodes live there.
+export DOCKER_HOST=${BRAINAI_DOCKER_HOST:-unix:///run/brain-ai/docker.sock}

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Build the engine and operator images offline: `make images`.
 #
-#   1. a Docker daemon (e2e/images/docker.sh: installs docker.io and starts dockerd if needed);
-#   2. the base image brain-ai/base:bookworm: Debian bookworm (minbase + python3 3.11 + venv)
-#      made with debootstrap from the host's apt mirror and `docker import`ed, since no registry
-#      image can be pulled here; skipped when the image exists;
+#   1. the project's Docker daemon (e2e/images/docker.sh: installs docker.io, starts it if needed);
+#   2. base images made with debootstrap from the host's apt mirror and `docker import`ed, since
+#      no registry image can be pulled here (each skipped when it exists):
+#      brain-ai/base:bookworm (minbase + python3 3.11 + venv) for the engine and operator, and
+#      brain-ai/data-base:bookworm (minbase + Debian's postgresql-15 and redis-server) for the
+#      data images;
 #   3. a wheelhouse of the project's dependencies built on the host (pip wheel, from PyPI) in
 #      $BRAINAI_CACHE/wheelhouse; skipped while pyproject.toml's dependencies are unchanged;
 #   4. `docker build --target operator|engine` from a staged context (sources + wheelhouse) with
-#      BASE_IMAGE=brain-ai/base:bookworm and PIP_NO_INDEX=1: the build itself fetches nothing.
+#      BASE_IMAGE=brain-ai/base:bookworm and PIP_NO_INDEX=1: the build itself fetches nothing;
+#   5. brain-ai/postgres:15 and brain-ai/redis:7.0 from e2e/images/data/Dockerfile on the data base.
 #
 # The classic builder is used unless the buildx plugin is installed (Debian bookworm has no
 # docker-buildx package); the Dockerfile works with both. Progress goes to stderr, full logs to
@@ -18,12 +21,16 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-CACHE=${BRAINAI_CACHE:-$HOME/.cache/brain-ai}
+# shellcheck source=../cluster/common.sh
+source "$here/../cluster/common.sh"
 LOGS=$CACHE/logs
 WHEELHOUSE=$CACHE/wheelhouse
 WORK=$CACHE/images
 SUITE=bookworm
 BASE_IMAGE=${BRAINAI_BASE_IMAGE:-brain-ai/base:$SUITE}
+DATA_BASE_IMAGE=brain-ai/data-base:$SUITE
+POSTGRES_IMAGE=brain-ai/postgres:15
+REDIS_IMAGE=brain-ai/redis:7.0
 PYTHON=${PYTHON:-$root/.venv/bin/python}
 [[ -x $PYTHON ]] || PYTHON=python3
 mkdir -p "$LOGS" "$WORK"
@@ -31,12 +38,6 @@ mkdir -p "$LOGS" "$WORK"
 t_all=$SECONDS
 log() { printf '[images %4ds] %s\n' "$((SECONDS - t_all))" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
-as_root() {
-  if ((EUID == 0)); then "$@"
-  elif command -v sudo >/dev/null; then sudo "$@"
-  else die "need root (or sudo) to run: $*"
-  fi
-}
 # logged NAME CMD...: run CMD with its output in $LOGS/NAME.log; on failure show the tail.
 logged() {
   local name=$1; shift
@@ -55,49 +56,8 @@ OPERATOR_IMAGE=${BRAINAI_OPERATOR_IMAGE:-brain-ai/operator:$VERSION}
 "$here/docker.sh" start >/dev/null
 
 # --- 2. base image ---------------------------------------------------------------------------
-debian_mirror() {
-  if [[ -n ${DEBIAN_MIRROR:-} ]]; then echo "$DEBIAN_MIRROR"; return; fi
-  local m
-  # deb822 sources first (Debian 12's default), then the one-line format.
-  m=$(awk -v s="$SUITE" '/^URIs:/ {u=$2} /^Suites:/ {for (i=2;i<=NF;i++) if ($i==s) {print u; exit}}' \
-    /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
-  [[ -n $m ]] || m=$(awk -v s="$SUITE" '$1=="deb" && $3==s {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
-  [[ -n $m ]] || die "no apt source for $SUITE found; set DEBIAN_MIRROR"
-  echo "$m"
-}
-
-build_base() {
-  local tarball=$WORK/base-$SUITE.tar.gz rootfs=$WORK/rootfs-$SUITE
-  if [[ ! -s $tarball ]]; then
-    command -v debootstrap >/dev/null || {
-      log "installing debootstrap"
-      logged apt-debootstrap as_root env DEBIAN_FRONTEND=noninteractive \
-        bash -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends debootstrap'
-    }
-    local mirror
-    mirror=$(debian_mirror)
-    log "debootstrap $SUITE (minbase + python3, python3-venv, ca-certificates) from $mirror"
-    as_root rm -rf "$rootfs"
-    logged debootstrap as_root debootstrap --variant=minbase --components=main \
-      --include=python3,python3-venv,ca-certificates "$SUITE" "$rootfs" "$mirror"
-    # Trim what a container never uses: package lists and caches, docs, manuals, logs.
-    as_root chroot "$rootfs" apt-get clean
-    as_root bash -c "cd '$rootfs' && rm -rf var/lib/apt/lists/* var/cache/apt/*.bin var/log/*.log \
-      var/cache/debconf/*-old usr/share/man/* usr/share/info/* usr/share/locale/* \
-      && find usr/share/doc -mindepth 1 -not -name copyright -not -type d -delete"
-    as_root bash -c "tar -C '$rootfs' --numeric-owner -cf - . | gzip -1 >'$tarball.tmp'"
-    mv "$tarball.tmp" "$tarball"
-    as_root rm -rf "$rootfs"
-  fi
-  local py
-  py=$(gzip -dc "$tarball" | tar -tf - ./usr/bin/ 2>/dev/null | sed -n 's|^\./usr/bin/python\(3\.[0-9]*\)$|\1|p' | head -n1)
-  log "importing $BASE_IMAGE (python $py) from $tarball"
-  logged docker-import docker import \
-    --change 'ENV LANG=C.UTF-8' \
-    --change 'CMD ["python3"]' \
-    --change "LABEL org.opencontainers.image.title=brain-ai-base org.opencontainers.image.base.name=debian:$SUITE io.brainai.python=$py" \
-    "$tarball" "$BASE_IMAGE"
-}
+# shellcheck source=rootfs.sh
+source "$here/rootfs.sh"
 
 if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
   log "base image $BASE_IMAGE present"
@@ -105,7 +65,10 @@ elif [[ -n ${BRAINAI_BASE_IMAGE:-} ]]; then
   die "base image $BASE_IMAGE not found (BRAINAI_BASE_IMAGE names an image that must exist)"
 else
   t0=$SECONDS
-  build_base
+  tarball=$(rootfs_tarball python3,python3-venv,ca-certificates)
+  py=$(gzip -dc "$tarball" | tar -tf - ./usr/bin/ 2>/dev/null | sed -n 's|^\./usr/bin/python\(3\.[0-9]*\)$|\1|p' | head -n1)
+  import_rootfs "$BASE_IMAGE" "$tarball" --change 'CMD ["python3"]' \
+    --change "LABEL org.opencontainers.image.title=brain-ai-base org.opencontainers.image.base.name=debian:$SUITE io.brainai.python=$py"
   log "base image ready in $((SECONDS - t0))s"
 fi
 
@@ -142,7 +105,9 @@ else
   ca=${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}
   log "completing the wheelhouse for the image's Python $(docker run --rm --network none "$BASE_IMAGE" \
     python3 -c 'import platform; print(platform.python_version())')"
+  # The daemon's DNS is a dead address on purpose: this one step uses the host's resolver.
   logged pip-wheel-image docker run --rm --network host --user "$(id -u):$(id -g)" \
+    -v /etc/resolv.conf:/etc/resolv.conf:ro \
     -v "$ca:/etc/ssl/certs/host-ca.crt:ro" -e PIP_CERT=/etc/ssl/certs/host-ca.crt \
     -e PIP_INDEX_URL -e PIP_EXTRA_INDEX_URL -e PIP_DEFAULT_TIMEOUT -e HOME=/tmp \
     -v "$WHEELHOUSE.tmp:/wheels" "$BASE_IMAGE" sh -c 'python3 -m venv /tmp/venv \
@@ -192,4 +157,20 @@ for target in operator engine; do
   size=$(docker image inspect "$image" --format '{{.Size}}')
   log "  $image built in $((SECONDS - t0))s ($((size / 1024 / 1024)) MiB)"
 done
-log "done in $((SECONDS - t_all))s: $ENGINE_IMAGE $OPERATOR_IMAGE"
+# --- 5. data images --------------------------------------------------------------------------
+if ! docker image inspect "$DATA_BASE_IMAGE" >/dev/null 2>&1; then
+  t0=$SECONDS
+  import_rootfs "$DATA_BASE_IMAGE" "$(rootfs_tarball bash,postgresql-15,postgresql-client-15,redis-server,redis-tools)" \
+    --change "LABEL org.opencontainers.image.base.name=debian:$SUITE"
+  log "data base image ready in $((SECONDS - t0))s"
+fi
+for target in postgres redis; do
+  image=$POSTGRES_IMAGE
+  [[ $target == redis ]] && image=$REDIS_IMAGE
+  t0=$SECONDS
+  logged "image-$target" docker build --target "$target" --build-arg BASE_IMAGE="$DATA_BASE_IMAGE" \
+    --label org.opencontainers.image.version="$VERSION" --label org.opencontainers.image.revision="$revision" \
+    --tag "$image" "$here/data"
+  log "  $image built in $((SECONDS - t0))s ($(($(docker image inspect "$image" --format '{{.Size}}') / 1024 / 1024)) MiB)"
+done
+log "done in $((SECONDS - t_all))s: $ENGINE_IMAGE $OPERATOR_IMAGE $POSTGRES_IMAGE $REDIS_IMAGE"

@@ -342,12 +342,13 @@ class PostgresSpec(KubeModel):
         default=None,
         description="Use an existing database instead of running one: its URL comes from a Secret.",
     )
-    image: str = Field(
-        default="postgres:15",
+    image: str | None = Field(
+        default=None,
         min_length=1,
         max_length=512,
         pattern=IMAGE_PATTERN,
-        description="PostgreSQL image.",
+        description="PostgreSQL image. Unset: the operator's default (its --postgres-image; the Helm "
+        "chart's brain-ai/postgres:15, else postgres:15).",
     )
     read_replicas: int | None = Field(
         default=None, ge=0, le=15, description="Streaming read replicas. Default from the strategy."
@@ -384,8 +385,13 @@ class RedisSpec(KubeModel):
         default=None,
         description="Use an existing Redis Cluster instead of running one: its URL comes from a Secret.",
     )
-    image: str = Field(
-        default="redis:7.0", min_length=1, max_length=512, pattern=IMAGE_PATTERN, description="Redis image."
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        pattern=IMAGE_PATTERN,
+        description="Redis image. Unset: the operator's default (its --redis-image; the Helm chart's "
+        "brain-ai/redis:7.0, else redis:7.0).",
     )
     masters: int = Field(
         default=3,

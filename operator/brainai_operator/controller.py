@@ -27,6 +27,7 @@ from brainai_operator.metrics import (
 )
 from brainai_operator.prometheus import AdvisorSettings, advise
 from brainai_operator.reconcile import reconcile_cluster
+from brainai_operator.strategies import OperatorDefaults
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]  # (namespace, name)
@@ -41,8 +42,10 @@ class Controller:
         resync_seconds: float = 60.0,
         max_backoff: float = 60.0,
         advisor: AdvisorSettings | None = None,
+        defaults: OperatorDefaults | None = None,
     ) -> None:
         self.kube = kube
+        self.defaults = defaults or OperatorDefaults()
         self.namespaces = namespaces
         self.workers = workers
         self.resync_seconds = resync_seconds
@@ -95,7 +98,9 @@ class Controller:
     async def _reconcile(self, key: Key) -> None:
         start = time.perf_counter()
         try:
-            phase = await asyncio.to_thread(reconcile_cluster, self.kube, *key, self.advice.get(key))
+            phase = await asyncio.to_thread(
+                reconcile_cluster, self.kube, *key, self.advice.get(key), defaults=self.defaults
+            )
         except Exception as exc:
             self.failures[key] += 1
             delay = min(2 ** self.failures[key], self.max_backoff)

@@ -20,6 +20,7 @@ from brainai_operator.controller import Controller
 from brainai_operator.prometheus import AdvisorSettings
 from brainai_operator.resources.cluster import WATCHED_CHILDREN
 from brainai_operator.resources.common import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from brainai_operator.strategies import OperatorDefaults
 
 log = logging.getLogger(__name__)
 OPTIONS: dict[str, Any] = {
@@ -27,6 +28,7 @@ OPTIONS: dict[str, Any] = {
     "resync_seconds": 60.0,
     "namespaces": None,
     "advisor": AdvisorSettings(),
+    "defaults": OperatorDefaults(),
 }
 
 
@@ -44,6 +46,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         workers=OPTIONS["workers"],
         resync_seconds=OPTIONS["resync_seconds"],
         advisor=OPTIONS["advisor"],
+        defaults=OPTIONS["defaults"],
     )
     memo.controller_task = asyncio.create_task(memo.controller.run())
     log.info(

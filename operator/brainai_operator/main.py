@@ -20,6 +20,7 @@ def _run(args: argparse.Namespace) -> int:
     from brainai_operator.client import Kube
     from brainai_operator.leader import LeaderElector, standby_liveness
     from brainai_operator.prometheus import AdvisorSettings
+    from brainai_operator.strategies import OperatorDefaults
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -42,6 +43,7 @@ def _run(args: argparse.Namespace) -> int:
             window=args.advisor_window,
             interval=args.advisor_interval,
         ),
+        defaults=OperatorDefaults(postgres_image=args.postgres_image, redis_image=args.redis_image),
     )
     kopf.run(
         standalone=True,  # one active replica is the leader lease's job, not kopf peering's
@@ -190,6 +192,16 @@ def main(argv: list[str] | None = None) -> int:
         type=_duration,
         default="1h",
         help="history recommendations are computed over (spec.monitoring.window overrides it)",
+    )
+    run.add_argument(
+        "--postgres-image",
+        default=os.environ.get("BRAINAI_POSTGRES_IMAGE", "postgres:15"),
+        help="PostgreSQL image where spec.postgres.image is unset (env BRAINAI_POSTGRES_IMAGE)",
+    )
+    run.add_argument(
+        "--redis-image",
+        default=os.environ.get("BRAINAI_REDIS_IMAGE", "redis:7.0"),
+        help="Redis image where spec.redis.image is unset (env BRAINAI_REDIS_IMAGE)",
     )
     run.set_defaults(func=_run)
 

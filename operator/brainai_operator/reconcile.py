@@ -31,7 +31,7 @@ from brainai_operator.status import (
     postgres_tier,
     redis_tier,
 )
-from brainai_operator.strategies import Resolved, resolve
+from brainai_operator.strategies import OperatorDefaults, Resolved, resolve
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,12 @@ def _previous_autopilot(previous: dict[str, Any]) -> api.AutopilotStatus | None:
 
 
 def reconcile_cluster(
-    kube: Kube, namespace: str, name: str, advice: Advice | None = None, clock: Any = _clock
+    kube: Kube,
+    namespace: str,
+    name: str,
+    advice: Advice | None = None,
+    clock: Any = _clock,
+    defaults: OperatorDefaults | None = None,
 ) -> str | None:
     """Converge one BrainAICluster; returns its phase, or None when it is gone or going.
 
@@ -215,7 +220,7 @@ def reconcile_cluster(
     resolved: Resolved | None = None
     if spec:
         try:
-            resolved = resolve(spec)
+            resolved = resolve(spec, defaults)
         except ConfigError as exc:
             error = ("InvalidConfig", str(exc))
     refused: ApplyFailed | None = None

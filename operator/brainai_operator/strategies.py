@@ -57,6 +57,13 @@ class DataTier(BaseModel):
         return self.external_url is not None
 
 
+class OperatorDefaults(BaseModel):
+    """What the operator fills in where a spec leaves a choice to it (its command-line flags)."""
+
+    postgres_image: str = "postgres:15"
+    redis_image: str = "redis:7.0"
+
+
 class Resolved(BaseModel):
     """Everything the builders need, with no optional left to interpret."""
 
@@ -203,7 +210,9 @@ def _storage_fields(storage: Any) -> dict[str, Any]:
     }
 
 
-def resolve_postgres(spec: BrainAIClusterSpec, read_replicas: int) -> DataTier | None:
+def resolve_postgres(
+    spec: BrainAIClusterSpec, read_replicas: int, defaults: OperatorDefaults
+) -> DataTier | None:
     pg = spec.postgres
     if not pg or not pg.enabled:
         return None
@@ -212,7 +221,7 @@ def resolve_postgres(spec: BrainAIClusterSpec, read_replicas: int) -> DataTier |
     return DataTier(
         external_url=_ref(external.secret_ref) if external else None,
         external_read_url=_ref(external.read_secret_ref) if external else None,
-        image=pg.image,
+        image=pg.image or defaults.postgres_image,
         replicas=read_replicas,
         resources=resources,
         parameters={**POSTGRES_PARAMETERS, **(pg.parameters or {})},
@@ -220,14 +229,14 @@ def resolve_postgres(spec: BrainAIClusterSpec, read_replicas: int) -> DataTier |
     )
 
 
-def resolve_redis(spec: BrainAIClusterSpec) -> DataTier | None:
+def resolve_redis(spec: BrainAIClusterSpec, defaults: OperatorDefaults) -> DataTier | None:
     rd = spec.redis
     if not rd or not rd.enabled:
         return None
     resources = _resources(REDIS_RESOURCES, rd.resources)
     return DataTier(
         external_url=_ref(rd.external.secret_ref) if rd.external else None,
-        image=rd.image,
+        image=rd.image or defaults.redis_image,
         replicas=rd.masters * (1 + rd.replicas_per_master),
         masters=rd.masters,
         replicas_per_master=rd.replicas_per_master,
@@ -236,7 +245,8 @@ def resolve_redis(spec: BrainAIClusterSpec) -> DataTier | None:
     )
 
 
-def resolve(spec: BrainAIClusterSpec) -> Resolved:
+def resolve(spec: BrainAIClusterSpec, defaults: OperatorDefaults | None = None) -> Resolved:
+    defaults = defaults or OperatorDefaults()
     strategy = Strategy(spec.strategy)
     engine = spec.engine
     resources = _resources(STRATEGY_RESOURCES[strategy], engine.resources)
@@ -253,7 +263,7 @@ def resolve(spec: BrainAIClusterSpec) -> Resolved:
     )
     scheduling = spec.scheduling.model_dump(by_alias=True, exclude_none=True) if spec.scheduling else {}
     auth = engine.auth_token_secret_ref
-    redis = resolve_redis(spec)
+    redis = resolve_redis(spec, defaults)
     engine_config = resolve_engine_config(spec)
     if redis:
         engine_config = deep_merge(engine_config, {"redis": {"cluster": True}})
@@ -271,10 +281,10 @@ def resolve(spec: BrainAIClusterSpec) -> Resolved:
         read_replicas=read_replicas,
         auth_secret=(auth.name, auth.key) if auth else None,
         scheduling=scheduling,
-        postgres=resolve_postgres(spec, read_replicas),
+        postgres=resolve_postgres(spec, read_replicas, defaults),
         redis=redis,
         monitoring=spec.monitoring if spec.monitoring and spec.monitoring.enabled else None,
     )
 
 
-__all__ = ["ConfigError", "HPASettings", "Resolved", "resolve"]
+__all__ = ["ConfigError", "HPASettings", "OperatorDefaults", "Resolved", "resolve"]

@@ -26,6 +26,7 @@ CONFIG_FILE = "engine.toml"
 DATA_DIR = "/var/lib/brain-ai"
 AUTH_DIR = "/etc/brain-ai-auth"
 RUN_AS = 10001
+PRESTOP_SECONDS = 5
 
 
 def render_engine_config(r: Resolved) -> str:
@@ -154,6 +155,9 @@ def _pod_spec(cluster: str, r: Resolved) -> dict[str, Any]:
             "timeoutSeconds": 2,
             "failureThreshold": 3,
         },
+        # A terminating pod keeps serving for a few seconds: until every node's kube-proxy has
+        # dropped it from the Service, new connections may still arrive (rolling updates, scale-in).
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SECONDS}}},
         "securityContext": {
             **container_security(RUN_AS),
             "runAsGroup": RUN_AS,

@@ -3,6 +3,8 @@
 The Job is named after the node count, so growing the cluster creates a new Job that adds the new
 nodes and rebalances slots onto them; its script is idempotent and safe to re-run. The password
 reaches redis-server through a config file written at start, never through command-line args.
+Nodes announce their stable per-pod hostname (clients are redirected by name) and refresh peer
+addresses in nodes.conf from those names at start, so the cluster survives pods moving.
 """
 
 from __future__ import annotations
@@ -49,9 +51,35 @@ START_NODE = """\
 set -eu
 umask 077
 printf 'requirepass "%s"\\nmasterauth "%s"\\n' "$REDIS_PASSWORD" "$REDIS_PASSWORD" > /run/redis/auth.conf
+me="$(cat /proc/sys/kernel/hostname).$SERVICE"
+# nodes.conf remembers each peer by the IP it last had; pods that moved (all at once, say) have new
+# ones, and nodes that knew no current address could never meet again. Each entry also carries the
+# peer's announced hostname: put the address it resolves to now in place of the stale one.
+if [ -s /data/nodes.conf ]; then
+  tries=0
+  while :; do
+    stale=0
+    : > /data/nodes.conf.new
+    while read -r id addr rest; do
+      case $addr in
+        *:*@*,?*)  # ip:port@bus-port,hostname[,aux=value...]
+          ipport=${addr%%,*}; tail=${addr#*,}; host=${tail%%,*}; aux=${tail#"$host"}
+          ip=$POD_IP
+          [ "$host" = "$me" ] || ip=$(getent hosts "$host" | awk '{print $1; exit}')
+          if [ -n "$ip" ]; then addr="$ip:${ipport#*:},$host$aux"; else stale=$((stale + 1)); fi ;;
+      esac
+      echo "$id $addr $rest" >> /data/nodes.conf.new
+    done < /data/nodes.conf
+    tries=$((tries + 1))
+    [ "$stale" -eq 0 ] || [ "$tries" -ge 15 ] && break
+    sleep 2  # peers starting at the same time get their DNS records a moment later
+  done
+  mv /data/nodes.conf.new /data/nodes.conf
+fi
 exec redis-server /run/redis/auth.conf --port 6379 --cluster-enabled yes \\
   --cluster-config-file /data/nodes.conf --cluster-node-timeout 5000 --appendonly yes \\
-  --dir /data --cluster-announce-ip "$POD_IP" --protected-mode no
+  --dir /data --protected-mode no --cluster-announce-ip "$POD_IP" \\
+  --cluster-announce-hostname "$me" --cluster-preferred-endpoint-type hostname
 """
 
 ENSURE_CLUSTER = """\
@@ -123,6 +151,7 @@ def build_redis_statefulset(cluster: str, namespace: str, tier: DataTier) -> dic
         "env": [
             _password_env(cluster),
             {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "SERVICE", "value": f"{n['nodes']}.{namespace}.svc"},
         ],
         "ports": [
             {"name": "redis", "containerPort": PORT, "protocol": "TCP"},

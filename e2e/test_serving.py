@@ -1,0 +1,143 @@
+"""Engines serving from the data tiers the operator runs, with real pods (kind tier).
+
+One BrainAICluster for the module: two engine pods sharing a PostgreSQL primary with two streaming
+replicas and a 6-node Redis Cluster, all from the project's images. Requests come from a pod in
+the cluster, through Service DNS names, as an application's would.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import pytest
+
+from e2e.kube import Cluster, wait_until
+from e2e.pods import LoadRun, Toolbox, pod_names, psql, redis_cli
+from e2e.test_operator import cluster_manifest, wait_ready
+
+pytestmark = [pytest.mark.kind, pytest.mark.usefixtures("operator")]
+
+NAME = "shared"
+SPEC = {
+    "autoscaling": {"enabled": False},
+    "engine": {"replicas": 2},
+    "postgres": {"enabled": True, "readReplicas": 2},
+    "redis": {"enabled": True, "masters": 3, "replicasPerMaster": 1},
+}
+ENGINES = f"app.kubernetes.io/instance={NAME},app.kubernetes.io/component=engine"
+REDIS = f"app.kubernetes.io/instance={NAME},app.kubernetes.io/component=redis"
+SERVICE = f"http://{NAME}-engine:8080"
+
+# Runs in the toolbox: learn a text through engine A, then search engine B until it is there.
+PROPAGATION = """
+import json, sys, time, urllib.parse, urllib.request
+a, b, text, token = sys.argv[1:5]
+req = urllib.request.Request(f"http://{a}:8080/api/v1/learn", data=json.dumps({"text": text}).encode(),
+                             headers={"Content-Type": "application/json"}, method="POST")
+urllib.request.urlopen(req, timeout=10).read()
+acked = time.monotonic()
+url = f"http://{b}:8080/api/v1/memory/search?" + urllib.parse.urlencode({"query": token})
+while time.monotonic() - acked < 10:
+    hits = json.loads(urllib.request.urlopen(url, timeout=10).read())["results"]
+    if any(h["memory"]["content"] == text for h in hits):
+        print(json.dumps({"seen_after_s": time.monotonic() - acked}))
+        break
+    time.sleep(0.01)
+else:
+    print(json.dumps({"seen_after_s": None}))
+"""
+
+
+@pytest.fixture(scope="module")
+def shared(cluster: Cluster, crd: str, operator: object, module_namespace: str) -> str:
+    cluster.apply(cluster_manifest(NAME, SPEC), module_namespace)
+    wait_ready(cluster, module_namespace, NAME, timeout=420)
+    return module_namespace
+
+
+@pytest.fixture(scope="module")
+def toolbox(cluster: Cluster, shared: str) -> Toolbox:
+    return Toolbox(cluster, shared).start()
+
+
+def engine_ips(cluster: Cluster, namespace: str) -> list[str]:
+    return sorted(p["status"]["podIP"] for p in cluster.items("pods", namespace, ENGINES))
+
+
+def test_a_text_learned_on_one_engine_pod_is_found_on_the_other_within_a_second(
+    cluster: Cluster, shared: str, toolbox: Toolbox
+) -> None:
+    a, b = engine_ips(cluster, shared)
+    delays = []
+    for i in range(5):
+        token = f"zebra{secrets.token_hex(4)}"
+        source, target = (a, b) if i % 2 == 0 else (b, a)
+        out = json.loads(toolbox.python(PROPAGATION, source, target, f"{token} crossed the pods", token))
+        delays.append(out["seen_after_s"])
+    assert None not in delays, delays
+    assert max(delays) <= 1.0, delays
+    # The engines' own logs show the traffic.
+    for pod in pod_names(cluster, shared, ENGINES):
+        assert "/api/v1/learn" in cluster.kubectl("logs", pod, "-n", shared)
+
+
+def test_replicas_stream_and_engines_read_through_the_ro_service(
+    cluster: Cluster, shared: str, toolbox: Toolbox
+) -> None:
+    primary = f"{NAME}-postgres-primary-0"
+    replicas = [f"{NAME}-postgres-replica-{i}" for i in range(2)]
+    streaming = psql(cluster, shared, primary, "select application_name, state from pg_stat_replication")
+    states = [line.split("\t")[1] for line in streaming.splitlines()]
+    assert states == ["streaming", "streaming"], streaming
+
+    token = f"okapi{secrets.token_hex(4)}"
+    learned = toolbox.http("POST", f"{SERVICE}/api/v1/learn", {"text": f"{token} reached every replica"})
+    assert learned["status"] in (200, 201), learned
+    for replica in replicas:
+        assert psql(cluster, shared, replica, "select pg_is_in_recovery()") == "t"
+        wait_until(
+            lambda r=replica: (
+                psql(cluster, shared, r, f"select count(*) from memories where content like '{token}%'")
+                == "1"
+            ),
+            timeout=10,
+            what=f"the learned row on {replica}",
+        )
+    # The -ro Service selects the replicas, and the engines hold connections through it.
+    endpoints = cluster.get("endpoints", f"{NAME}-postgres-ro", shared)
+    ro_ips = {a["ip"] for s in endpoints["subsets"] for a in s["addresses"]}
+    replica_ips = {cluster.get("pod", r, shared)["status"]["podIP"] for r in replicas}
+    assert ro_ips == replica_ips
+    engines = "select count(*) from pg_stat_activity where application_name like 'brain-ai %'"
+    on_replicas = sum(int(psql(cluster, shared, r, engines)) for r in replicas)
+    assert on_replicas >= 2, "every engine reads from a replica"
+
+
+def test_every_redis_node_reports_a_healthy_cluster_by_hostname(cluster: Cluster, shared: str) -> None:
+    nodes = pod_names(cluster, shared, REDIS)
+    assert len(nodes) == 6
+    for node in nodes:
+        info = redis_cli(cluster, shared, node, "cluster", "info")
+        assert "cluster_state:ok" in info and "cluster_known_nodes:6" in info, (node, info)
+        assert "cluster_slots_assigned:16384" in info
+    roles = redis_cli(cluster, shared, nodes[0], "cluster", "nodes")
+    assert sum(" master " in f" {line} " or ",master " in line for line in roles.splitlines()) == 3, roles
+    # Clients are redirected by stable per-pod names, not pod IPs.
+    shards = redis_cli(cluster, shared, nodes[0], "cluster", "shards")
+    assert f"{NAME}-redis-0.{NAME}-redis.{shared}.svc" in shards, shards
+
+
+def test_the_source_documents_load_scenario(
+    cluster: Cluster, shared: str, benchmark_figures: list[dict[str, object]]
+) -> None:
+    """The scaling guide's Artillery scenario (learn + search 70 %, concept search 30 %), shortened.
+
+    A benchmark figure, printed in the run's summary: latency is reported, not asserted.
+    """
+    phases = ["--phase", "20:10", "--phase", "40:50", "--phase", "20:100"]
+    run = LoadRun(cluster, shared, ["--target", SERVICE, "--scenario", "seed", *phases]).start()
+    result = run.result(timeout=600)
+    benchmark_figures.append({"name": "seed scenario, 2 engines on PostgreSQL + Redis (kind)", **result})
+    assert result["errors"] == 0, result["error_samples"]
+    assert {"learn", "memory_search", "concept_search"} <= set(result["endpoints"])
