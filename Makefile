@@ -60,7 +60,7 @@ kind-down: ## delete the kind cluster and stop the project's Docker daemon
 	@e2e/kind/down.sh
 
 e2e-kind: setup kind-bins ## the end-to-end suite on the kind cluster: real pods, the project's images
-	BRAINAI_E2E_TIER=kind $(BIN)/pytest e2e -m "not images"
+	BRAINAI_E2E_TIER=kind $(BIN)/pytest e2e -m "not images" --durations=20
 
 demo: setup ## the engine on SQLite answering learn/search, then the operator on a local cluster
 	@e2e/demo.sh

@@ -143,7 +143,16 @@ def crd(cluster: Cluster) -> str:
     path = Path(__file__).resolve().parent.parent / "crds" / "brainai.io_brainaiclusters.yaml"
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
     name = "brainaiclusters.brainai.io"
-    cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+    cluster.wait_for(
+        "crd",
+        name,
+        None,
+        lambda c: any(
+            x["type"] == "Established" and x["status"] == "True"
+            for x in c.get("status", {}).get("conditions", [])
+        ),
+        what="the CRD to be Established",
+    )
     return name
 
 

@@ -43,7 +43,7 @@ def test_the_hpa_scales_the_engines_up_under_load_and_back_down(cluster: Cluster
     )  # fmt: skip
     assert idle["status"]["desiredReplicas"] == 1
 
-    load = ["--target", "http://busy-engine:8080", "--scenario", "search", "--phase", "240:40"]
+    load = ["--target", "http://busy-engine:8080", "--scenario", "search", "--phase", "240:120"]
     run = LoadRun(cluster, namespace, load).start()
     try:
         cluster.wait_for(

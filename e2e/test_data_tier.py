@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from e2e.kube import Cluster, wait_until
+from e2e.kube import TIER, Cluster, wait_until
 from e2e.test_operator import cluster_manifest, condition, engine_container, wait_ready
 
 pytestmark = pytest.mark.usefixtures("operator")
@@ -185,8 +185,12 @@ def test_external_services_come_from_secrets(cluster: Cluster, namespace: str) -
         ),
         namespace,
     )
-    wait_ready(cluster, namespace, "ext")
-    bac = cluster.get("bac", "ext", namespace)
+
+    def reconciled(bac: dict[str, Any]) -> bool:
+        types = {c["type"] for c in bac.get("status", {}).get("conditions", [])}
+        return {"PostgresReady", "RedisReady"} <= types
+
+    bac = cluster.wait_for("bac", "ext", namespace, reconciled, what="the external tiers in status")
     assert condition(bac, "PostgresReady")["reason"] == "External"
     assert condition(bac, "RedisReady")["reason"] == "External"
     assert cluster.items("statefulset", namespace) == []
@@ -195,3 +199,10 @@ def test_external_services_come_from_secrets(cluster: Cluster, namespace: str) -
         "DATABASE_READ_URLS": ("ext-db", "read"),
         "REDIS_URL": ("ext-cache", "url"),
     }
+    if TIER == "kind":  # the engines really try those addresses, and say why they are not ready
+        logs = ("logs", "deployment/ext-engine", "-n", namespace)
+        wait_until(
+            lambda: "storage not reachable yet" in cluster.run("kubectl", *logs, check=False).stdout,
+            timeout=90,
+            what="the engine to report the unreachable database",
+        )

@@ -26,7 +26,9 @@ SPEC = {
     "redis": {"enabled": True, "masters": 3, "replicasPerMaster": 1},
 }
 SERVICE = f"http://{NAME}-engine:8080"
-REDIS = f"app.kubernetes.io/instance={NAME},app.kubernetes.io/component=redis"
+# The nodes (StatefulSet pods), not the pods of the Job that forms the cluster.
+NODE_POD = "statefulset.kubernetes.io/pod-name"
+REDIS = f"app.kubernetes.io/instance={NAME},app.kubernetes.io/component=redis,{NODE_POD}"
 PRIMARY = f"{NAME}-postgres-primary-0"
 
 

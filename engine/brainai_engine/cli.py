@@ -6,6 +6,8 @@ import argparse
 import json
 import logging
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +38,21 @@ def _open_engine(config: EngineConfig) -> Engine:
     return Engine.open(config)
 
 
+def _open_engine_when_reachable(config: EngineConfig) -> Engine:
+    """Engines and their database often start together (a fresh cluster, a restarted node): wait
+    for the store, saying why, rather than crash-looping with a traceback."""
+    from .storage import StorageUnavailable
+
+    delay = 1.0
+    while True:
+        try:
+            return _open_engine(config)
+        except StorageUnavailable as exc:
+            log.warning("storage not reachable yet (%s); retrying in %.0fs", exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 15.0)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -43,20 +60,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .serving import uvicorn_config
 
     config = _config(args, host=args.host, port=args.port, data_dir=args.data_dir)
-    engine = _open_engine(config)
+    engine = _open_engine_when_reachable(config)
     stats = engine.stats()
     log.info("engine open: %d memories, %d concepts (%s)", stats.memories, stats.concepts, stats.storage)
+    done = threading.Event()
     try:
         app = create_app(engine, config)
+        interval = config.performance.metrics_interval
+        threading.Thread(target=_log_traffic, args=(app.state.metrics, interval, done), daemon=True).start()
         server = uvicorn.Server(
             uvicorn_config(app, config.server.host, config.server.port, log_level=config.system.log_level)
         )
         # uvicorn turns SIGTERM/SIGINT into a graceful shutdown: in-flight requests finish, run() returns.
         server.run()
     finally:
+        done.set()
         engine.close()
         log.info("engine closed")
     return 0
+
+
+def _log_traffic(metrics: Any, interval: float, done: threading.Event) -> None:
+    """Every `performance.metrics_interval` seconds, one line of what was served since the last."""
+    while not done.wait(interval):
+        summary = metrics.traffic_summary()
+        if summary:
+            log.info("%s in the last %.0fs", summary, interval)
 
 
 def cmd_learn(args: argparse.Namespace) -> int:

@@ -236,8 +236,9 @@ class PerformanceConfig(_Section):
     """Caches and monitoring switches from the scaling guide's performance section."""
 
     enable_monitoring: bool = Field(default=True, description="Kept for the guide: /metrics is always on.")
-    metrics_interval: float = Field(default=30.0, gt=0, description="From the scaling guide: seconds between "
-                                    "collections; gauges are read at scrape time.")
+    metrics_interval: float = Field(default=30.0, gt=0, description="Seconds between the traffic summaries "
+                                    "`serve` logs (requests per route and status); gauges are read at scrape "
+                                    "time.")
     cache_size_mb: int = Field(default=512, ge=0, description="SQLite page cache, when larger than "
                                "storage.buffer_pool_size_mb.")
     query_cache_size_mb: int = Field(default=64, ge=0, description="Memory budget (estimated) of the "

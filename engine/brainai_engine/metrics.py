@@ -175,6 +175,8 @@ class Metrics:
         # Labelled children are cached so the hot path skips prometheus-client's label lookup and lock.
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._lock = threading.Lock()
+        # Requests by (route, status) since the last traffic summary (see `traffic_summary`).
+        self._traffic: dict[tuple[str, int], int] = {}
 
     def track_in_flight(self, read: Callable[[], int], limit: int) -> None:
         """Export the middleware's in-flight count; ``read`` is called on each scrape."""
@@ -205,6 +207,19 @@ class Metrics:
                     self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+        self._traffic[(route, status)] = self._traffic.get((route, status), 0) + 1
+
+    def traffic_summary(self) -> str | None:
+        """Requests per route and status since the last call, as one log line; None when idle.
+
+        Per-request access logs would cost more than the requests; a periodic line still shows in
+        the pod's log what it served.
+        """
+        counts, self._traffic = self._traffic, {}
+        if not counts:
+            return None
+        parts = [f"{route} {status}: {n}" for (route, status), n in sorted(counts.items())]
+        return f"served {sum(counts.values())} requests ({', '.join(parts)})"
 
     def render(self) -> bytes:
         """The text exposition format for a scrape."""

@@ -4,6 +4,7 @@ check propagation over HTTP and behaviour when the primary or a Redis master die
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -248,3 +249,30 @@ def test_write_refused_while_primary_down_is_a_storage_error(two_engines: TwoEng
     wait_for(lambda: a.learn(LearnRequest(text="Stored once the primary is back.")) is not None, 10,
              "writes after the primary restarted", 0.2)
     assert search(a, "primary") == ["Stored once the primary is back."]
+
+
+@pytest.mark.postgres
+def test_serve_waits_for_its_database_instead_of_crashing(
+    pg_cluster: PgCluster, tmp_path: Path
+) -> None:
+    """Engines and their database start together in a fresh cluster: the engine waits, saying why."""
+    primary, _ = pg_cluster.new_database("serve_waits")
+    config = tmp_path / "engine.toml"
+    config.write_text("[system]\nmemory_capacity = 10000\n\n[database]\npool_timeout_seconds = 1.0\n")
+    pg_cluster.stop_primary()
+    server = ServerProcess(tmp_path / "data", config_path=str(config), env={"DATABASE_URL": primary})
+    try:
+        server.ready_timeout = 90
+        starting = threading.Thread(target=server.start)
+        starting.start()
+        wait_for(lambda: "storage not reachable yet" in server.log_tail(), 30, "the engine to say it waits")
+        assert server.proc is not None and server.proc.poll() is None  # waiting, not crashed
+    finally:
+        pg_cluster.start_primary()
+    starting.join(timeout=100)
+    assert not starting.is_alive()
+    try:
+        assert httpx.get(f"{server.base_url}/ready").status_code == 200
+        assert "Traceback" not in server.log_tail()
+    finally:
+        server.stop()

@@ -29,3 +29,16 @@ def test_learning_throughput_counts_texts_and_bytes(client: TestClient) -> None:
     learned = "Neurons fire together." + "Synapses strengthen." + "Cortex learns."
     assert sample(text, "brain_ai_learn_bytes_total") == len(learned)
     assert 'brain_ai_http_requests_total{method="POST",route="/api/v1/learn",status="200"} 1.0' in text
+
+
+def test_traffic_summary_counts_requests_since_the_last_one(client: TestClient) -> None:
+    metrics = client.app.state.metrics
+    metrics.traffic_summary()  # whatever the fixture sent
+    client.post("/api/v1/learn", json={"text": "Axons carry signals."})
+    client.get("/api/v1/memory/search", params={"query": "axons"})
+    client.get("/api/v1/memory/search", params={"query": "axons", "limit": "0"})
+    summary = metrics.traffic_summary()
+    assert summary is not None and summary.startswith("served 3 requests")
+    assert "/api/v1/learn 200: 1" in summary
+    assert "/api/v1/memory/search 200: 1" in summary and "/api/v1/memory/search 400: 1" in summary
+    assert metrics.traffic_summary() is None  # nothing since
