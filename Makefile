@@ -34,9 +34,8 @@ cluster-up: cluster-bins ## start the local cluster; prints export lines for eva
 cluster-down: ## stop the local cluster and every process it started
 	@e2e/cluster/down.sh
 
-test: setup cluster-bins lint ## every test: unit, engine integration, e2e on kwok, then e2e on kind (real pods)
-	$(BIN)/pytest
-	$(MAKE) --no-print-directory e2e-kind
+test: setup kind-bins lint ## every test: unit, engine integration, e2e on kwok, then e2e on kind (real pods)
+	@e2e/test.sh
 
 test-unit: setup ## tests that need no cluster
 	$(BIN)/pytest tests

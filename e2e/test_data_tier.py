@@ -38,9 +38,16 @@ def env_sources(deploy: dict[str, Any]) -> dict[str, tuple[str, str]]:
     }
 
 
-def test_postgres_and_redis_tiers_reach_ready_with_the_right_shape(cluster: Cluster, namespace: str) -> None:
-    cluster.apply(cluster_manifest("data", DATA), namespace)
-    wait_ready(cluster, namespace, "data", timeout=180)
+@pytest.fixture(scope="module")
+def data(cluster: Cluster, crd: str, operator: object, module_namespace: str) -> str:
+    """One cluster with both data tiers, Ready, for the tests that only look at it."""
+    cluster.apply(cluster_manifest("data", DATA), module_namespace)
+    wait_ready(cluster, module_namespace, "data", timeout=300)
+    return module_namespace
+
+
+def test_postgres_and_redis_tiers_reach_ready_with_the_right_shape(cluster: Cluster, data: str) -> None:
+    namespace = data
     bac = cluster.get("bac", "data", namespace)
     assert condition(bac, "PostgresReady")["status"] == "True"
     assert condition(bac, "RedisReady")["status"] == "True"
@@ -86,15 +93,13 @@ def test_postgres_and_redis_tiers_reach_ready_with_the_right_shape(cluster: Clus
     assert "cluster = true" in config
 
 
-def test_credentials_stay_in_secrets_and_are_stable(cluster: Cluster, namespace: str) -> None:
-    cluster.apply(cluster_manifest("creds", DATA), namespace)
-    wait_ready(cluster, namespace, "creds", timeout=180)
-    pg = secret_values(cluster, namespace, "creds-postgres-credentials")
-    rd = secret_values(cluster, namespace, "creds-redis-credentials")
-    assert (
-        pg["database-url"].startswith("postgresql://postgres:") and "creds-postgres-rw" in pg["database-url"]
-    )
-    assert "creds-postgres-ro" in pg["database-read-url"]
+def test_credentials_stay_in_secrets_and_are_stable(cluster: Cluster, data: str) -> None:
+    namespace = data
+    pg = secret_values(cluster, namespace, "data-postgres-credentials")
+    rd = secret_values(cluster, namespace, "data-redis-credentials")
+    url = pg["database-url"]
+    assert url.startswith("postgresql://postgres:") and "data-postgres-rw" in url
+    assert "data-postgres-ro" in pg["database-read-url"]
     passwords = [pg["superuser-password"], pg["replication-password"], rd["password"]]
     assert all(len(p) >= 24 for p in passwords) and len(set(passwords)) == 3
 
@@ -109,19 +114,19 @@ def test_credentials_stay_in_secrets_and_are_stable(cluster: Cluster, namespace:
         assert password not in operator_log
 
     # A later pass keeps the same credentials (the Secret's resourceVersion does not move).
-    version = cluster.get("secret", "creds-postgres-credentials", namespace)["metadata"]["resourceVersion"]
-    cluster.kubectl("label", "bac", "creds", "-n", namespace, "poke=1")
-    wait_until(lambda: cluster.get("bac", "creds", namespace)["metadata"]["labels"].get("poke"), timeout=10)
-    cluster.wait_for("bac", "creds", namespace, lambda b: b["status"]["phase"] == "Ready")
+    version = cluster.get("secret", "data-postgres-credentials", namespace)["metadata"]["resourceVersion"]
+    cluster.kubectl("label", "bac", "data", "-n", namespace, "poke=1")
+    wait_until(lambda: cluster.get("bac", "data", namespace)["metadata"]["labels"].get("poke"), timeout=10)
+    cluster.wait_for("bac", "data", namespace, lambda b: b["status"]["phase"] == "Ready")
     assert (
-        cluster.get("secret", "creds-postgres-credentials", namespace)["metadata"]["resourceVersion"]
+        cluster.get("secret", "data-postgres-credentials", namespace)["metadata"]["resourceVersion"]
         == version
     )
 
 
 def test_scaling_the_data_tiers(cluster: Cluster, namespace: str) -> None:
     cluster.apply(cluster_manifest("grow", DATA), namespace)
-    wait_ready(cluster, namespace, "grow", timeout=180)
+    wait_ready(cluster, namespace, "grow", timeout=300)
     cluster.patch(
         "bac", "grow", namespace, {"spec": {"postgres": {"readReplicas": 1}, "redis": {"masters": 4}}}
     )
@@ -136,7 +141,7 @@ def test_scaling_the_data_tiers(cluster: Cluster, namespace: str) -> None:
         what="the Job that adds nodes and rebalances",
     )
     cluster.wait_gone("job", "grow-redis-cluster-n6", namespace)
-    wait_ready(cluster, namespace, "grow", timeout=180)
+    wait_ready(cluster, namespace, "grow", timeout=300)
 
     # Masters only grow: slots are never moved off a master.
     refused = cluster.patch("bac", "grow", namespace, {"spec": {"redis": {"masters": 3}}}, check=False)

@@ -63,7 +63,7 @@ def node_table(cluster: Cluster, namespace: str, pod: str) -> dict[str, tuple[st
 def test_postgres_primary_lost_reads_go_on_writes_wait_and_no_acknowledged_write_is_lost(
     cluster: Cluster, faulty: str
 ) -> None:
-    args = ["--target", SERVICE, "--scenario", "mixed", "--phase", "90:10", "--workers", "16"]
+    args = ["--target", SERVICE, "--scenario", "mixed", "--phase", "60:10", "--workers", "16"]
     run = LoadRun(cluster, faulty, [*args, "--retry-503", "--acked-file", "/tmp/acked"]).start()
     time.sleep(15)
     uid = cluster.get("pod", PRIMARY, faulty)["metadata"]["uid"]
@@ -104,7 +104,7 @@ def test_redis_master_lost_the_cluster_fails_over_and_the_node_rejoins_under_its
     )
     old = cluster.get("pod", master, faulty)
     my_id = redis_cli(cluster, faulty, master, "cluster", "myid").strip()
-    run = LoadRun(cluster, faulty, ["--target", SERVICE, "--scenario", "mixed", "--phase", "75:10"]).start()
+    run = LoadRun(cluster, faulty, ["--target", SERVICE, "--scenario", "mixed", "--phase", "50:10"]).start()
     try:
         time.sleep(10)
         cluster.kubectl("delete", "pod", master, "-n", faulty, "--wait=false")

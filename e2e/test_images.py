@@ -2,9 +2,10 @@
 
 Marked `images` (`make test-images` runs them alone; `make test` includes them). The module
 fixture starts the project's Docker daemon when it is not running (e2e/images/docker.sh, which
-installs Debian's docker.io if needed) and stops it again afterwards if it started it; then it
-runs e2e/images/build.sh, which is cached: seconds when nothing changed. The tests are skipped
-only when no Docker daemon can be started.
+installs Debian's docker.io if needed) and leaves it running, as `make images` does: the kind
+cluster may live there too (`make kind-down` stops both). Then it runs e2e/images/build.sh, which is
+cached: seconds when nothing changed. The tests are skipped only when no Docker daemon can be
+started.
 """
 
 from __future__ import annotations
@@ -41,17 +42,12 @@ def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.C
 
 
 @pytest.fixture(scope="module")
-def images() -> Iterator[dict[str, str]]:
+def images() -> dict[str, str]:
     proc = subprocess.run([str(DOCKER_SH), "start"], capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         pytest.skip(f"no Docker daemon could be started: {proc.stderr.strip().splitlines()[-1:]}")
-    started = proc.stdout.strip() == "started"
-    try:
-        subprocess.run([str(BUILD_SH)], check=True, timeout=1800, env={**os.environ})
-        yield {"engine": ENGINE, "operator": OPERATOR}
-    finally:
-        if started and not os.environ.get("BRAINAI_KEEP_DOCKER"):
-            subprocess.run([str(DOCKER_SH), "stop"], check=False, timeout=120)
+    subprocess.run([str(BUILD_SH)], check=True, timeout=1800, env={**os.environ})
+    return {"engine": ENGINE, "operator": OPERATOR}
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ def test_strategy_switch_rolls_the_engines_with_no_failed_request(cluster: Clust
     cluster.apply(cluster_manifest("roll", spec), namespace)
     wait_ready(cluster, namespace, "roll", timeout=180)
     old = set(pod_names(cluster, namespace, ENGINES))
-    load = ["--target", "http://roll-engine:8080", "--scenario", "mixed", "--phase", "90:20"]
+    load = ["--target", "http://roll-engine:8080", "--scenario", "mixed", "--phase", "75:20"]
     run = LoadRun(cluster, namespace, load).start()
     try:
         time.sleep(10)

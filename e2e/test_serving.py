@@ -142,7 +142,7 @@ def test_the_source_documents_load_scenario(
 
     A benchmark figure, printed in the run's summary: latency is reported, not asserted.
     """
-    phases = ["--phase", "20:10", "--phase", "40:50", "--phase", "20:100"]
+    phases = ["--phase", "10:10", "--phase", "30:50", "--phase", "10:100"]
     run = LoadRun(cluster, shared, ["--target", SERVICE, "--scenario", "seed", *phases]).start()
     result = run.result(timeout=600)
     benchmark_figures.append({"name": "seed scenario, 2 engines on PostgreSQL + Redis (kind)", **result})

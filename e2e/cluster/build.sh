@@ -19,6 +19,9 @@ source "$here/common.sh"
 LOGS=$CACHE/logs
 WORK=$CACHE/src
 mkdir -p "$BIN" "$LOGS" "$WORK"
+# One build at a time (make -j, a test fixture and a background kind start may all ask).
+exec 9>"$WORK/.build.lock"
+flock 9
 
 export GOMODCACHE=$CACHE/go/mod GOCACHE=$CACHE/go/build GOPATH=$CACHE/go
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod

@@ -34,6 +34,9 @@ REDIS_IMAGE=brain-ai/redis:7.0
 PYTHON=${PYTHON:-$root/.venv/bin/python}
 [[ -x $PYTHON ]] || PYTHON=python3
 mkdir -p "$LOGS" "$WORK"
+# One build at a time: they share the staged context and the tags.
+exec 9>"$WORK/.build.lock"
+flock 9
 
 t_all=$SECONDS
 log() { printf '[images %4ds] %s\n' "$((SECONDS - t_all))" "$*" >&2; }

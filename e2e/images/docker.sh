@@ -106,8 +106,9 @@ start() {
 JSON
   local t0=$SECONDS launcher
   log "starting dockerd at $DOCKER_HOST (log: $LOGF)"
-  # setsid: the daemon outlives this script and the make/pytest process that ran it.
-  setsid dockerd --config-file "$DIR/daemon.json" >>"$LOGF" 2>&1 </dev/null &
+  # setsid: the daemon outlives this script and the make/pytest process that ran it; 9>&-: it must
+  # not inherit the build scripts' lock.
+  setsid dockerd --config-file "$DIR/daemon.json" >>"$LOGF" 2>&1 </dev/null 9>&- &
   launcher=$!
   until answers; do
     if ! kill -0 "$launcher" 2>/dev/null; then

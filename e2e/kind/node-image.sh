@@ -15,9 +15,11 @@
 #      kubeadm and kind look for (kube-*, etcd, coredns, pause, local-path-provisioner and its
 #      helper, metrics-server) and the pod network (e2e/kind/node/cni.*, kindnetd's stand-in);
 #   4. the node: base + kubelet/kubeadm/kubectl + /kind/manifests + those images imported into
-#      its containerd with kind's importer flags, committed.
-# KEY hashes the pinned versions and every file that goes in, so a change rebuilds and an
-# unchanged tree returns at once. Progress on stderr, logs in $BRAINAI_CACHE/logs/.
+#      its containerd with kind's importer flags, committed; the project's data images
+#      (brain-ai/postgres, brain-ai/redis, which e2e/images/build.sh must have built) go in too,
+#      since they change rarely and `kind load` would otherwise copy them into every new cluster.
+# KEY hashes the pinned versions, every file that goes in and the data images' ids, so a change
+# rebuilds and an unchanged tree returns at once. Progress on stderr, logs in $BRAINAI_CACHE/logs/.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -41,8 +43,11 @@ logged() {
   fi
 }
 
-key=$(cat "$here/../cluster/versions.env" "$0" "$here"/node/* "$here/../images/runc-wrapper" \
-  "$here/../images/rootfs.sh" | sha256sum | cut -c1-12)
+DATA_IMAGES=(brain-ai/postgres:15 brain-ai/redis:7.0)
+data_ids=$(docker image inspect --format '{{.Id}}' "${DATA_IMAGES[@]}") \
+  || die "build the data images first (e2e/images/build.sh)"
+key=$( (cat "$here/../cluster/versions.env" "$0" "$here"/node/* "$here/../images/runc-wrapper" \
+  "$here/../images/rootfs.sh"; echo "$data_ids") | sha256sum | cut -c1-12)
 IMAGE=brain-ai/kind-node:$K8S_VERSION-$key
 if docker image inspect "$IMAGE" >/dev/null 2>&1; then
   log "$IMAGE present"
@@ -216,6 +221,8 @@ docker exec -d "$builder" sh -c 'containerd >/tmp/containerd.log 2>&1'
 for _ in $(seq 30); do docker exec "$builder" test -S /run/containerd/containerd.sock && break; sleep 1; done
 docker exec -i "$builder" ctr --namespace=k8s.io images import --label=io.cri-containerd.pinned=pinned \
   --all-platforms --no-unpack --digests - <"$WORK/images-$key.tar" >/dev/null
+docker save "${DATA_IMAGES[@]}" | docker exec -i "$builder" ctr --namespace=k8s.io images import \
+  --all-platforms --no-unpack --digests - >/dev/null
 have=$(docker exec "$builder" ctr -n k8s.io images ls -q)
 for want in $wanted; do
   grep -qx "$want" <<<"$have" || die "kubeadm wants $want, which the node image lacks"

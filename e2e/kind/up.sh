@@ -2,13 +2,14 @@
 # Start the kind cluster with real pods (or find it running) and print how to use it: `make kind-up`.
 #
 #   1. the project's Docker daemon (e2e/images/docker.sh) and, built offline and cached, the
-#      node image (e2e/kind/node-image.sh) and the project's images (e2e/images/build.sh:
-#      brain-ai/engine, brain-ai/operator, brain-ai/postgres, brain-ai/redis);
+#      project's images (e2e/images/build.sh: brain-ai/engine, brain-ai/operator,
+#      brain-ai/postgres, brain-ai/redis) and the node image (e2e/kind/node-image.sh);
 #   2. `kind create cluster` from e2e/kind/kind-config.yaml (1 control-plane, 2 workers in two
 #      zones); the control plane takes workloads too, since each node offers only the host's CPUs;
 #   3. metrics-server (the pinned release's manifests; kubelets serve self-signed certificates,
 #      hence --kubelet-insecure-tls), so `kubectl top` and the HPA read real kubelet usage;
-#   4. `kind load` of the project's images (a no-op for images the nodes already hold).
+#   4. `kind load` of the project's images (a no-op for images the nodes already hold: the data
+#      images come with the node image).
 # Progress on stderr; stdout ends with `export KUBECONFIG=...` and `export PATH=...`, so
 # `eval "$(make -s kind-up)"` prepares a shell. Environment: KIND_NODE_IMAGE (another node image),
 # BRAINAI_DOCKER_HOST (another Docker daemon, able to run privileged containers).
@@ -19,6 +20,9 @@ root=$(cd "$here/../.." && pwd)
 # shellcheck source=common.sh
 source "$here/common.sh"
 mkdir -p "$KIND_DIR" "$CACHE/logs"
+# One start at a time: a second caller waits, then finds the cluster up.
+exec 9>"$KIND_DIR/.up.lock"
+flock 9
 t0=$SECONDS
 log() { printf '[kind %4ds] %s\n' "$((SECONDS - t0))" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -27,8 +31,8 @@ kc() { kubectl "$@"; }
 
 "$here/../cluster/build.sh" node
 "$here/../images/docker.sh" start >/dev/null
-node_image=${KIND_NODE_IMAGE:-$("$here/node-image.sh")}
 "$here/../images/build.sh"
+node_image=${KIND_NODE_IMAGE:-$("$here/node-image.sh")}
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/pyproject.toml" | head -n1)
 images=("brain-ai/engine:$version" "brain-ai/operator:$version" brain-ai/postgres:15 brain-ai/redis:7.0)
 
