@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 BRAINAI_CACHE ?= $(HOME)/.cache/brain-ai
 export BRAINAI_CACHE
 
-.PHONY: help setup lint test test-unit e2e demo cluster-bins cluster-up cluster-down bench crds images test-images \
+.PHONY: help deps setup lint test test-unit e2e demo cluster-bins cluster-up cluster-down bench crds images test-images \
 	kind-bins kind-up kind-down e2e-kind clean
 
 help: ## list targets
@@ -19,6 +19,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@
+
+deps: ## install the Debian packages the tests and the clusters need (PostgreSQL, Redis, Prometheus, docker.io, ...)
+	@e2e/install-deps.sh
 
 setup: $(VENV)/.installed ## create .venv/ with the project (editable) and test dependencies
 
@@ -34,7 +37,7 @@ cluster-up: cluster-bins ## start the local cluster; prints export lines for eva
 cluster-down: ## stop the local cluster and every process it started
 	@e2e/cluster/down.sh
 
-test: setup kind-bins lint ## every test: unit, engine integration, e2e on kwok, then e2e on kind (real pods)
+test: deps setup kind-bins lint ## every test: unit, engine integration, e2e on kwok, then e2e on kind (real pods)
 	@e2e/test.sh
 
 test-unit: setup ## tests that need no cluster
@@ -61,7 +64,7 @@ kind-down: ## delete the kind cluster and stop the project's Docker daemon
 e2e-kind: setup kind-bins ## the end-to-end suite on the kind cluster: real pods, the project's images
 	BRAINAI_E2E_TIER=kind $(BIN)/pytest e2e -m "not images" --durations=20
 
-demo: setup ## the engine on SQLite answering learn/search, then the operator on a local cluster
+demo: deps setup ## the engine on SQLite answering learn/search, then operator-made engine pods on kind (else kwok)
 	@e2e/demo.sh
 
 bench: setup ## engine benchmark (quick)
