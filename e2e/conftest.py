@@ -28,6 +28,8 @@ import pytest
 
 from e2e.kube import CACHE, IMAGES, KIND, KWOK, TIER, TIERS, Cluster, wait_until
 
+# Where the operator processes the tests start write their output.
+OPERATOR_LOG = Path(os.environ.get("BRAINAI_OPERATOR_LOG", f"/tmp/brain-ai-operator-e2e-{TIER}.log"))
 # What the operator run by the tests deploys for the data tiers: the project's own images.
 DATA_IMAGES = ("--postgres-image", IMAGES["postgres"], "--redis-image", IMAGES["redis"])
 
@@ -167,7 +169,7 @@ def operator(cluster: Cluster, crd: str) -> Iterator[subprocess.Popen[bytes]]:
 def run_operator(env: dict[str, str], *args: str) -> Iterator[subprocess.Popen[bytes]]:
     """Start `brain-ai-operator run` with `env` (its KUBECONFIG decides who it is); stop it after."""
     health = _free_port()
-    log_path = Path(os.environ.get("BRAINAI_OPERATOR_LOG", "/tmp/brain-ai-operator-e2e.log"))
+    log_path = OPERATOR_LOG
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
             [

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `make test`: every test. The kind cluster starts in the background while the unit, engine
-# integration and kwok end-to-end tests run; then the end-to-end suite runs again on kind (real
-# pods), and the kind cluster and the project's Docker daemon are stopped at the end unless they
-# were running before (or BRAINAI_KEEP_CLUSTER=1). Exits non-zero when either run failed.
+# `make test`: every test, in two runs at once. The unit, engine integration and kwok end-to-end
+# tests start right away (output in a log, printed when both runs are done); the kind cluster
+# starts beside them, and the end-to-end suite then runs on it (real pods), printing as it goes.
+# The kind cluster and the project's Docker daemon are stopped at the end unless they were running
+# before (or BRAINAI_KEEP_CLUSTER=1). Exits non-zero when either run failed.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -10,25 +11,26 @@ cd "$root"
 source e2e/kind/common.sh
 mkdir -p "$CACHE/logs"
 up_log=$CACHE/logs/kind-up.log
+local_log=$CACHE/logs/test-local.log
 
-was_up=0
-KUBECONFIG=$KIND_KUBECONFIG kubectl get --raw /readyz >/dev/null 2>&1 && was_up=1
-if ((!was_up)) && [[ -z ${BRAINAI_KEEP_CLUSTER:-} ]]; then
+if ! KUBECONFIG=$KIND_KUBECONFIG kubectl get --raw /readyz >/dev/null 2>&1 && [[ -z ${BRAINAI_KEEP_CLUSTER:-} ]]; then
   trap 'e2e/kind/down.sh >/dev/null 2>&1 || true' EXIT
 fi
-echo "[test] starting the kind cluster in the background (log: $up_log)"
-e2e/kind/up.sh >/dev/null 2>"$up_log" &
-kind_up=$!
-
-.venv/bin/pytest
-local_rc=$?
-
-if ! wait "$kind_up"; then
+echo "[test] unit, engine integration and kwok end-to-end tests: running (log: $local_log)"
+.venv/bin/pytest -p no:cacheprovider >"$local_log" 2>&1 &
+local_run=$!
+echo "[test] kind cluster: starting (log: $up_log)"
+if ! e2e/kind/up.sh >/dev/null 2>"$up_log"; then
   echo "[test] the kind cluster did not start:" >&2
   tail -n 20 "$up_log" >&2
 fi
 echo "[test] the end-to-end suite on kind (real pods)"
 BRAINAI_E2E_TIER=kind KUBECONFIG=$KIND_KUBECONFIG .venv/bin/pytest e2e -m "not images" --durations=20
 kind_rc=$?
+wait "$local_run"
+local_rc=$?
+echo
+echo "[test] ==== unit, engine integration and kwok end-to-end tests ($local_log) ===="
+cat "$local_log"
 echo "[test] unit, integration and kwok: exit $local_rc; kind: exit $kind_rc"
 ((local_rc == 0 && kind_rc == 0))

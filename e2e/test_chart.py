@@ -230,7 +230,7 @@ def test_operator_reconciles_with_only_the_chart_rbac(
                     {
                         "autoscaling": {"enabled": True, "minReplicas": 2},
                         "postgres": {"enabled": True, "readReplicas": 1},
-                        "redis": {"enabled": True},
+                        "redis": {"enabled": True, "replicasPerMaster": 0},  # 3 nodes: quicker to form
                     },
                 ),
                 namespace,
@@ -320,7 +320,7 @@ def test_operator_pod_killed_mid_reconcile_converges_without_orphans(
         "autoscaling": {"enabled": False},
         "engine": {"replicas": 2},
         "postgres": {"enabled": True, "readReplicas": 1},
-        "redis": {"enabled": True},
+        "redis": {"enabled": True, "replicasPerMaster": 0},  # 3 nodes: quicker to form
     }
     try:
         manifest = cluster_manifest("phoenix", spec)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from e2e.conftest import OPERATOR_LOG
 from e2e.kube import TIER, Cluster, wait_until
 from e2e.test_operator import cluster_manifest, condition, engine_container, wait_ready
 
@@ -108,8 +109,7 @@ def test_credentials_stay_in_secrets_and_are_stable(cluster: Cluster, data: str)
     )
     for password in passwords:
         assert password not in everything
-    with open("/tmp/brain-ai-operator-e2e.log", encoding="utf-8", errors="replace") as log:
-        operator_log = log.read()
+    operator_log = OPERATOR_LOG.read_text(encoding="utf-8", errors="replace")
     for password in passwords:
         assert password not in operator_log
 

@@ -1,14 +1,21 @@
-"""Engines serving from the data tiers the operator runs, with real pods (kind tier).
+"""Engines serving from the data tiers the operator runs, and through their faults (kind tier).
 
 One BrainAICluster for the module: two engine pods sharing a PostgreSQL primary with two streaming
 replicas and a 6-node Redis Cluster, all from the project's images. Requests come from a pod in
-the cluster, through Service DNS names, as an application's would.
+the cluster, through Service DNS names, as an application's would. The fault tests come last, in
+file order, each leaving the cluster healthy again.
+
+The engines' contract when a store fails: reads go on, writes that cannot be made durable answer
+503 with Retry-After (never a silent loss), and nothing acknowledged is lost. Redis is a cache and
+change bus the engines can do without for a while, so losing a Redis node costs clients nothing.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
+import time
 
 import pytest
 
@@ -30,6 +37,7 @@ ENGINES = f"app.kubernetes.io/instance={NAME},app.kubernetes.io/component=engine
 NODE_POD = "statefulset.kubernetes.io/pod-name"
 REDIS = f"app.kubernetes.io/instance={NAME},app.kubernetes.io/component=redis,{NODE_POD}"
 SERVICE = f"http://{NAME}-engine:8080"
+PRIMARY = f"{NAME}-postgres-primary-0"
 
 # Runs in the toolbox: learn a text through engine A, then search engine B until it is there.
 PROPAGATION = """
@@ -148,3 +156,123 @@ def test_the_source_documents_load_scenario(
     benchmark_figures.append({"name": "seed scenario, 2 engines on PostgreSQL + Redis (kind)", **result})
     assert result["errors"] == 0, result["error_samples"]
     assert {"learn", "memory_search", "concept_search"} <= set(result["endpoints"])
+
+
+# --- faults, under a steady load ---------------------------------------------------------------
+
+
+def ready(pod: dict | None) -> bool:
+    conditions = (pod or {}).get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def redis_healthy(cluster: Cluster, namespace: str) -> bool:
+    nodes = pod_names(cluster, namespace, REDIS)
+    return len(nodes) == 6 and all(
+        "cluster_state:ok" in redis_cli(cluster, namespace, n, "cluster", "info") for n in nodes
+    )
+
+
+def node_table(cluster: Cluster, namespace: str, pod: str) -> dict[str, tuple[str, str]]:
+    """`cluster nodes` as seen from `pod`: node id -> (ip, flags)."""
+    rows = {}
+    for line in redis_cli(cluster, namespace, pod, "cluster", "nodes").splitlines():
+        node_id, addr, flags = line.split()[:3]
+        rows[node_id] = (addr.split(":")[0], flags)
+    return rows
+
+
+def test_postgres_primary_lost_reads_go_on_writes_wait_and_no_acknowledged_write_is_lost(
+    cluster: Cluster, shared: str
+) -> None:
+    args = ["--target", SERVICE, "--scenario", "mixed", "--phase", "60:10", "--workers", "16"]
+    run = LoadRun(cluster, shared, [*args, "--retry-503", "--acked-file", "/tmp/acked"]).start()
+    time.sleep(15)
+    uid = cluster.get("pod", PRIMARY, shared)["metadata"]["uid"]
+    cluster.kubectl("delete", "pod", PRIMARY, "-n", shared, "--wait=false")
+    cluster.wait_for(
+        "pod",
+        PRIMARY,
+        shared,
+        lambda p: p["metadata"]["uid"] != uid and ready(p),
+        timeout=180,
+        what="the primary's new pod to be Ready",
+    )
+    result = run.result(timeout=300)
+    try:
+        # Writes were refused for a while with 503 + Retry-After; reads never failed.
+        assert result["status_503"] > 0, result["status_counts"]
+        assert result["errors"] == 0, result["error_samples"]
+        assert result["endpoints"]["memory_search"]["errors"] == 0
+        last_503 = max(b["t"] for b in result["timeline"] if b["status_503"])
+        after = [b for b in result["timeline"] if b["t"] > last_503 + 2]
+        assert after and sum(b["ok"] for b in after) > 0, "writes resumed once the primary was back"
+
+        acked = run.file("/tmp/acked").splitlines()
+        assert len(acked) > 100
+        stored = set(psql(cluster, shared, PRIMARY, "select content from memories").splitlines())
+        lost = [text for text in acked if text not in stored]
+        assert lost == [], f"{len(lost)} acknowledged writes lost, e.g. {lost[:3]}"
+    finally:
+        run.stop()
+
+
+def test_redis_master_lost_the_cluster_fails_over_and_the_node_rejoins_under_its_new_ip(
+    cluster: Cluster, shared: str
+) -> None:
+    nodes = pod_names(cluster, shared, REDIS)
+    master = next(
+        n for n in nodes if re.search(r"myself,master", redis_cli(cluster, shared, n, "cluster", "nodes"))
+    )
+    old = cluster.get("pod", master, shared)
+    my_id = redis_cli(cluster, shared, master, "cluster", "myid").strip()
+    run = LoadRun(cluster, shared, ["--target", SERVICE, "--scenario", "mixed", "--phase", "50:10"]).start()
+    try:
+        time.sleep(10)
+        cluster.kubectl("delete", "pod", master, "-n", shared, "--wait=false")
+        back = cluster.wait_for(
+            "pod",
+            master,
+            shared,
+            lambda p: p["metadata"]["uid"] != old["metadata"]["uid"] and ready(p),
+            timeout=180,
+            what=f"{master} to come back",
+        )
+        new_ip = back["status"]["podIP"]
+        assert new_ip != old["status"]["podIP"]
+        wait_until(lambda: redis_healthy(cluster, shared), timeout=120, what="cluster_state:ok everywhere")
+        # Every node knows the returning node by its new IP; it came back as a replica, since its
+        # replica took over its slots while it was gone.
+        for node in nodes:
+            wait_until(
+                lambda n=node: node_table(cluster, shared, n)[my_id][0] == new_ip,
+                timeout=60,
+                what=f"{node} to see {master} at {new_ip}",
+            )
+        assert "slave" in node_table(cluster, shared, master)[my_id][1]
+        result = run.result(timeout=300)
+        # The engines treat Redis as a cache and change bus they can do without: no client errors.
+        assert result["errors"] == 0, result["error_samples"]
+    finally:
+        run.stop()
+
+
+def test_every_redis_pod_lost_at_once_the_cluster_reforms_with_its_data(cluster: Cluster, shared: str):
+    nodes = pod_names(cluster, shared, REDIS)
+    # The nodes keep their data (append-only file) and nodes.conf on their volumes; their peers'
+    # addresses there are all stale once every pod has a new IP.
+    assert "OK" in redis_cli(cluster, shared, nodes[0], "-c", "set", "e2e:survivor", "still-here")
+    ips = {n: cluster.get("pod", n, shared)["status"]["podIP"] for n in nodes}
+    cluster.kubectl("delete", "pods", "-n", shared, "-l", REDIS, "--wait=false")
+
+    def moved(pod: str) -> bool:
+        now = cluster.get("pod", pod, shared)
+        return ready(now) and now["status"]["podIP"] != ips[pod]
+
+    wait_until(
+        lambda: all(moved(n) for n in nodes),
+        timeout=240,
+        what="every Redis pod to come back under a new IP",
+    )
+    wait_until(lambda: redis_healthy(cluster, shared), timeout=180, what="cluster_state:ok everywhere")
+    assert "still-here" in redis_cli(cluster, shared, nodes[0], "-c", "get", "e2e:survivor")

@@ -69,6 +69,9 @@ forward_rules() {
 }
 
 start() {
+  mkdir -p "$DIR"
+  exec 8>"$DIR/.start.lock"
+  flock 8 # two callers at once (a build and a cluster start): the second finds the first's daemon
   if answers; then
     log "daemon answers at $DOCKER_HOST ($(docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?'))"
     echo running
@@ -106,9 +109,9 @@ start() {
 JSON
   local t0=$SECONDS launcher
   log "starting dockerd at $DOCKER_HOST (log: $LOGF)"
-  # setsid: the daemon outlives this script and the make/pytest process that ran it; 9>&-: it must
-  # not inherit the build scripts' lock.
-  setsid dockerd --config-file "$DIR/daemon.json" >>"$LOGF" 2>&1 </dev/null 9>&- &
+  # setsid: the daemon outlives this script and the make/pytest process that ran it; 8>&- 9>&-: it
+  # must not hold this script's or the build scripts' locks.
+  setsid dockerd --config-file "$DIR/daemon.json" >>"$LOGF" 2>&1 </dev/null 8>&- 9>&- &
   launcher=$!
   until answers; do
     if ! kill -0 "$launcher" 2>/dev/null; then
