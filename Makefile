@@ -37,7 +37,7 @@ cluster-up: cluster-bins ## start the local cluster; prints export lines for eva
 cluster-down: ## stop the local cluster and every process it started
 	@e2e/cluster/down.sh
 
-test: deps setup kind-bins lint ## every test: unit, engine integration, e2e on kwok, then e2e on kind (real pods)
+test: deps setup lint ## every test: unit, engine integration, e2e on kwok, then e2e on kind (real pods)
 	@e2e/test.sh
 
 test-unit: setup ## tests that need no cluster

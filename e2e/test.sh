@@ -16,6 +16,12 @@ local_log=$CACHE/logs/test-local.log
 if ! KUBECONFIG=$KIND_KUBECONFIG kubectl get --raw /readyz >/dev/null 2>&1 && [[ -z ${BRAINAI_KEEP_CLUSTER:-} ]]; then
   trap 'e2e/kind/down.sh >/dev/null 2>&1 || true' EXIT
 fi
+# Builds first, the images (mostly downloads and disk) beside the Go binaries (CPU).
+echo "[test] building the images in the background (log: $CACHE/logs/images-build.log)"
+e2e/images/build.sh >/dev/null 2>"$CACHE/logs/images-build.log" &
+images=$!
+e2e/cluster/build.sh node || exit 1
+wait "$images" || { tail -n 20 "$CACHE/logs/images-build.log" >&2; exit 1; }
 echo "[test] unit, engine integration and kwok end-to-end tests: running (log: $local_log)"
 .venv/bin/pytest -p no:cacheprovider >"$local_log" 2>&1 &
 local_run=$!

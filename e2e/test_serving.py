@@ -105,6 +105,8 @@ def test_replicas_stream_and_engines_read_through_the_ro_service(
     streaming = psql(cluster, shared, primary, "select application_name, state from pg_stat_replication")
     states = [line.split("\t")[1] for line in streaming.splitlines()]
     assert states == ["streaming", "streaming"], streaming
+    for replica in replicas:  # the replicas' own logs say so too
+        assert "started streaming WAL from primary" in cluster.kubectl("logs", replica, "-n", shared)
 
     token = f"okapi{secrets.token_hex(4)}"
     learned = toolbox.http("POST", f"{SERVICE}/api/v1/learn", {"text": f"{token} reached every replica"})
@@ -136,6 +138,7 @@ def test_every_redis_node_reports_a_healthy_cluster_by_hostname(cluster: Cluster
         info = redis_cli(cluster, shared, node, "cluster", "info")
         assert "cluster_state:ok" in info and "cluster_known_nodes:6" in info, (node, info)
         assert "cluster_slots_assigned:16384" in info
+        assert "Cluster state changed: ok" in cluster.kubectl("logs", node, "-n", shared)
     roles = redis_cli(cluster, shared, nodes[0], "cluster", "nodes")
     assert sum(" master " in f" {line} " or ",master " in line for line in roles.splitlines()) == 3, roles
     # Clients are redirected by stable per-pod names, not pod IPs.

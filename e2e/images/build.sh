@@ -171,8 +171,9 @@ for target in postgres redis; do
   image=$POSTGRES_IMAGE
   [[ $target == redis ]] && image=$REDIS_IMAGE
   t0=$SECONDS
+  # No revision label: these images hold Debian's packages, not this checkout, and an id that
+  # changes with every commit would rebuild the kind node image (which carries them) each time.
   logged "image-$target" docker build --target "$target" --build-arg BASE_IMAGE="$DATA_BASE_IMAGE" \
-    --label org.opencontainers.image.version="$VERSION" --label org.opencontainers.image.revision="$revision" \
     --tag "$image" "$here/data"
   log "  $image built in $((SECONDS - t0))s ($(($(docker image inspect "$image" --format '{{.Size}}') / 1024 / 1024)) MiB)"
 done
