@@ -339,8 +339,9 @@ def create_app(engine: Engine, config: EngineConfig) -> Starlette:
         """The store refused a call for now (e.g. primary down): 503 and when to retry, not 500."""
         assert isinstance(exc, StorageUnavailable)
         retry = str(max(1, math.ceil(exc.retry_after)))
-        err = ApiError(503, "storage_unavailable", str(exc), {"retry_after_seconds": int(retry)},
-                       {"Retry-After": retry})
+        err = ApiError(
+            503, "storage_unavailable", str(exc), {"retry_after_seconds": int(retry)}, {"Retry-After": retry}
+        )
         return error_response(err, request.scope.get(REQUEST_ID_KEY, ""))
 
     async def http_error(request: Request, exc: Exception) -> Response:

@@ -52,7 +52,7 @@ def _typo(word: str, rng: np.random.Generator) -> str:
     if len(word) < 5:
         return word
     i = int(rng.integers(1, len(word) - 1))
-    return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+    return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
 
 
 def bench_learn(corpus: Corpus, directory: Path, megabytes: float, report: dict[str, Any]) -> Engine:
@@ -61,12 +61,17 @@ def bench_learn(corpus: Corpus, directory: Path, megabytes: float, report: dict[
     engine = _engine(directory)
     started = time.perf_counter()
     for i in range(0, len(texts), 500):
-        engine.learn_batch(BatchLearnRequest(texts=texts[i:i + 500]))
+        engine.learn_batch(BatchLearnRequest(texts=texts[i : i + 500]))
     elapsed = time.perf_counter() - started
     stats = engine.stats()
-    report.update(learn_mb=round(size / 1e6, 2), learn_seconds=round(elapsed, 3),
-                  learn_mb_per_hour=round(size / 1e6 / elapsed * 3600, 1), learned_concepts=stats.concepts,
-                  learned_relationships=stats.relationships, learned_segments=stats.segments)
+    report.update(
+        learn_mb=round(size / 1e6, 2),
+        learn_seconds=round(elapsed, 3),
+        learn_mb_per_hour=round(size / 1e6 / elapsed * 3600, 1),
+        learned_concepts=stats.concepts,
+        learned_relationships=stats.relationships,
+        learned_segments=stats.segments,
+    )
     return engine
 
 
@@ -89,8 +94,11 @@ def bench_concepts(engine: Engine, corpus: Corpus, seconds: float, report: dict[
     finally:
         engine._concept_cache.capacity = cache
     cached, _ = _concept_rate(engine, models[:500], min(seconds, 1.0))
-    report.update(concept_queries_per_s=round(rate, 1), concept_hit_rate=round(hits, 3),
-                  concept_queries_cached_per_s=round(cached, 1))
+    report.update(
+        concept_queries_per_s=round(rate, 1),
+        concept_hit_rate=round(hits, 3),
+        concept_queries_cached_per_s=round(cached, 1),
+    )
 
 
 def _concept_rate(engine: Engine, models: list[ConceptSearchQuery], seconds: float) -> tuple[float, float]:
@@ -99,15 +107,16 @@ def _concept_rate(engine: Engine, models: list[ConceptSearchQuery], seconds: flo
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
         start = done % len(models)
-        chunk = models[start:start + 200]
+        chunk = models[start : start + 200]
         for q in chunk:
             hits += bool(engine.search_concepts(q).results)
         done += len(chunk)
     return done / (time.perf_counter() - started), hits / max(done, 1)
 
 
-def bench_search(corpus: Corpus, directory: Path, memories: int, seconds: float, report: dict[str, Any],
-                 progress: Progress) -> None:
+def bench_search(
+    corpus: Corpus, directory: Path, memories: int, seconds: float, report: dict[str, Any], progress: Progress
+) -> None:
     engine = _engine(directory)
     try:
         progress(f"generating {memories:,} memories")
@@ -143,7 +152,8 @@ def bench_search(corpus: Corpus, directory: Path, memories: int, seconds: float,
         report["memory_ops_mix"] = "50% add_memory (durable) / 50% search_memories, one thread"
         report["memory_ops_search_cache_hits"] = engine.search_cache.hits - hits
         report["memory_ops_per_s_batched"] = round(
-            _mixed_batched(engine, adds, search_models, min(seconds, 2.0), MIXED_BATCH), 1)
+            _mixed_batched(engine, adds, search_models, min(seconds, 2.0), MIXED_BATCH), 1
+        )
         report["memory_ops_batch_size"] = MIXED_BATCH
     finally:
         engine.close()
@@ -181,16 +191,17 @@ def _mixed(engine: Engine, adds: list[str], searches: list[MemorySearchQuery], s
     return ops / (time.perf_counter() - started)
 
 
-def _mixed_batched(engine: Engine, adds: list[str], searches: list[MemorySearchQuery], seconds: float,
-                   batch: int) -> float:
+def _mixed_batched(
+    engine: Engine, adds: list[str], searches: list[MemorySearchQuery], seconds: float, batch: int
+) -> float:
     """Ops per second where each durable call stores `batch` memories, then `batch` searches run;
     every stored memory and every search counts as one op."""
     ops = 0
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
         start = (ops // 2) % len(adds)
-        engine.import_memories(adds[start:start + batch], batch=batch)
-        stored = len(adds[start:start + batch])
+        engine.import_memories(adds[start : start + batch], batch=batch)
+        stored = len(adds[start : start + batch])
         for i in range(stored):
             engine.search_memories(searches[(ops + i) % len(searches)])
         ops += 2 * stored
@@ -217,8 +228,14 @@ def _recall(engine: Engine, queries: list[str]) -> tuple[float, float]:
     return (found / total if total else 1.0), bounded / max(len(queries), 1)
 
 
-def run_core_bench(memories: int, seed: int = 0, progress: Progress | None = None, *,
-                   learn_mb: float = 4.0, seconds: float = 3.0) -> dict[str, Any]:
+def run_core_bench(
+    memories: int,
+    seed: int = 0,
+    progress: Progress | None = None,
+    *,
+    learn_mb: float = 4.0,
+    seconds: float = 3.0,
+) -> dict[str, Any]:
     """Run every phase and return the figures (see the module docstring)."""
     say = progress or (lambda _msg: None)
     corpus = Corpus(seed)

@@ -122,8 +122,12 @@ def direct_app(engine: Any) -> Any:
         )
         return Response(engine.search_memories_json(query), media_type="application/json")
 
-    return Starlette(routes=[Route(f"{DIRECT_PREFIX}/api/v1/memory/search", search),
-                             Route(f"{DIRECT_PREFIX}{CONTROL_PATH}", cache_switch, methods=["POST"])])
+    return Starlette(
+        routes=[
+            Route(f"{DIRECT_PREFIX}/api/v1/memory/search", search),
+            Route(f"{DIRECT_PREFIX}{CONTROL_PATH}", cache_switch, methods=["POST"]),
+        ]
+    )
 
 
 def _with_direct(app: Any, direct: Any) -> Any:

@@ -78,8 +78,12 @@ class RedisLink:
         self.up = True
 
     def _connect(self) -> redis.Redis | RedisCluster:
-        common = {"socket_connect_timeout": self.cfg.connect_timeout_seconds,
-                  "socket_timeout": self._socket_timeout, "decode_responses": True, **self._opts}
+        common = {
+            "socket_connect_timeout": self.cfg.connect_timeout_seconds,
+            "socket_timeout": self._socket_timeout,
+            "decode_responses": True,
+            **self._opts,
+        }
         if self.cfg.cluster:
             common.pop("db", None)
             return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in self.nodes], **common)

@@ -37,46 +37,70 @@ class _Section(BaseModel):
 class SystemConfig(_Section):
     """Process-wide settings: identity, concurrency, logging."""
 
-    instance_id: str = Field(default="brain-ai-0",
-                             description="Name of this engine replica (env INSTANCE_ID).")
-    memory_capacity: int = Field(default=1_000_000, ge=1, description="Expected number of stored memories; "
-                                 "pre-sizes the vector index.")
+    instance_id: str = Field(
+        default="brain-ai-0", description="Name of this engine replica (env INSTANCE_ID)."
+    )
+    memory_capacity: int = Field(
+        default=1_000_000, ge=1, description="Expected number of stored memories; pre-sizes the vector index."
+    )
     worker_threads: int = Field(default=4, ge=1, description="Threads serving requests.")
-    max_concurrent_requests: int = Field(default=100, ge=1, description="Requests admitted at once; "
-                                         "the rest get 503.")
-    async_task_queue_size: int = Field(default=10_000, ge=1,
-                                       description="Bound of the background task queue.")
-    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info",
-                                                                   description="Log verbosity.")
+    max_concurrent_requests: int = Field(
+        default=100, ge=1, description="Requests admitted at once; the rest get 503."
+    )
+    async_task_queue_size: int = Field(
+        default=10_000, ge=1, description="Bound of the background task queue."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Log verbosity."
+    )
 
 
 class MemoryConfig(_Section):
     """Working memory (priority, decay, eviction) and consolidation into long-term memory."""
 
-    capacity: int = Field(default=10_000_000, ge=1, description="Upper bound of long-term memories; "
-                          "adds beyond it are refused rather than silently dropping data.")
+    capacity: int = Field(
+        default=10_000_000,
+        ge=1,
+        description="Upper bound of long-term memories; "
+        "adds beyond it are refused rather than silently dropping data.",
+    )
     working_memory_size: int = Field(default=1000, ge=1, description="Items held in working memory.")
     cache_size_mb: int = Field(default=256, ge=0, description="Cache of recently read memory records.")
-    consolidation_batch_size: int = Field(default=100, ge=1, description="Working items examined per "
-                                          "consolidation pass.")
-    consolidation_frequency: str | float = Field(default="continuous", description="'continuous', "
-                                                 "'hourly', 'daily' or a period in seconds.")
-    decay_half_life_hours: float = Field(default=24.0, gt=0, description="Hours after which an unaccessed "
-                                         "item keeps half its decay factor: 0.5^(hours/half_life).")
+    consolidation_batch_size: int = Field(
+        default=100, ge=1, description="Working items examined per consolidation pass."
+    )
+    consolidation_frequency: str | float = Field(
+        default="continuous", description="'continuous', 'hourly', 'daily' or a period in seconds."
+    )
+    decay_half_life_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="Hours after which an unaccessed "
+        "item keeps half its decay factor: 0.5^(hours/half_life).",
+    )
     access_bonus: float = Field(default=0.1, ge=0, description="Decay multiplier gain per access.")
     decay_min: float = Field(default=0.01, ge=0, le=1, description="Lower clamp of the decay factor.")
     decay_max: float = Field(default=1.0, ge=0, le=1, description="Upper clamp of the decay factor.")
     priority_weights: dict[str, float] = Field(
         default_factory=lambda: {"low": 1.0, "medium": 2.0, "high": 3.0, "critical": 4.0},
-        description="Weight of each priority in importance = weight * decay; all four are required.")
-    consolidation_min_accesses: int = Field(default=2, ge=0, description="Accesses that promote a "
-                                            "working item to long-term episodic memory.")
-    consolidation_min_importance: float = Field(default=3.5, ge=0, description="Importance that promotes "
-                                                "a working item to long-term episodic memory.")
-    forget_threshold: float = Field(default=0.05, ge=0, description="Working items below this importance "
-                                    "leave working memory (their stored record is kept).")
-    max_chunk_chars: int = Field(default=512, ge=16, description="Learned text is split into memories of "
-                                 "whole sentences up to this size.")
+        description="Weight of each priority in importance = weight * decay; all four are required.",
+    )
+    consolidation_min_accesses: int = Field(
+        default=2, ge=0, description="Accesses that promote a working item to long-term episodic memory."
+    )
+    consolidation_min_importance: float = Field(
+        default=3.5, ge=0, description="Importance that promotes a working item to long-term episodic memory."
+    )
+    forget_threshold: float = Field(
+        default=0.05,
+        ge=0,
+        description="Working items below this importance leave working memory (their stored record is kept).",
+    )
+    max_chunk_chars: int = Field(
+        default=512,
+        ge=16,
+        description="Learned text is split into memories of whole sentences up to this size.",
+    )
 
     @field_validator("consolidation_frequency")
     @classmethod
@@ -105,107 +129,189 @@ class MemoryConfig(_Section):
 class LearningConfig(_Section):
     """Ingest: batching, parallelism and BPE-style segment discovery."""
 
-    workers: int = Field(default=1, ge=1, validation_alias=AliasChoices("workers", "learning_workers"),
-                         description="Learn requests that chunk and tokenise concurrently (x4); the "
-                         "vocabulary and graph update itself is serialised.")
-    batch_size: int = Field(default=1000, ge=1, description="Texts written per storage transaction "
-                            "in bulk ingest.")
-    parallel_processing: bool = Field(default=False, description="From the scaling guide's high-cpu "
-                                      "preset; learning parallelism is `workers`.")
-    segment_discovery_threads: int = Field(default=1, ge=1, description="From the scaling guide's high-cpu "
-                                           "preset; discovery runs under the single writer.")
-    concept_extraction_threads: int = Field(default=1, ge=1, description="From the scaling guide's high-cpu "
-                                            "preset; extraction runs under the single writer.")
-    bpe_min_frequency: int = Field(default=2, ge=1, description="Adjacent-unit pair count that creates "
-                                   "a merged segment.")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        validation_alias=AliasChoices("workers", "learning_workers"),
+        description="Learn requests that chunk and tokenise concurrently (x4); the "
+        "vocabulary and graph update itself is serialised.",
+    )
+    batch_size: int = Field(
+        default=1000, ge=1, description="Texts written per storage transaction in bulk ingest."
+    )
+    parallel_processing: bool = Field(
+        default=False,
+        description="From the scaling guide's high-cpu preset; learning parallelism is `workers`.",
+    )
+    segment_discovery_threads: int = Field(
+        default=1,
+        ge=1,
+        description="From the scaling guide's high-cpu preset; discovery runs under the single writer.",
+    )
+    concept_extraction_threads: int = Field(
+        default=1,
+        ge=1,
+        description="From the scaling guide's high-cpu preset; extraction runs under the single writer.",
+    )
+    bpe_min_frequency: int = Field(
+        default=2, ge=1, description="Adjacent-unit pair count that creates a merged segment."
+    )
     max_segment_units: int = Field(default=4, ge=1, description="Longest merged segment, in words.")
-    max_pending_pairs: int = Field(default=500_000, ge=1000, description="Bound of the in-memory pair "
-                                   "counter; the rarest pairs are dropped when it is exceeded.")
+    max_pending_pairs: int = Field(
+        default=500_000,
+        ge=1000,
+        description="Bound of the in-memory pair counter; the rarest pairs are dropped when it is exceeded.",
+    )
 
 
 class ConceptsConfig(_Section):
     """The concept graph: Hebbian edges, decay, pruning and spreading activation."""
 
     hebbian_learning_rate: float = Field(default=0.1, gt=0, le=1, description="eta in w += eta(1-w).")
-    initial_edge_weight: float = Field(default=0.1, ge=0, le=1, description="w0 of a new edge, before its "
-                                       "first Hebbian update.")
+    initial_edge_weight: float = Field(
+        default=0.1, ge=0, le=1, description="w0 of a new edge, before its first Hebbian update."
+    )
     edge_decay_lambda: float = Field(default=0.01, ge=0, description="Per-hour decay rate of edge weights.")
-    decay_floor_ratio: float = Field(default=0.1, ge=0, le=1, description="Decay never takes w below "
-                                     "ratio*w0.")
-    prune_threshold: float = Field(default=0.1, ge=0, le=1, description="Edges below this weight are "
-                                   "deleted.")
-    spreading_factor: float = Field(default=0.8, gt=0, le=1, description="Share of activation passed along "
-                                    "an edge: a_next += a*w*spreading_factor*depth_decay^depth.")
-    depth_decay: float = Field(default=0.9, gt=0, le=1,
-                               description="Per-hop attenuation of spreading activation.")
+    decay_floor_ratio: float = Field(
+        default=0.1, ge=0, le=1, description="Decay never takes w below ratio*w0."
+    )
+    prune_threshold: float = Field(
+        default=0.1, ge=0, le=1, description="Edges below this weight are deleted."
+    )
+    spreading_factor: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Share of activation passed along "
+        "an edge: a_next += a*w*spreading_factor*depth_decay^depth.",
+    )
+    depth_decay: float = Field(
+        default=0.9, gt=0, le=1, description="Per-hop attenuation of spreading activation."
+    )
     activation_cutoff: float = Field(default=0.01, ge=0, description="Activation below this stops spreading.")
-    extraction_threshold: float = Field(default=0.6, ge=0, le=1, description="Segment confidence that "
-                                        "makes a concept.")
-    cooccurrence_window: int = Field(default=6, ge=1, description="Concepts this many positions apart in "
-                                     "a memory form an edge.")
+    extraction_threshold: float = Field(
+        default=0.6, ge=0, le=1, description="Segment confidence that makes a concept."
+    )
+    cooccurrence_window: int = Field(
+        default=6, ge=1, description="Concepts this many positions apart in a memory form an edge."
+    )
     max_concepts_per_memory: int = Field(default=64, ge=1, description="Concepts linked from one memory.")
-    maintenance_interval_s: float = Field(default=3600.0, ge=0, description="Seconds between decay/prune "
-                                          "passes over the graph.")
+    maintenance_interval_s: float = Field(
+        default=3600.0, ge=0, description="Seconds between decay/prune passes over the graph."
+    )
 
 
 class SearchConfig(_Section):
     """Memory search index: lexical BM25 (default) or hashed vectors in faiss HNSW."""
 
-    backend: Literal["lexical", "vector"] = Field(default="lexical", description="Memory search index: "
-                                                 "BM25 postings, or hashed vectors in faiss.")
-    max_postings: int = Field(default=20_000, ge=100, description="Most candidates one common word "
-                              "contributes to a lexical query (its most recent memories).")
-    embedding_dim: int = Field(default=256, ge=16, le=4096,
-                               description="Hashed vector size (vector backend).")
-    index_type: Literal["hnsw", "flat"] = Field(default="hnsw", description="Vector index: approximate HNSW "
-                                                "or exact flat scan (vector backend).")
+    backend: Literal["lexical", "vector"] = Field(
+        default="lexical", description="Memory search index: BM25 postings, or hashed vectors in faiss."
+    )
+    max_postings: int = Field(
+        default=20_000,
+        ge=100,
+        description="Most candidates one common word "
+        "contributes to a lexical query (its most recent memories).",
+    )
+    embedding_dim: int = Field(
+        default=256, ge=16, le=4096, description="Hashed vector size (vector backend)."
+    )
+    index_type: Literal["hnsw", "flat"] = Field(
+        default="hnsw", description="Vector index: approximate HNSW or exact flat scan (vector backend)."
+    )
     hnsw_m: int = Field(default=32, ge=4, le=128, description="HNSW graph degree (vector backend).")
     hnsw_ef_construction: int = Field(default=48, ge=8, description="HNSW build-time beam (vector backend).")
-    hnsw_ef_search: int = Field(default=160, ge=8, description="HNSW query-time beam: recall against "
-                                "latency (vector backend).")
-    exact_below: int = Field(default=20_000, ge=0, description="Below this many vectors search is an "
-                             "exact scan; above it the HNSW graph is used.")
-    fresh_buffer: int = Field(default=8192, ge=1, description="New vectors searched exactly until this "
-                              "many accumulate, then merged into the graph in one batch.")
-    candidate_pool: int = Field(default=200, ge=10, le=10_000, description="Candidates fetched from "
-                                "the index before filters and re-ranking.")
-    precomputed_indexes: bool = Field(default=True, description="Persist index snapshots so a restart "
-                                      "loads instead of rebuilding.")
-    query_workers: int = Field(default=4, ge=1, description="From the scaling guide; queries are served "
-                               "on the server's event loop, so this is advisory.")
-    query_cache_entries: int = Field(default=4096, ge=0, description="Concept-search results kept in "
-                                     "the in-process cache (entries; 0 disables). Memory-search results "
-                                     "are budgeted by performance.query_cache_size_mb instead.")
-    result_clock_s: float = Field(default=1.0, ge=0, description="Memory-search results report importance "
-                                  "as of the start of the current period of this many seconds, so a cached "
-                                  "page equals a fresh search for that period; 0 uses the exact instant.")
+    hnsw_ef_search: int = Field(
+        default=160, ge=8, description="HNSW query-time beam: recall against latency (vector backend)."
+    )
+    exact_below: int = Field(
+        default=20_000,
+        ge=0,
+        description="Below this many vectors search is an exact scan; above it the HNSW graph is used.",
+    )
+    fresh_buffer: int = Field(
+        default=8192,
+        ge=1,
+        description="New vectors searched exactly until this "
+        "many accumulate, then merged into the graph in one batch.",
+    )
+    candidate_pool: int = Field(
+        default=200,
+        ge=10,
+        le=10_000,
+        description="Candidates fetched from the index before filters and re-ranking.",
+    )
+    precomputed_indexes: bool = Field(
+        default=True, description="Persist index snapshots so a restart loads instead of rebuilding."
+    )
+    query_workers: int = Field(
+        default=4,
+        ge=1,
+        description="From the scaling guide; queries are served "
+        "on the server's event loop, so this is advisory.",
+    )
+    query_cache_entries: int = Field(
+        default=4096,
+        ge=0,
+        description="Concept-search results kept in "
+        "the in-process cache (entries; 0 disables). Memory-search results "
+        "are budgeted by performance.query_cache_size_mb instead.",
+    )
+    result_clock_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="Memory-search results report importance "
+        "as of the start of the current period of this many seconds, so a cached "
+        "page equals a fresh search for that period; 0 uses the exact instant.",
+    )
 
 
 class DatabaseConfig(_Section):
     """The store: embedded SQLite by default; PostgreSQL (primary and read replicas) when url says so."""
 
     url: str | None = Field(default=None, description="sqlite:///path, postgresql://… (env DATABASE_URL).")
-    read_urls: list[str] = Field(default_factory=list, validation_alias=AliasChoices("read_urls", "read_url"),
-                                 description="Read replicas; reads may be served from them.")
+    read_urls: list[str] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("read_urls", "read_url"),
+        description="Read replicas; reads may be served from them.",
+    )
     connection_pool_size: int = Field(default=20, ge=1, description="Connections to a server database.")
-    query_timeout_seconds: float = Field(default=30.0, gt=0, description="Statement timeout on a server "
-                                         "database.")
-    statement_cache_size: int = Field(default=256, ge=0,
-                                      description="Prepared statements kept per connection.")
-    wal_mode: bool = Field(default=True,
-                           description="SQLite write-ahead log: readers never block the writer.")
+    query_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Statement timeout on a server database."
+    )
+    statement_cache_size: int = Field(
+        default=256, ge=0, description="Prepared statements kept per connection."
+    )
+    wal_mode: bool = Field(
+        default=True, description="SQLite write-ahead log: readers never block the writer."
+    )
     synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = Field(
-        default="NORMAL", description="SQLite fsync policy. NORMAL with WAL survives a process crash; "
-                                      "FULL also survives power loss.")
+        default="NORMAL",
+        description="SQLite fsync policy. NORMAL with WAL survives a process crash; "
+        "FULL also survives power loss.",
+    )
     busy_timeout_ms: int = Field(default=5000, ge=0, description="How long SQLite waits for a lock.")
-    pool_timeout_seconds: float = Field(default=5.0, gt=0, description="How long a call waits for a "
-                                        "pooled server-database connection; a write that cannot get one "
-                                        "answers 503.")
-    work_mem_mb: int = Field(default=0, ge=0, description="work_mem of the engine's PostgreSQL sessions "
-                             "(0 keeps the server's setting; the scaling guide tunes the server to 256).")
-    change_poll_interval_seconds: float = Field(default=0.5, gt=0, le=60, description="How often an engine "
-                                                "replica polls the shared change log for other replicas' "
-                                                "writes; Redis notifications make it sooner.")
+    pool_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How long a call waits for a "
+        "pooled server-database connection; a write that cannot get one "
+        "answers 503.",
+    )
+    work_mem_mb: int = Field(
+        default=0,
+        ge=0,
+        description="work_mem of the engine's PostgreSQL sessions "
+        "(0 keeps the server's setting; the scaling guide tunes the server to 256).",
+    )
+    change_poll_interval_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="How often an engine "
+        "replica polls the shared change log for other replicas' "
+        "writes; Redis notifications make it sooner.",
+    )
 
     @field_validator("read_urls", mode="before")
     @classmethod
@@ -222,33 +328,53 @@ class DatabaseConfig(_Section):
 class StorageConfig(_Section):
     """How records are stored: compression and caches."""
 
-    compression_algorithm: Literal["none", "zlib", "lz4"] = Field(default="none", description="Compression "
-                                                                 "of stored memory content.")
+    compression_algorithm: Literal["none", "zlib", "lz4"] = Field(
+        default="none", description="Compression of stored memory content."
+    )
     compression_min_bytes: int = Field(default=256, ge=0, description="Shorter contents stay plain.")
-    index_cache_size_mb: int = Field(default=256, ge=0, description="From the scaling guide; the index lives "
-                                     "wholly in memory, so this is advisory.")
+    index_cache_size_mb: int = Field(
+        default=256,
+        ge=0,
+        description="From the scaling guide; the index lives wholly in memory, so this is advisory.",
+    )
     buffer_pool_size_mb: int = Field(default=256, ge=0, description="SQLite page cache.")
-    snapshot_index: bool = Field(default=True, description="Write vector-index snapshots next to the "
-                                 "database so restarts load instead of rebuilding.")
+    snapshot_index: bool = Field(
+        default=True,
+        description="Write vector-index snapshots next to the "
+        "database so restarts load instead of rebuilding.",
+    )
 
 
 class PerformanceConfig(_Section):
     """Caches and monitoring switches from the scaling guide's performance section."""
 
     enable_monitoring: bool = Field(default=True, description="Kept for the guide: /metrics is always on.")
-    metrics_interval: float = Field(default=30.0, gt=0, description="Seconds between the traffic summaries "
-                                    "`serve` logs (requests per route and status); gauges are read at scrape "
-                                    "time.")
-    cache_size_mb: int = Field(default=512, ge=0, description="SQLite page cache, when larger than "
-                               "storage.buffer_pool_size_mb.")
-    query_cache_size_mb: int = Field(default=64, ge=0, description="Memory budget (estimated) of the "
-                                     "memory-search result cache, keyed by the full query and invalidated by "
-                                     "every write that can change a result; 0 disables it.")
+    metrics_interval: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds between the traffic summaries "
+        "`serve` logs (requests per route and status); gauges are read at scrape "
+        "time.",
+    )
+    cache_size_mb: int = Field(
+        default=512, ge=0, description="SQLite page cache, when larger than storage.buffer_pool_size_mb."
+    )
+    query_cache_size_mb: int = Field(
+        default=64,
+        ge=0,
+        description="Memory budget (estimated) of the "
+        "memory-search result cache, keyed by the full query and invalidated by "
+        "every write that can change a result; 0 disables it.",
+    )
     memory_pool_size: int = Field(default=1000, ge=0, description="Memory records kept decoded in process.")
-    gc_threshold: float = Field(default=0.8, gt=0, le=1, description="Working-memory fill ratio that "
-                                "triggers a forgetting pass.")
-    compression_enabled: bool = Field(default=False, description="Compress stored content; uses "
-                                      "storage.compression_algorithm, or lz4 when that is 'none'.")
+    gc_threshold: float = Field(
+        default=0.8, gt=0, le=1, description="Working-memory fill ratio that triggers a forgetting pass."
+    )
+    compression_enabled: bool = Field(
+        default=False,
+        description="Compress stored content; uses "
+        "storage.compression_algorithm, or lz4 when that is 'none'.",
+    )
 
 
 class SystemMetricsConfig(_Section):
@@ -330,7 +456,7 @@ class EngineConfig(_Section):
         """Where the embedded database lives: sqlite:///path, or data_dir/brain-ai.db."""
         url = self.database.url
         if url and url.startswith("sqlite:///"):
-            return Path(url[len("sqlite:///"):])
+            return Path(url[len("sqlite:///") :])
         return Path(self.server.data_dir) / "brain-ai.db"
 
 

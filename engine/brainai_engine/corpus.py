@@ -11,8 +11,38 @@ import numpy as np
 
 from .core.text import STOPWORDS
 
-_ONSETS = ["b", "c", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "br", "cl", "dr",
-           "fl", "gr", "pl", "pr", "sh", "st", "str", "th", "tr", "ch", "sp"]
+_ONSETS = [
+    "b",
+    "c",
+    "d",
+    "f",
+    "g",
+    "h",
+    "k",
+    "l",
+    "m",
+    "n",
+    "p",
+    "r",
+    "s",
+    "t",
+    "v",
+    "w",
+    "br",
+    "cl",
+    "dr",
+    "fl",
+    "gr",
+    "pl",
+    "pr",
+    "sh",
+    "st",
+    "str",
+    "th",
+    "tr",
+    "ch",
+    "sp",
+]
 _VOWELS = ["a", "e", "i", "o", "u", "ai", "ea", "io", "ou", "ee"]
 _CODAS = ["", "", "n", "r", "s", "t", "l", "m", "nd", "st", "ng", "rk", "ct", "ss"]
 _SUFFIXES = ["", "", "", "ing", "ion", "er", "ed", "al", "ity", "ment", "ly", "s"]
@@ -26,7 +56,7 @@ class Corpus:
         self.rng = np.random.default_rng(seed)
         self.words = self._vocabulary(vocabulary)
         ranks = np.arange(1, len(self.words) + 1, dtype=np.float64)
-        p = ranks ** -1.07
+        p = ranks**-1.07
         self._cdf = np.cumsum(p / p.sum())
         pairs = self.rng.integers(0, min(len(self.words), 3000), size=(collocations, 2))
         self.collocations = [f"{self.words[a]} {self.words[b]}" for a, b in pairs if a != b]
@@ -37,8 +67,12 @@ class Corpus:
         words: list[str] = []
         while len(words) < n:
             syllables = int(rng.integers(1, 4))
-            w = "".join(_ONSETS[rng.integers(len(_ONSETS))] + _VOWELS[rng.integers(len(_VOWELS))]
-                        + _CODAS[rng.integers(len(_CODAS))] for _ in range(syllables))
+            w = "".join(
+                _ONSETS[rng.integers(len(_ONSETS))]
+                + _VOWELS[rng.integers(len(_VOWELS))]
+                + _CODAS[rng.integers(len(_CODAS))]
+                for _ in range(syllables)
+            )
             w += _SUFFIXES[rng.integers(len(_SUFFIXES))]
             if len(w) > 2 and w not in seen and w not in STOPWORDS:
                 seen.add(w)
@@ -61,8 +95,9 @@ class Corpus:
         out: list[str] = []
         pos = 0
         for i, length in enumerate(lengths.tolist()):
-            words = [_FUNCTION[function[j]] if is_function[j] else content[j]
-                     for j in range(pos, pos + length)]
+            words = [
+                _FUNCTION[function[j]] if is_function[j] else content[j] for j in range(pos, pos + length)
+            ]
             pos += length
             if colloc[i]:
                 words.insert(length // 2, self.collocations[colloc_pick[i]])
@@ -76,7 +111,7 @@ class Corpus:
         out: list[str] = []
         pos = 0
         for c in counts.tolist():
-            out.append(" ".join(sents[pos:pos + c]))
+            out.append(" ".join(sents[pos : pos + c]))
             pos += c
         return out
 
@@ -90,5 +125,5 @@ class Corpus:
             if not tokens:
                 continue
             start = int(rng.integers(0, max(len(tokens) - k, 0) + 1))
-            out.append(" ".join(tokens[start:start + k]))
+            out.append(" ".join(tokens[start : start + k]))
         return out

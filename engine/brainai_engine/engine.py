@@ -97,8 +97,9 @@ class Engine:
         self._load()
         self._ready = True
         self._stop = threading.Event()
-        self._maintainer = threading.Thread(target=self._maintenance_loop, name="brain-ai-maintenance",
-                                            daemon=True)
+        self._maintainer = threading.Thread(
+            target=self._maintenance_loop, name="brain-ai-maintenance", daemon=True
+        )
         self._maintainer.start()
         if self.feed is not None:
             self.feed.start()
@@ -120,8 +121,10 @@ class Engine:
                 self.graph.restore_edge(e.a, e.b, Edge(e.weight, e.initial_weight, e.updated_at))
         now = time.time()
         weights = self.config.memory.priority_weights
-        items = [(r.id, weights[PRIORITY_NAME[r.priority]], r.access_count, r.last_accessed)
-                 for r in self.storage.working_set()]
+        items = [
+            (r.id, weights[PRIORITY_NAME[r.priority]], r.access_count, r.last_accessed)
+            for r in self.storage.working_set()
+        ]
         for memory_id in self.working.add(items, now):
             self._pending_types[memory_id] = "episodic"
         self._memories = self.storage.counts().memories
@@ -175,8 +178,9 @@ class Engine:
             result = self._commit(batch)
             ids = result.memory_ids
             n = len(ids)
-            self.indexes.add(ids, chunks, ["working"] * n, [1.0] * n, [now] * n,
-                             [t for p in prepared for t in p.tokens])
+            self.indexes.add(
+                ids, chunks, ["working"] * n, [1.0] * n, [now] * n, [t for p in prepared for t in p.tokens]
+            )
             weight = self.config.memory.priority_weights[priority]
             with self._state.write():
                 self._leave_working(self.working.add([(i, weight, 0, now) for i in ids], now))
@@ -189,11 +193,17 @@ class Engine:
         pos = 0
         for p, (discovered, created, updated, formed) in zip(prepared, counts, strict=True):
             k = len(p.chunks)
-            out.append(LearnResult(
-                segments_discovered=discovered, concepts_created=created, concepts_updated=updated,
-                relationships_formed=formed, memories_stored=k,
-                memory_ids=[str(i) for i in ids[pos:pos + k]],
-                processing_time_ms=(done - p.started) * 1000))
+            out.append(
+                LearnResult(
+                    segments_discovered=discovered,
+                    concepts_created=created,
+                    concepts_updated=updated,
+                    relationships_formed=formed,
+                    memories_stored=k,
+                    memory_ids=[str(i) for i in ids[pos : pos + k]],
+                    processing_time_ms=(done - p.started) * 1000,
+                )
+            )
             pos += k
         return out
 
@@ -240,8 +250,9 @@ class Engine:
             raise
 
     # -- memories ---------------------------------------------------------------------------------
-    def import_memories(self, contents: Iterable[str], type: str = "episodic", priority: str = "medium",
-                        batch: int = 10_000) -> int:
+    def import_memories(
+        self, contents: Iterable[str], type: str = "episodic", priority: str = "medium", batch: int = 10_000
+    ) -> int:
         """Bulk load stored memories without concept learning (restores, benchmarks): one
         transaction and one index insertion per `batch`. Returns the number stored."""
         self._check_open()
@@ -252,8 +263,9 @@ class Engine:
 
             def flush() -> None:
                 now = time.time()
-                result = self._commit(WriteBatch(new_memories=[
-                    NewMemory(c, type, prio, 1.0, now, None) for c in pending]))
+                result = self._commit(
+                    WriteBatch(new_memories=[NewMemory(c, type, prio, 1.0, now, None) for c in pending])
+                )
                 n = len(pending)
                 self.indexes.add(result.memory_ids, pending, [type] * n, [1.0] * n, [now] * n)
                 self._memories += n
@@ -346,11 +358,21 @@ class Engine:
         if importance is None:
             c = self.config.memory
             hours = (now - rec.last_accessed) / 3600.0
-            importance = c.priority_weights[name] * decay(hours, rec.access_count, c.decay_half_life_hours,
-                                                          c.access_bonus, c.decay_min, c.decay_max)
-        return Memory(id=str(rec.id), content=rec.content, type=rec.type, priority=name,
-                      confidence=rec.confidence, importance=importance, access_count=rec.access_count,
-                      created_at=rec.created_at, last_accessed=rec.last_accessed, context=rec.context)
+            importance = c.priority_weights[name] * decay(
+                hours, rec.access_count, c.decay_half_life_hours, c.access_bonus, c.decay_min, c.decay_max
+            )
+        return Memory(
+            id=str(rec.id),
+            content=rec.content,
+            type=rec.type,
+            priority=name,
+            confidence=rec.confidence,
+            importance=importance,
+            access_count=rec.access_count,
+            created_at=rec.created_at,
+            last_accessed=rec.last_accessed,
+            context=rec.context,
+        )
 
     def _memories_changed(self) -> None:
         """Make every cached search page unreachable; call after the change is visible to searches."""
@@ -400,16 +422,22 @@ class Engine:
         self.search_cache.put(key, entry)
         return entry, False
 
-    def _materialise(self, q: MemorySearchQuery, total: int, page: Page, generation: int,
-                     tick: float) -> CachedSearch:
+    def _materialise(
+        self, q: MemorySearchQuery, total: int, page: Page, generation: int, tick: float
+    ) -> CachedSearch:
         results = [MemoryHit(memory=self._to_memory(rec, tick), score=score) for rec, score in page]
         result = MemorySearchResult(query=q.query, total=total, results=results, took_ms=0.0)
         return CachedSearch(generation, tick, total, page, result, estimate_size(page))
 
     # -- concepts ---------------------------------------------------------------------------------
     def _concept(self, name: str, node: Node) -> Concept:
-        return Concept(name=name, usage_count=node.usage_count, confidence=node.confidence,
-                       created_at=node.created_at, last_used=node.last_used)
+        return Concept(
+            name=name,
+            usage_count=node.usage_count,
+            confidence=node.confidence,
+            created_at=node.created_at,
+            last_used=node.last_used,
+        )
 
     def _resolve(self, name: str) -> str | None:
         if name in self.graph.nodes:
@@ -428,10 +456,12 @@ class Engine:
                 results = cached[1]
             else:
                 nodes = self.graph.nodes
-                ranked = self.names.search(q.query, q.limit,
-                                           lambda n: nodes[n].usage_count if n in nodes else 0)
-                results = [ConceptHit(concept=self._concept(n, nodes[n]), score=s)
-                           for n, s in ranked if n in nodes]
+                ranked = self.names.search(
+                    q.query, q.limit, lambda n: nodes[n].usage_count if n in nodes else 0
+                )
+                results = [
+                    ConceptHit(concept=self._concept(n, nodes[n]), score=s) for n, s in ranked if n in nodes
+                ]
                 self._concept_cache.put(key, (generation, results))
         took = (time.perf_counter() - started) * 1000
         return ConceptSearchResult(query=q.query, results=results, took_ms=took)
@@ -447,9 +477,13 @@ class Engine:
             if resolved is None:
                 return None
             found = self.graph.related(resolved, q.depth, q.limit, q.min_strength, time.time())
-        return RelatedResult(concept=resolved, related=[
-            RelatedConcept(name=a.name, activation=a.activation, depth=a.depth, strength=a.strength)
-            for a in found])
+        return RelatedResult(
+            concept=resolved,
+            related=[
+                RelatedConcept(name=a.name, activation=a.activation, depth=a.depth, strength=a.strength)
+                for a in found
+            ],
+        )
 
     # -- maintenance ------------------------------------------------------------------------------
     def _maybe_consolidate(self, now: float) -> None:
@@ -500,10 +534,18 @@ class Engine:
     # -- lifecycle --------------------------------------------------------------------------------
     def stats(self) -> EngineStats:
         return EngineStats(
-            memories=self._memories, working_memories=len(self.working), concepts=len(self.graph.nodes),
-            relationships=self.graph.edge_count, segments=len(self.segments), storage=self.storage.kind,
-            extra={**self.indexes.stats(), **self.search_cache.stats(),
-                   "instance_id": self.config.system.instance_id})
+            memories=self._memories,
+            working_memories=len(self.working),
+            concepts=len(self.graph.nodes),
+            relationships=self.graph.edge_count,
+            segments=len(self.segments),
+            storage=self.storage.kind,
+            extra={
+                **self.indexes.stats(),
+                **self.search_cache.stats(),
+                "instance_id": self.config.system.instance_id,
+            },
+        )
 
     def is_ready(self) -> bool:
         return self._ready and not self._closed and self.storage.ping()

@@ -42,8 +42,15 @@ class MemoryIndexes:
         self.vectors = VectorIndex(dim, config.search) if self.vector_enabled else None
         self.dirty = False
 
-    def add(self, ids: list[int], contents: list[str], types: list[str], confidences: list[float],
-            created: list[float], token_lists: list[list[str]] | None = None) -> None:
+    def add(
+        self,
+        ids: list[int],
+        contents: list[str],
+        types: list[str],
+        confidences: list[float],
+        created: list[float],
+        token_lists: list[list[str]] | None = None,
+    ) -> None:
         """Index new memories (ids ascending, larger than any indexed before)."""
         if not ids:
             return
@@ -54,10 +61,13 @@ class MemoryIndexes:
         if len(ids) == 1:  # the durable single add: scalar stores cost a fraction of four arrays
             self.columns.set_one(ids[0], TYPE_CODES[types[0]], confidences[0], created[0], len(term_sets[0]))
         else:
-            self.columns.set(id_arr, np.fromiter((TYPE_CODES[t] for t in types), dtype=np.uint8,
-                                                 count=len(ids)),
-                             np.asarray(confidences, dtype=np.float32), np.asarray(created, dtype=np.float64),
-                             np.fromiter((len(s) for s in term_sets), dtype=np.float32, count=len(ids)))
+            self.columns.set(
+                id_arr,
+                np.fromiter((TYPE_CODES[t] for t in types), dtype=np.uint8, count=len(ids)),
+                np.asarray(confidences, dtype=np.float32),
+                np.asarray(created, dtype=np.float64),
+                np.fromiter((len(s) for s in term_sets), dtype=np.float32, count=len(ids)),
+            )
         self.lexical.add(ids, term_sets)
         if self.vectors is not None:
             vecs = self.embedder.embed_tokens(token_lists)
@@ -68,8 +78,13 @@ class MemoryIndexes:
         self.dirty = True
 
     def add_rows(self, rows: list[IndexRow]) -> None:
-        self.add([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
-                 [r[4] for r in rows])
+        self.add(
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+            [r[3] for r in rows],
+            [r[4] for r in rows],
+        )
 
     def remove(self, ids: Iterable[int]) -> None:
         ids = list(ids)
@@ -99,8 +114,14 @@ class MemoryIndexes:
         pending_tokens: list[list[str]] = []
         for rows in storage.iter_memory_rows(batch=REBUILD_BATCH):
             tokens = [tokenize(r[1]) for r in rows]
-            self.add([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
-                     [r[4] for r in rows], tokens)
+            self.add(
+                [r[0] for r in rows],
+                [r[1] for r in rows],
+                [r[2] for r in rows],
+                [r[3] for r in rows],
+                [r[4] for r in rows],
+                tokens,
+            )
             if vectors is not None:
                 new = [i for i, r in enumerate(rows) if r[0] > loaded_upto]
                 pending_ids.append(np.asarray([rows[i][0] for i in new], dtype=np.int64))
@@ -125,15 +146,24 @@ class MemoryIndexes:
 
     def save_snapshot(self, directory: Path | None) -> None:
         v = self.vectors
-        if (directory and v is not None and self.dirty and self.config.search.precomputed_indexes
-                and self.config.storage.snapshot_index and len(v) >= SNAPSHOT_MIN_VECTORS):
+        if (
+            directory
+            and v is not None
+            and self.dirty
+            and self.config.search.precomputed_indexes
+            and self.config.storage.snapshot_index
+            and len(v) >= SNAPSHOT_MIN_VECTORS
+        ):
             v.save(directory)
             self.dirty = False
 
     def stats(self) -> dict[str, object]:
         out: dict[str, object] = {
-            "index": self.config.search.backend, "indexed_memories": self.columns.alive,
-            "lexical_terms": self.lexical.terms, "lexical_postings": self.lexical.postings}
+            "index": self.config.search.backend,
+            "indexed_memories": self.columns.alive,
+            "lexical_terms": self.lexical.terms,
+            "lexical_postings": self.lexical.postings,
+        }
         if self.vectors is not None:
             out.update(vector_index=self.vectors.kind, vector_count=len(self.vectors))
         return out

@@ -32,8 +32,14 @@ def prepare(text: str, max_chunk_chars: int) -> Prepared:
     return Prepared(chunks, [tokenize(c) for c in chunks], started)
 
 
-def analyse(prepared: list[Prepared], segments: SegmentDiscovery, graph: ConceptGraph,
-            names: ConceptNameIndex, cfg: ConceptsConfig, now: float) -> list[tuple[int, int, int, int]]:
+def analyse(
+    prepared: list[Prepared],
+    segments: SegmentDiscovery,
+    graph: ConceptGraph,
+    names: ConceptNameIndex,
+    cfg: ConceptsConfig,
+    now: float,
+) -> list[tuple[int, int, int, int]]:
     """Run every chunk through segment discovery and the concept graph.
 
     Units whose segment confidence reaches `extraction_threshold` are the chunk's concepts, in

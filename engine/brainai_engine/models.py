@@ -132,8 +132,11 @@ class MemorySearchResult(BaseModel):
     query: str
     total: int = Field(description="Matches before limit/offset (bounded by the candidate pool).")
     results: list[MemoryHit]
-    cached: bool = Field(default=False, description="Served from the result cache: identical to a fresh "
-                         "search of the same state, with importance as of the same clock tick.")
+    cached: bool = Field(
+        default=False,
+        description="Served from the result cache: identical to a fresh "
+        "search of the same state, with importance as of the same clock tick.",
+    )
     took_ms: float = Field(description="Time this call spent in the engine, cache lookup included.")
 
 

@@ -64,20 +64,25 @@ class MemorySearcher:
 
         filtered = bool(code) or q.min_confidence > 0
         want = q.offset + q.limit
-        ids, scores, total = e.indexes.lexical.search(terms, want, q.sort_by == "relevance",
-                                                      keep if filtered else None)
+        ids, scores, total = e.indexes.lexical.search(
+            terms, want, q.sort_by == "relevance", keep if filtered else None
+        )
         if not len(ids) or q.offset >= len(ids):
             return total, []
-        primary = {"relevance": scores, "confidence": cols.confidence[ids],
-                   "recency": cols.created[ids]}[q.sort_by].astype(np.float64)
+        primary = {"relevance": scores, "confidence": cols.confidence[ids], "recency": cols.created[ids]}[
+            q.sort_by
+        ].astype(np.float64)
         if len(ids) > want:
             top = np.argpartition(-primary, want - 1)[:want]
             ids, scores, primary = ids[top], scores[top], primary[top]
-        order = np.lexsort((-ids, -scores, -primary))[q.offset:want]
+        order = np.lexsort((-ids, -scores, -primary))[q.offset : want]
         page_ids = ids[order].tolist()
         records = e.storage.get_memories(page_ids)
-        page = [(records[i], float(s)) for i, s in zip(page_ids, scores[order].tolist(), strict=True)
-                if i in records]
+        page = [
+            (records[i], float(s))
+            for i, s in zip(page_ids, scores[order].tolist(), strict=True)
+            if i in records
+        ]
         return total, page
 
     # -- vector -----------------------------------------------------------------------------------
@@ -116,4 +121,4 @@ class MemorySearcher:
             matches.sort(key=lambda m: (-m[0].confidence, -m[1]))
         elif q.sort_by == "recency":
             matches.sort(key=lambda m: (-m[0].created_at, -m[0].id, -m[1]))
-        return len(matches), matches[q.offset:q.offset + q.limit]
+        return len(matches), matches[q.offset : q.offset + q.limit]

@@ -51,7 +51,7 @@ class CachedSearch:
         """The result's JSON up to (not including) the per-request `cached` and `took_ms` fields."""
         if self.body is None:
             full = self.result.model_dump_json().encode()
-            self.body = full[:full.rindex(JSON_TAIL)]
+            self.body = full[: full.rindex(JSON_TAIL)]
         return self.body
 
 
@@ -120,5 +120,9 @@ class SearchCache:
         return len(self._data)
 
     def stats(self) -> dict[str, int]:
-        return {"search_cache_entries": len(self._data), "search_cache_bytes": self.used,
-                "search_cache_hits": self.hits, "search_cache_misses": self.misses}
+        return {
+            "search_cache_entries": len(self._data),
+            "search_cache_bytes": self.used,
+            "search_cache_hits": self.hits,
+            "search_cache_misses": self.misses,
+        }

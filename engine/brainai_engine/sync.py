@@ -71,8 +71,9 @@ class ChangeFeed:
         """After each own commit: remember it, and tell the other replicas where the log ends."""
         self.own_last = max(self.own_last, change_id)
         if self.link is not None and change_id:
-            self.link.call(lambda c: c.xadd(self.stream, {"c": change_id}, maxlen=STREAM_LEN,
-                                            approximate=True))
+            self.link.call(
+                lambda c: c.xadd(self.stream, {"c": change_id}, maxlen=STREAM_LEN, approximate=True)
+            )
 
     # -- threads ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -113,8 +114,9 @@ class ChangeFeed:
         last = "$"
         block_ms = int(LISTEN_BLOCK_S * 1000)
         while not self._stop.is_set():
-            got = self._listen_link.call(lambda c, after=last: c.xread({self.stream: after}, count=100,
-                                                                       block=block_ms))
+            got = self._listen_link.call(
+                lambda c, after=last: c.xread({self.stream: after}, count=100, block=block_ms)
+            )
             if got is None and not self._listen_link.up:
                 self._stop.wait(self.interval)
                 continue

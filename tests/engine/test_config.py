@@ -143,6 +143,9 @@ def test_unsupported_database_urls(tmp_path: Path) -> None:
 
 
 def test_read_urls_from_env_are_comma_separated() -> None:
-    env = {"DATABASE_URL": "postgresql://p/db", "DATABASE_READ_URLS": "postgresql://r1/db, postgresql://r2/db"}
+    env = {
+        "DATABASE_URL": "postgresql://p/db",
+        "DATABASE_READ_URLS": "postgresql://r1/db, postgresql://r2/db",
+    }
     cfg = load_config(None, env=env)
     assert cfg.database.read_urls == ["postgresql://r1/db", "postgresql://r2/db"]

@@ -25,15 +25,23 @@ pytestmark = pytest.mark.postgres
 TwoEngines = Callable[..., tuple[Engine, Engine]]
 
 
-def engine_config(data_dir: Path, primary: str, replica: str, redis_url: str | None = None,
-                  **database: Any) -> EngineConfig:
-    return EngineConfig.model_validate({
-        "system": {"memory_capacity": 10_000},
-        "server": {"data_dir": str(data_dir)},
-        "database": {"url": primary, "read_urls": [replica], "connection_pool_size": 4,
-                     "pool_timeout_seconds": 1.0, **database},
-        "redis": {"url": redis_url, "cluster": True} if redis_url else {},
-    })
+def engine_config(
+    data_dir: Path, primary: str, replica: str, redis_url: str | None = None, **database: Any
+) -> EngineConfig:
+    return EngineConfig.model_validate(
+        {
+            "system": {"memory_capacity": 10_000},
+            "server": {"data_dir": str(data_dir)},
+            "database": {
+                "url": primary,
+                "read_urls": [replica],
+                "connection_pool_size": 4,
+                "pool_timeout_seconds": 1.0,
+                **database,
+            },
+            "redis": {"url": redis_url, "cluster": True} if redis_url else {},
+        }
+    )
 
 
 @pytest.fixture
@@ -42,8 +50,9 @@ def two_engines(pg_database: tuple[str, str], tmp_path: Path) -> Iterator[TwoEng
 
     def make(redis_url: str | None = None) -> tuple[Engine, Engine]:
         for name in ("a", "b"):
-            cfg = engine_config(tmp_path / name, *pg_database, redis_url,
-                                change_poll_interval_seconds=60)  # applied explicitly below
+            cfg = engine_config(
+                tmp_path / name, *pg_database, redis_url, change_poll_interval_seconds=60
+            )  # applied explicitly below
             opened.append(Engine(cfg))
         return opened[-2], opened[-1]
 
@@ -67,15 +76,19 @@ def test_change_feed_applies_memories_concepts_and_deletes(two_engines: TwoEngin
     assert b.get_concept("quasars") is not None
     assert b.stats().memories == a.stats().memories == 2
     assert {n: a.graph.nodes[n].usage_count for n in a.graph.nodes} == {
-        n: b.graph.nodes[n].usage_count for n in b.graph.nodes}
+        n: b.graph.nodes[n].usage_count for n in b.graph.nodes
+    }
     assert a.graph.edge_count == b.graph.edge_count
     # a lower id arriving after a higher one is indexed in order (postings stay sorted)
     added = b.add_memory(MemoryIn(content="quasars again, from b"))
     assert int(added.id) > int(learned.memory_ids[0])
     wait_for(lambda: a.apply_remote_changes() >= 0 and len(search(a, "quasars")) == 2, 5, "feed on a")
     assert a.delete_memory(learned.memory_ids[0])
-    wait_for(lambda: b.apply_remote_changes() >= 0 and search(b, "quasars") == ["quasars again, from b"], 5,
-             "delete on b")
+    wait_for(
+        lambda: b.apply_remote_changes() >= 0 and search(b, "quasars") == ["quasars again, from b"],
+        5,
+        "delete on b",
+    )
     assert b.get_memory(learned.memory_ids[0]) is None
 
 
@@ -83,8 +96,16 @@ def test_change_feed_applies_memories_concepts_and_deletes(two_engines: TwoEngin
 def test_shared_result_cache_in_redis_cluster(two_engines: TwoEngines, redis_cluster: RedisCluster) -> None:
     a, b = two_engines(redis_cluster.url)
     a.learn(LearnRequest(text="Sundials measure solar time."))
-    wait_for(lambda: b.apply_remote_changes() >= 0 and a.apply_remote_changes() >= 0
-             and a.feed.cursor == b.feed.cursor and a.feed.consistent, 5, "same log position")
+    wait_for(
+        lambda: (
+            b.apply_remote_changes() >= 0
+            and a.apply_remote_changes() >= 0
+            and a.feed.cursor == b.feed.cursor
+            and a.feed.consistent
+        ),
+        5,
+        "same log position",
+    )
     q = MemorySearchQuery(query="sundials")
     first = a.search_memories(q)
     cache_b = b.searcher.cache  # type: ignore[attr-defined]
@@ -97,8 +118,9 @@ def test_shared_result_cache_in_redis_cluster(two_engines: TwoEngines, redis_clu
 
 
 @pytest.mark.redis_cluster
-def test_redis_notification_wakes_the_feed_before_the_poll(two_engines: TwoEngines,
-                                                           redis_cluster: RedisCluster) -> None:
+def test_redis_notification_wakes_the_feed_before_the_poll(
+    two_engines: TwoEngines, redis_cluster: RedisCluster
+) -> None:
     a, b = two_engines(redis_cluster.url)  # polling every 60 s: only a notification can be this quick
     time.sleep(0.2)  # let b's listener block on the stream
     a.learn(LearnRequest(text="Geysers erupt on schedule."))
@@ -149,8 +171,9 @@ class Pair:
 
 
 @pytest.fixture(scope="module")
-def pair(pg_cluster: PgCluster, redis_cluster: RedisCluster, tmp_path_factory: pytest.TempPathFactory
-         ) -> Iterator[Pair]:
+def pair(
+    pg_cluster: PgCluster, redis_cluster: RedisCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pair]:
     primary, replica = pg_cluster.new_database("horizontal_pair")
     base = tmp_path_factory.mktemp("pair")
     servers = []
@@ -159,7 +182,9 @@ def pair(pg_cluster: PgCluster, redis_cluster: RedisCluster, tmp_path_factory: p
         config.write_text(
             f'[system]\nmemory_capacity = 10000\n\n[server]\ndata_dir = "{base / str(i)}"\n\n'
             f'[database]\nread_urls = ["{replica}"]\nconnection_pool_size = 4\npool_timeout_seconds = 1.0\n\n'
-            '[redis]\ncluster = true\n', encoding="utf-8")
+            "[redis]\ncluster = true\n",
+            encoding="utf-8",
+        )
         env = {"DATABASE_URL": primary, "REDIS_URL": redis_cluster.url, "INSTANCE_ID": f"engine-{i}"}
         servers.append(ServerProcess(base / str(i), config_path=str(config), env=env))
     try:
@@ -209,8 +234,9 @@ def test_primary_down_reads_serve_writes_503_then_recover(pair: Pair, pg_cluster
 
 
 @pytest.mark.redis_cluster
-def test_redis_master_killed_engines_keep_serving_and_lose_nothing(pair: Pair,
-                                                                  redis_cluster: RedisCluster) -> None:
+def test_redis_master_killed_engines_keep_serving_and_lose_nothing(
+    pair: Pair, redis_cluster: RedisCluster
+) -> None:
     victim = redis_cluster.masters()[0]
     acked: dict[str, int] = {}  # memory id -> engine that acknowledged it
     redis_cluster.kill(victim)
@@ -236,8 +262,9 @@ def test_redis_master_killed_engines_keep_serving_and_lose_nothing(pair: Pair,
         redis_cluster.wait_ok()
 
 
-def test_write_refused_while_primary_down_is_a_storage_error(two_engines: TwoEngines,
-                                                            pg_cluster: PgCluster) -> None:
+def test_write_refused_while_primary_down_is_a_storage_error(
+    two_engines: TwoEngines, pg_cluster: PgCluster
+) -> None:
     a, _ = two_engines()
     pg_cluster.stop_primary()
     try:
@@ -246,15 +273,17 @@ def test_write_refused_while_primary_down_is_a_storage_error(two_engines: TwoEng
         assert a.is_ready()
     finally:
         pg_cluster.start_primary()
-    wait_for(lambda: a.learn(LearnRequest(text="Stored once the primary is back.")) is not None, 10,
-             "writes after the primary restarted", 0.2)
+    wait_for(
+        lambda: a.learn(LearnRequest(text="Stored once the primary is back.")) is not None,
+        10,
+        "writes after the primary restarted",
+        0.2,
+    )
     assert search(a, "primary") == ["Stored once the primary is back."]
 
 
 @pytest.mark.postgres
-def test_serve_waits_for_its_database_instead_of_crashing(
-    pg_cluster: PgCluster, tmp_path: Path
-) -> None:
+def test_serve_waits_for_its_database_instead_of_crashing(pg_cluster: PgCluster, tmp_path: Path) -> None:
     """Engines and their database start together in a fresh cluster: the engine waits, saying why."""
     primary, _ = pg_cluster.new_database("serve_waits")
     config = tmp_path / "engine.toml"

@@ -144,9 +144,7 @@ def test_replicas_without_requests_fall_back_to_cpu() -> None:
     ],
 )
 def test_strategy_from_the_mix(learn: float, query: float, expected: Strategy) -> None:
-    chosen, share, reason = recommend_strategy(
-        np.full(60, learn), np.full(60, query), Strategy.BALANCED
-    )
+    chosen, share, reason = recommend_strategy(np.full(60, learn), np.full(60, query), Strategy.BALANCED)
     assert chosen == expected
     assert share == pytest.approx(learn / (learn + query))
     assert reason.startswith(f"Strategy: {share:.0%} of API requests learn")

@@ -34,8 +34,14 @@ class MemoryColumns:
             grown[:size] = old
             setattr(self, name, grown)
 
-    def set(self, ids: np.ndarray, types: np.ndarray, confidence: np.ndarray, created: np.ndarray,
-            lengths: np.ndarray) -> None:
+    def set(
+        self,
+        ids: np.ndarray,
+        types: np.ndarray,
+        confidence: np.ndarray,
+        created: np.ndarray,
+        lengths: np.ndarray,
+    ) -> None:
         if not len(ids):
             return
         self._ensure(int(ids.max()))
@@ -47,8 +53,9 @@ class MemoryColumns:
         self.created[ids] = created
         self.length[ids] = lengths
 
-    def set_one(self, memory_id: int, type_code: int, confidence: float, created: float,
-                length: float) -> None:
+    def set_one(
+        self, memory_id: int, type_code: int, confidence: float, created: float, length: float
+    ) -> None:
         """`set` for a single new memory: scalar stores, without building four arrays."""
         self._ensure(memory_id)
         if self.type[memory_id] == 0:

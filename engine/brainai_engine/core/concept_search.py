@@ -28,7 +28,7 @@ MAX_WORD_POSTINGS = 5000
 
 def trigrams(word: str) -> set[str]:
     padded = f"^{word}$"
-    return {padded[i:i + 3] for i in range(len(padded) - 2)} if len(padded) >= 3 else {padded}
+    return {padded[i : i + 3] for i in range(len(padded) - 2)} if len(padded) >= 3 else {padded}
 
 
 class ConceptNameIndex:
@@ -82,8 +82,11 @@ class ConceptNameIndex:
         sim = shared / (n + self._sizes[ids] - shared)
         hit = np.flatnonzero(sim >= FUZZY_MIN)
         words = self._words
-        return [(words[i], float(sim[k])) for k, i in zip(hit.tolist(), ids[hit].tolist(), strict=True)
-                if words[i] != word]
+        return [
+            (words[i], float(sim[k]))
+            for k, i in zip(hit.tolist(), ids[hit].tolist(), strict=True)
+            if words[i] != word
+        ]
 
     def search(self, query: str, limit: int, usage: Callable[[str], int]) -> list[tuple[str, float]]:
         """(concept name, score) best first; see the module docstring for the contract."""

@@ -117,7 +117,7 @@ class ConceptGraph:
         window = self.cfg.cooccurrence_window
         pairs: set[tuple[str, str]] = set()
         for i, a in enumerate(sequence):
-            for b in sequence[i + 1:i + 1 + window]:
+            for b in sequence[i + 1 : i + 1 + window]:
                 if a != b:
                     pairs.add(edge_key(a, b))
         formed = 0
@@ -155,7 +155,7 @@ class ConceptGraph:
         strength: dict[str, float] = {}
         frontier: dict[str, tuple[float, float]] = {name: (1.0, 0.0)}
         for d in range(1, depth + 1):
-            gain = cfg.spreading_factor * cfg.depth_decay ** d
+            gain = cfg.spreading_factor * cfg.depth_decay**d
             nxt: dict[str, tuple[float, float]] = {}
             for node, (a, path_strength) in frontier.items():
                 for nb, edge in self.adj.get(node, {}).items():

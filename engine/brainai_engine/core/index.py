@@ -78,8 +78,8 @@ class VectorIndex:
             self.flush()
         with self.lock.write():
             n = self._n_fresh
-            self._fresh[n:n + len(ids)] = vecs
-            self._fresh_ids[n:n + len(ids)] = ids
+            self._fresh[n : n + len(ids)] = vecs
+            self._fresh_ids[n : n + len(ids)] = ids
             self._n_fresh = n + len(ids)
 
     def flush(self) -> None:
@@ -87,8 +87,8 @@ class VectorIndex:
         if not self._hnsw or not self._n_fresh:
             return
         with self.lock.read():
-            ids = self._fresh_ids[:self._n_fresh].copy()
-            vecs = self._fresh[:self._n_fresh].copy()
+            ids = self._fresh_ids[: self._n_fresh].copy()
+            vecs = self._fresh[: self._n_fresh].copy()
         self._merge(ids, vecs, from_fresh=True)
 
     def _merge(self, ids: np.ndarray, vecs: np.ndarray, from_fresh: bool = False) -> None:
@@ -151,10 +151,13 @@ class VectorIndex:
         self.build(ids[keep], vecs[keep])
 
     def _all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        main = self._main.reconstruct_n(0, self._main.ntotal) if self._main.ntotal else np.empty(
-            (0, self.dim), dtype=np.float32)
-        ids = np.concatenate([self._main_ids, self._fresh_ids[:self._n_fresh]])
-        return ids, np.concatenate([main, self._fresh[:self._n_fresh]])
+        main = (
+            self._main.reconstruct_n(0, self._main.ntotal)
+            if self._main.ntotal
+            else np.empty((0, self.dim), dtype=np.float32)
+        )
+        ids = np.concatenate([self._main_ids, self._fresh_ids[: self._n_fresh]])
+        return ids, np.concatenate([main, self._fresh[: self._n_fresh]])
 
     # -- reads ------------------------------------------------------------------------------------
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -198,8 +201,14 @@ class VectorIndex:
             tmp = directory / "index.faiss.tmp"
             faiss.write_index(self._main, str(tmp))
             np.save(directory / "ids.tmp.npy", self._main_ids)
-            meta = {"version": SNAPSHOT_VERSION, "dim": self.dim, "hnsw": self._hnsw, "m": self.cfg.hnsw_m,
-                    "count": int(self._main.ntotal), "max_id": self._max_id}
+            meta = {
+                "version": SNAPSHOT_VERSION,
+                "dim": self.dim,
+                "hnsw": self._hnsw,
+                "m": self.cfg.hnsw_m,
+                "count": int(self._main.ntotal),
+                "max_id": self._max_id,
+            }
         tmp.replace(directory / "index.faiss")
         (directory / "ids.tmp.npy").replace(directory / "ids.npy")
         (directory / "meta.json").write_text(json.dumps(meta))
@@ -231,4 +240,4 @@ class VectorIndex:
 
     def ids(self) -> np.ndarray:
         with self.lock.read():
-            return np.concatenate([self._main_ids, self._fresh_ids[:self._n_fresh]])
+            return np.concatenate([self._main_ids, self._fresh_ids[: self._n_fresh]])

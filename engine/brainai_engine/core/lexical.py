@@ -90,9 +90,14 @@ class LexicalIndex:
                 n += len(terms)
             self.postings += n
 
-    def search(self, terms: set[str], want: int = 10, by_relevance: bool = True,
-               keep: Callable[[np.ndarray], np.ndarray] | None = None,
-               exact: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
+    def search(
+        self,
+        terms: set[str],
+        want: int = 10,
+        by_relevance: bool = True,
+        keep: Callable[[np.ndarray], np.ndarray] | None = None,
+        exact: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, int]:
         """(ids, scores, total) of matching live memories that pass `keep`; with `by_relevance`
         the arrays hold at least the best `want` (unordered), otherwise every match within the bound.
         `exact` unions every posting list (the benchmark's reference)."""
@@ -121,7 +126,8 @@ class LexicalIndex:
                     # This and every later term are common: take their postings shortest memories
                     # first (the highest possible scores) until nothing unseen can enter the top.
                     cands, added, capped = self._by_length(
-                        terms_sorted[i:], idfs[i:], cands, views, idfs, avg, keep, want)
+                        terms_sorted[i:], idfs[i:], cands, views, idfs, avg, keep, want
+                    )
                     used += added
                     mixed = True
                     break
@@ -130,7 +136,7 @@ class LexicalIndex:
                     capped = True
                     break
                 if len(view) > room:
-                    view = view[len(view) - int(room):]
+                    view = view[len(view) - int(room) :]
                     capped = True
                 cands = view.copy() if not len(cands) else np.union1d(cands, view)
                 used += len(view)
@@ -146,10 +152,17 @@ class LexicalIndex:
             del views
         return ids, score, total
 
-    def _by_length(self, common: list[str], common_idfs: list[float], cands: np.ndarray,
-                   views: list[np.ndarray], idfs: list[float], avg: float,
-                   keep: Callable[[np.ndarray], np.ndarray] | None,
-                   want: int) -> tuple[np.ndarray, int, bool]:
+    def _by_length(
+        self,
+        common: list[str],
+        common_idfs: list[float],
+        cands: np.ndarray,
+        views: list[np.ndarray],
+        idfs: list[float],
+        avg: float,
+        keep: Callable[[np.ndarray], np.ndarray] | None,
+        want: int,
+    ) -> tuple[np.ndarray, int, bool]:
         """Add the common terms' memories length bucket by length bucket, shortest first; stop when
         the `want`-th best candidate beats the best score any memory not yet seen could reach
         (it holds only common terms and is at least this long). Exact unless the hard bound of
@@ -169,17 +182,26 @@ class LexicalIndex:
                     return cands, added, False
             if added > self.max_postings * 10:
                 return cands, added, True
-            parts = [np.frombuffer(self._by_len[t][length], dtype=np.uint32)
-                     for t in common if length in self._by_len[t]]
+            parts = [
+                np.frombuffer(self._by_len[t][length], dtype=np.uint32)
+                for t in common
+                if length in self._by_len[t]
+            ]
             if len(cands):
                 parts.append(cands)
             added += sum(len(p) for p in parts) - len(cands)
             cands = np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0].copy()
         return cands, added, False
 
-    def _score(self, cands: np.ndarray, views: list[np.ndarray], idfs: list[float], avg: float,
-               keep: Callable[[np.ndarray], np.ndarray] | None,
-               from_first: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _score(
+        self,
+        cands: np.ndarray,
+        views: list[np.ndarray],
+        idfs: list[float],
+        avg: float,
+        keep: Callable[[np.ndarray], np.ndarray] | None,
+        from_first: bool,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Scores of live candidates; `from_first` says every candidate came from views[0], so its
         membership needs no lookup (the common single-word query costs one gather)."""
         cols = self.columns
@@ -187,8 +209,11 @@ class LexicalIndex:
         if keep is not None:
             mask &= keep(cands)
         cands = cands[mask]
-        score = np.full(len(cands), idfs[0], dtype=np.float32) if from_first else np.zeros(
-            len(cands), dtype=np.float32)
+        score = (
+            np.full(len(cands), idfs[0], dtype=np.float32)
+            if from_first
+            else np.zeros(len(cands), dtype=np.float32)
+        )
         for j, (view, idf) in enumerate(zip(views, idfs, strict=True)):
             if from_first and j == 0:
                 continue

@@ -20,8 +20,14 @@ from ..config import MemoryConfig
 SECONDS_PER_HOUR = 3600.0
 
 
-def decay(hours_since_access: float, access_count: int, half_life_h: float = 24.0, bonus: float = 0.1,
-          lo: float = 0.01, hi: float = 1.0) -> float:
+def decay(
+    hours_since_access: float,
+    access_count: int,
+    half_life_h: float = 24.0,
+    bonus: float = 0.1,
+    lo: float = 0.01,
+    hi: float = 1.0,
+) -> float:
     """Scalar decay factor, for reporting a single memory's importance."""
     raw = 0.5 ** (max(hours_since_access, 0.0) / half_life_h) * (1.0 + bonus * access_count)
     return min(max(raw, lo), hi)
@@ -81,8 +87,9 @@ class WorkingMemory:
             return None
         c = self.cfg
         hours = (now - self._last[slot]) / SECONDS_PER_HOUR
-        d = decay(hours, int(self._access[slot]), c.decay_half_life_hours, c.access_bonus, c.decay_min,
-                  c.decay_max)
+        d = decay(
+            hours, int(self._access[slot]), c.decay_half_life_hours, c.access_bonus, c.decay_min, c.decay_max
+        )
         return float(self._weight[slot] * d)
 
     def add(self, items: list[tuple[int, float, int, float]], now: float) -> list[int]:

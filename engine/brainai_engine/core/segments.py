@@ -70,8 +70,9 @@ class SegmentDiscovery:
         fb = self.stats[st.parts[1]].frequency if st.parts[1] in self.stats else st.frequency
         return sat * min(1.0, 2.0 * st.frequency / max(fa + fb, 1))
 
-    def restore(self, text: str, frequency: int, units: int, created_at: float,
-                parts: tuple[str, str] | None) -> None:
+    def restore(
+        self, text: str, frequency: int, units: int, created_at: float, parts: tuple[str, str] | None
+    ) -> None:
         """Load a persisted segment (at open)."""
         self.stats[text] = SegmentStat(frequency, units, created_at, parts)
         if units > 1:
@@ -99,7 +100,7 @@ class SegmentDiscovery:
                 continue
             if i + 1 < n and (tok, tokens[i + 1]) in prefix2:
                 for length in range(min(max_len, n - i), 1, -1):
-                    seg = merges.get(tuple(tokens[i:i + length]))
+                    seg = merges.get(tuple(tokens[i : i + length]))
                     if seg is not None:
                         run.append(seg)
                         i += length

@@ -95,8 +95,16 @@ class WriteBatch:
     segments: list[SegmentRecord] = field(default_factory=list)
 
     def empty(self) -> bool:
-        return not (self.new_memories or self.memory_types or self.memory_access or self.deleted_memories
-                    or self.concepts or self.edges or self.removed_edges or self.segments)
+        return not (
+            self.new_memories
+            or self.memory_types
+            or self.memory_access
+            or self.deleted_memories
+            or self.concepts
+            or self.edges
+            or self.removed_edges
+            or self.segments
+        )
 
 
 @dataclass(slots=True)

@@ -14,7 +14,9 @@ MIGRATION_LOCK = 0x62726169_6E000001
 WRITE_LOCK = 0x62726169_6E000002
 
 MIGRATIONS: list[tuple[int, str]] = [
-    (1, """
+    (
+        1,
+        """
 CREATE TABLE memories (
     id bigserial PRIMARY KEY,
     content text NOT NULL,
@@ -47,7 +49,8 @@ CREATE TABLE changes (
     origin text NOT NULL,
     at timestamptz NOT NULL DEFAULT now()
 );
-"""),
+""",
+    ),
 ]
 LATEST = MIGRATIONS[-1][0]
 
@@ -60,8 +63,10 @@ def migrate(conn: psycopg.Connection) -> int:
     """Bring the schema to LATEST; returns the version found before migrating."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY, "
-                     "applied_at timestamptz NOT NULL DEFAULT now())")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY, "
+            "applied_at timestamptz NOT NULL DEFAULT now())"
+        )
         row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
         found = int(row[0]) if row else 0
         if found > LATEST:

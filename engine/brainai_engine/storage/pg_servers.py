@@ -29,8 +29,13 @@ T = TypeVar("T")
 COOLDOWN_S = 1.0
 MAX_COOLDOWN_S = 5.0
 CONNECT_TIMEOUT_S = 2  # libpq's minimum
-TCP_SETTINGS = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3, "keepalives_count": 3,
-                "tcp_user_timeout": 15_000}
+TCP_SETTINGS = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 3,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15_000,
+}
 
 
 class ServerDown(Exception):
@@ -50,7 +55,7 @@ def normalise_url(url: str) -> str:
     """Accept the SQLAlchemy-style postgresql+psycopg:// and postgres:// spellings too."""
     for prefix in ("postgresql+psycopg://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql://" + url[len(prefix):]
+            return "postgresql://" + url[len(prefix) :]
     return url
 
 
@@ -59,19 +64,35 @@ def is_connection_error(exc: BaseException, conn: psycopg.Connection | None) -> 
     if conn is not None and (conn.broken or conn.closed):
         return True
     sqlstate = getattr(exc, "sqlstate", None) or ""
-    return sqlstate.startswith("08") or sqlstate in {"57P01", "57P02", "57P03"} or (
-        isinstance(exc, psycopg.OperationalError) and not sqlstate)
+    return (
+        sqlstate.startswith("08")
+        or sqlstate in {"57P01", "57P02", "57P03"}
+        or (isinstance(exc, psycopg.OperationalError) and not sqlstate)
+    )
 
 
 class Server:
     """One database server: a pool, its health and the session settings of its connections."""
 
-    def __init__(self, name: str, url: str, *, size: int, timeout: float, options: dict[str, str],
-                 read_only: bool, statement_cache: int, application_name: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        size: int,
+        timeout: float,
+        options: dict[str, str],
+        read_only: bool,
+        statement_cache: int,
+        application_name: str,
+    ) -> None:
         self.name = name
         self.dsn = safe_dsn(url)
-        extra: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S,
-                                 "application_name": application_name[:63], **TCP_SETTINGS}
+        extra: dict[str, Any] = {
+            "connect_timeout": CONNECT_TIMEOUT_S,
+            "application_name": application_name[:63],
+            **TCP_SETTINGS,
+        }
         if options:
             extra["options"] = " ".join(f"-c {k}={v}" for k, v in options.items())
         if read_only:
@@ -95,9 +116,16 @@ class Server:
 
     def _new_pool(self) -> ConnectionPool:
         pool: ConnectionPool = ConnectionPool(
-            self.conninfo, min_size=min(2, self.size), max_size=self.size, timeout=self.timeout,
-            kwargs={"autocommit": True}, configure=self._configure, open=False, name=f"brainai-{self.name}",
-            reconnect_timeout=60.0)
+            self.conninfo,
+            min_size=min(2, self.size),
+            max_size=self.size,
+            timeout=self.timeout,
+            kwargs={"autocommit": True},
+            configure=self._configure,
+            open=False,
+            name=f"brainai-{self.name}",
+            reconnect_timeout=60.0,
+        )
         pool.open(wait=False)
         return pool
 
@@ -105,8 +133,7 @@ class Server:
     def mark_down(self, exc: BaseException) -> None:
         with self._lock:
             if self.up:
-                log.warning("database %s (%s) unreachable: %s", self.name, self.dsn,
-                            type(exc).__name__)
+                log.warning("database %s (%s) unreachable: %s", self.name, self.dsn, type(exc).__name__)
             self.up = False
             self._cooldown = COOLDOWN_S
             self._down_until = time.monotonic() + COOLDOWN_S
@@ -189,7 +216,7 @@ class Servers:
         if not n:
             return [self.primary]
         self._next = (self._next + 1) % n
-        rotated = self.replicas[self._next:] + self.replicas[:self._next]
+        rotated = self.replicas[self._next :] + self.replicas[: self._next]
         return [*sorted(rotated, key=lambda s: not s.up), self.primary]
 
     def read(self, fn: Callable[[psycopg.Connection], T], *, primary: bool = False) -> tuple[T, Server]:

@@ -66,12 +66,21 @@ class PostgresStorage(Storage):
             options["work_mem"] = f"{db.work_mem_mb}MB"
 
         def server(name: str, url: str, read_only: bool) -> Server:
-            return Server(name, url, size=db.connection_pool_size, timeout=db.pool_timeout_seconds,
-                          options=options, read_only=read_only, statement_cache=db.statement_cache_size,
-                          application_name=f"brain-ai {instance_id}")
+            return Server(
+                name,
+                url,
+                size=db.connection_pool_size,
+                timeout=db.pool_timeout_seconds,
+                options=options,
+                read_only=read_only,
+                statement_cache=db.statement_cache_size,
+                application_name=f"brain-ai {instance_id}",
+            )
 
-        self.servers = Servers(server("primary", db.url, False),
-                               [server(f"replica-{i}", u, True) for i, u in enumerate(db.read_urls)])
+        self.servers = Servers(
+            server("primary", db.url, False),
+            [server(f"replica-{i}", u, True) for i, u in enumerate(db.read_urls)],
+        )
         self._listeners: list[Callable[[int], None]] = []
         # Ids this process deleted lately, hidden from replica reads until the replica has caught up.
         self._recent_deletes: dict[int, float] = {}
@@ -111,11 +120,13 @@ class PostgresStorage(Storage):
         try:
             result, last_change = self.servers.primary.run(lambda conn: self._write_tx(conn, batch))
         except ServerDown as exc:
-            raise StorageUnavailable("PostgreSQL primary unreachable; the write was not stored",
-                                     COOLDOWN_S) from exc
+            raise StorageUnavailable(
+                "PostgreSQL primary unreachable; the write was not stored", COOLDOWN_S
+            ) from exc
         except psycopg.errors.ReadOnlySqlTransaction as exc:
-            raise StorageUnavailable("database.url points at a read-only server (failover in progress?)",
-                                     COOLDOWN_S) from exc
+            raise StorageUnavailable(
+                "database.url points at a read-only server (failover in progress?)", COOLDOWN_S
+            ) from exc
         except psycopg.errors.QueryCanceled as exc:
             raise StorageUnavailable("write exceeded database.query_timeout_seconds", COOLDOWN_S) from exc
         if result.deleted:
@@ -139,19 +150,28 @@ class PostgresStorage(Storage):
                 rows = conn.execute(
                     "UPDATE memories m SET type = v.t FROM unnest(%s::bigint[], %s::text[]) AS v(id, t) "
                     "WHERE m.id = v.id RETURNING m.id",
-                    ([i for i, _ in batch.memory_types], [t for _, t in batch.memory_types])).fetchall()
+                    ([i for i, _ in batch.memory_types], [t for _, t in batch.memory_types]),
+                ).fetchall()
                 log_rows += [(ch.MEMORY_TYPE, str(r[0]), None) for r in rows]
             if batch.memory_access:
                 conn.execute(
                     "UPDATE memories m SET access_count = m.access_count + v.d, "
                     "last_accessed = greatest(m.last_accessed, v.ts) "
                     "FROM unnest(%s::bigint[], %s::bigint[], %s::float8[]) AS v(id, d, ts) WHERE m.id = v.id",
-                    ([a[0] for a in batch.memory_access], [a[1] for a in batch.memory_access],
-                     [a[2] for a in batch.memory_access]))
+                    (
+                        [a[0] for a in batch.memory_access],
+                        [a[1] for a in batch.memory_access],
+                        [a[2] for a in batch.memory_access],
+                    ),
+                )
             deleted: list[int] = []
             if batch.deleted_memories:
-                deleted = sorted(r[0] for r in conn.execute(
-                    "DELETE FROM memories WHERE id = ANY(%s) RETURNING id", (batch.deleted_memories,)))
+                deleted = sorted(
+                    r[0]
+                    for r in conn.execute(
+                        "DELETE FROM memories WHERE id = ANY(%s) RETURNING id", (batch.deleted_memories,)
+                    )
+                )
                 log_rows += [(ch.MEMORY_DELETED, str(i), None) for i in deleted]
             self._upsert_graph(conn, batch, log_rows)
             last = 0
@@ -161,25 +181,37 @@ class PostgresStorage(Storage):
                     "SELECT k, key, aux, %s FROM unnest(%s::text[], %s::text[], %s::text[]) "
                     "AS v(k, key, aux) "
                     "RETURNING id) SELECT max(id) FROM ins",
-                    (self.origin, [r[0] for r in log_rows], [r[1] for r in log_rows],
-                     [r[2] for r in log_rows])).fetchone()
+                    (
+                        self.origin,
+                        [r[0] for r in log_rows],
+                        [r[1] for r in log_rows],
+                        [r[2] for r in log_rows],
+                    ),
+                ).fetchone()
                 last = int(row[0]) if row and row[0] is not None else 0
         return WriteResult(ids, deleted), last
 
-    def _insert_memories(self, conn: psycopg.Connection, batch: WriteBatch,
-                         log_rows: list[ChangeRow]) -> list[int]:
+    def _insert_memories(
+        self, conn: psycopg.Connection, batch: WriteBatch, log_rows: list[ChangeRow]
+    ) -> list[int]:
         if not batch.new_memories:
             return []
         n = len(batch.new_memories)
-        ids = sorted(r[0] for r in conn.execute(
-            "SELECT nextval(pg_get_serial_sequence('memories', 'id')) FROM generate_series(1, %s)", (n,)))
+        ids = sorted(
+            r[0]
+            for r in conn.execute(
+                "SELECT nextval(pg_get_serial_sequence('memories', 'id')) FROM generate_series(1, %s)", (n,)
+            )
+        )
         with conn.cursor().copy(
-                "COPY memories (id, content, type, priority, confidence, access_count, created_at, "
-                "last_accessed, context) FROM STDIN") as copy:
+            "COPY memories (id, content, type, priority, confidence, access_count, created_at, "
+            "last_accessed, context) FROM STDIN"
+        ) as copy:
             for mid, m in zip(ids, batch.new_memories, strict=True):
                 ctx = json.dumps(m.context, ensure_ascii=False) if m.context else None
-                copy.write_row((mid, m.content, m.type, m.priority, m.confidence, 0, m.created_at,
-                                m.created_at, ctx))
+                copy.write_row(
+                    (mid, m.content, m.type, m.priority, m.confidence, 0, m.created_at, m.created_at, ctx)
+                )
         log_rows.append((ch.MEMORIES, str(ids[0]), str(ids[-1])))
         return ids
 
@@ -192,8 +224,14 @@ class PostgresStorage(Storage):
                 "%s::float8[], %s::float8[]) ON CONFLICT (name) DO UPDATE SET "
                 "usage_count = excluded.usage_count, confidence = excluded.confidence, "
                 "created_at = excluded.created_at, last_used = excluded.last_used",
-                ([c.name for c in cs], [c.usage_count for c in cs], [c.confidence for c in cs],
-                 [c.created_at for c in cs], [c.last_used for c in cs]))
+                (
+                    [c.name for c in cs],
+                    [c.usage_count for c in cs],
+                    [c.confidence for c in cs],
+                    [c.created_at for c in cs],
+                    [c.last_used for c in cs],
+                ),
+            )
             log_rows += [(ch.CONCEPT, c.name, None) for c in cs]
         if batch.edges:
             es = batch.edges
@@ -201,13 +239,22 @@ class PostgresStorage(Storage):
                 "INSERT INTO edges SELECT * FROM unnest(%s::text[], %s::text[], %s::float8[], %s::float8[], "
                 "%s::float8[]) ON CONFLICT (a, b) DO UPDATE SET weight = excluded.weight, "
                 "initial_weight = excluded.initial_weight, updated_at = excluded.updated_at",
-                ([e.a for e in es], [e.b for e in es], [e.weight for e in es], [e.initial_weight for e in es],
-                 [e.updated_at for e in es]))
+                (
+                    [e.a for e in es],
+                    [e.b for e in es],
+                    [e.weight for e in es],
+                    [e.initial_weight for e in es],
+                    [e.updated_at for e in es],
+                ),
+            )
             log_rows += [(ch.EDGE, e.a, e.b) for e in es]
         if batch.removed_edges:
             rm = batch.removed_edges
-            conn.execute("DELETE FROM edges e USING unnest(%s::text[], %s::text[]) AS v(a, b) "
-                         "WHERE e.a = v.a AND e.b = v.b", ([a for a, _ in rm], [b for _, b in rm]))
+            conn.execute(
+                "DELETE FROM edges e USING unnest(%s::text[], %s::text[]) AS v(a, b) "
+                "WHERE e.a = v.a AND e.b = v.b",
+                ([a for a, _ in rm], [b for _, b in rm]),
+            )
             log_rows += [(ch.EDGE, a, b) for a, b in rm]
         if batch.segments:
             ss = batch.segments
@@ -218,9 +265,16 @@ class PostgresStorage(Storage):
                 "frequency = excluded.frequency, confidence = excluded.confidence, units = excluded.units, "
                 "created_at = excluded.created_at, left_part = excluded.left_part, "
                 "right_part = excluded.right_part",
-                ([s.text for s in ss], [s.frequency for s in ss], [s.confidence for s in ss],
-                 [s.units for s in ss], [s.created_at for s in ss], [s.left for s in ss],
-                 [s.right for s in ss]))
+                (
+                    [s.text for s in ss],
+                    [s.frequency for s in ss],
+                    [s.confidence for s in ss],
+                    [s.units for s in ss],
+                    [s.created_at for s in ss],
+                    [s.left for s in ss],
+                    [s.right for s in ss],
+                ),
+            )
             log_rows += [(ch.SEGMENT, s.text, None) for s in ss]
 
     # -- reads ------------------------------------------------------------------------------------
@@ -247,8 +301,10 @@ class PostgresStorage(Storage):
         return out
 
     def iter_memory_rows(self, after_id: int = 0, batch: int = 10_000) -> Iterator[list[IndexRow]]:
-        sql = ("SELECT id, content, type, confidence, created_at FROM memories WHERE id > %s "
-               "ORDER BY id LIMIT %s")
+        sql = (
+            "SELECT id, content, type, confidence, created_at FROM memories WHERE id > %s "
+            "ORDER BY id LIMIT %s"
+        )
         last = after_id
         while True:
             rows, _ = self._read(lambda c, after=last: c.execute(sql, (after, batch)).fetchall())
@@ -277,13 +333,17 @@ class PostgresStorage(Storage):
             last = rows[-1][0]
 
     def iter_concepts(self) -> Iterator[ConceptRecord]:
-        for row in self._paged("SELECT name, usage_count, confidence, created_at, last_used FROM concepts "
-                               "WHERE name > %s ORDER BY name LIMIT %s"):
+        for row in self._paged(
+            "SELECT name, usage_count, confidence, created_at, last_used FROM concepts "
+            "WHERE name > %s ORDER BY name LIMIT %s"
+        ):
             yield ConceptRecord(*row)
 
     def iter_edges(self) -> Iterator[EdgeRecord]:
-        sql = ("SELECT a, b, weight, initial_weight, updated_at FROM edges WHERE (a, b) > (%s, %s) "
-               "ORDER BY a, b LIMIT %s")
+        sql = (
+            "SELECT a, b, weight, initial_weight, updated_at FROM edges WHERE (a, b) > (%s, %s) "
+            "ORDER BY a, b LIMIT %s"
+        )
         last = ("", "")
         while True:
             rows, _ = self._read(lambda c, after=last: c.execute(sql, (*after, _PAGE)).fetchall())
@@ -293,14 +353,18 @@ class PostgresStorage(Storage):
             last = (rows[-1][0], rows[-1][1])
 
     def iter_segments(self) -> Iterator[SegmentRecord]:
-        for row in self._paged("SELECT text, frequency, confidence, units, created_at, left_part, right_part "
-                               "FROM segments WHERE text > %s ORDER BY text LIMIT %s"):
+        for row in self._paged(
+            "SELECT text, frequency, confidence, units, created_at, left_part, right_part "
+            "FROM segments WHERE text > %s ORDER BY text LIMIT %s"
+        ):
             yield SegmentRecord(*row)
 
     def counts(self) -> StoreCounts:
-        sql = ("SELECT (SELECT count(*) FROM memories), "
-               "(SELECT count(*) FROM memories WHERE type = 'working'), (SELECT count(*) FROM concepts), "
-               "(SELECT count(*) FROM edges), (SELECT count(*) FROM segments)")
+        sql = (
+            "SELECT (SELECT count(*) FROM memories), "
+            "(SELECT count(*) FROM memories WHERE type = 'working'), (SELECT count(*) FROM concepts), "
+            "(SELECT count(*) FROM edges), (SELECT count(*) FROM segments)"
+        )
         row, _ = self._read(lambda c: c.execute(sql).fetchone())
         return StoreCounts(*(int(v) for v in row))
 
@@ -318,8 +382,10 @@ class PostgresStorage(Storage):
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
                 out = ch.ChangeSet(after_id)
-                rows = conn.execute("SELECT id, kind, key, aux, origin FROM changes WHERE id > %s "
-                                    "ORDER BY id LIMIT %s", (after_id, limit)).fetchall()
+                rows = conn.execute(
+                    "SELECT id, kind, key, aux, origin FROM changes WHERE id > %s ORDER BY id LIMIT %s",
+                    (after_id, limit),
+                ).fetchall()
                 out.changes = [ch.Change(*r) for r in rows]
                 self._fetch_payload(conn, out)
             finally:
@@ -337,29 +403,41 @@ class PostgresStorage(Storage):
             by_kind.setdefault(c.kind, []).append(c)
         if ranges := by_kind.get(ch.MEMORIES):
             for r in conn.execute(
-                    "SELECT m.id, m.content, m.type, m.confidence, m.created_at FROM "
-                    "unnest(%s::bigint[], %s::bigint[]) AS r(lo, hi) "
-                    "JOIN memories m ON m.id BETWEEN r.lo AND r.hi "
-                    "ORDER BY m.id", ([int(c.key) for c in ranges], [int(c.aux or c.key) for c in ranges])):
+                "SELECT m.id, m.content, m.type, m.confidence, m.created_at FROM "
+                "unnest(%s::bigint[], %s::bigint[]) AS r(lo, hi) "
+                "JOIN memories m ON m.id BETWEEN r.lo AND r.hi "
+                "ORDER BY m.id",
+                ([int(c.key) for c in ranges], [int(c.aux or c.key) for c in ranges]),
+            ):
                 out.memories[r[0]] = tuple(r)
         if typed := by_kind.get(ch.MEMORY_TYPE):
-            out.memory_types = dict(conn.execute("SELECT id, type FROM memories WHERE id = ANY(%s)",
-                                                 ([int(c.key) for c in typed],)).fetchall())
+            out.memory_types = dict(
+                conn.execute(
+                    "SELECT id, type FROM memories WHERE id = ANY(%s)", ([int(c.key) for c in typed],)
+                ).fetchall()
+            )
         if concepts := by_kind.get(ch.CONCEPT):
-            for r in conn.execute("SELECT name, usage_count, confidence, created_at, last_used FROM concepts "
-                                  "WHERE name = ANY(%s)", ([c.key for c in concepts],)):
+            for r in conn.execute(
+                "SELECT name, usage_count, confidence, created_at, last_used FROM concepts "
+                "WHERE name = ANY(%s)",
+                ([c.key for c in concepts],),
+            ):
                 out.concepts[r[0]] = ConceptRecord(*r)
         if edges := by_kind.get(ch.EDGE):
             for r in conn.execute(
-                    "SELECT e.a, e.b, e.weight, e.initial_weight, e.updated_at "
-                    "FROM unnest(%s::text[], %s::text[]) "
-                    "AS k(a, b) JOIN edges e ON e.a = k.a AND e.b = k.b",
-                    ([c.key for c in edges], [c.aux or "" for c in edges])):
+                "SELECT e.a, e.b, e.weight, e.initial_weight, e.updated_at "
+                "FROM unnest(%s::text[], %s::text[]) "
+                "AS k(a, b) JOIN edges e ON e.a = k.a AND e.b = k.b",
+                ([c.key for c in edges], [c.aux or "" for c in edges]),
+            ):
                 out.edges[(r[0], r[1])] = EdgeRecord(*r)
         if segments := by_kind.get(ch.SEGMENT):
-            for r in conn.execute("SELECT text, frequency, confidence, units, created_at, left_part, "
-                                  "right_part "
-                                  "FROM segments WHERE text = ANY(%s)", ([c.key for c in segments],)):
+            for r in conn.execute(
+                "SELECT text, frequency, confidence, units, created_at, left_part, "
+                "right_part "
+                "FROM segments WHERE text = ANY(%s)",
+                ([c.key for c in segments],),
+            ):
                 out.segments[r[0]] = SegmentRecord(*r)
 
     # -- health and lifecycle ---------------------------------------------------------------------

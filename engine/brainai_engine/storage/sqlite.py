@@ -60,8 +60,9 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITH
 """
 
 ENC_PLAIN, ENC_ZLIB, ENC_LZ4 = 0, 1, 2
-_MEMORY_COLS = ("id, content, enc, type, priority, confidence, access_count, created_at, last_accessed, "
-                "context")
+_MEMORY_COLS = (
+    "id, content, enc, type, priority, confidence, access_count, created_at, last_accessed, context"
+)
 _IN_CHUNK = 500
 
 
@@ -99,8 +100,9 @@ class _Codec:
 class SQLiteStorage(Storage):
     kind = "sqlite"
 
-    def __init__(self, path: str | Path, db: DatabaseConfig | None = None,
-                 storage: StorageConfig | None = None) -> None:
+    def __init__(
+        self, path: str | Path, db: DatabaseConfig | None = None, storage: StorageConfig | None = None
+    ) -> None:
         self.path = Path(path)
         self.db = db or DatabaseConfig()
         self.codec = _Codec(storage or StorageConfig())
@@ -115,13 +117,18 @@ class SQLiteStorage(Storage):
         self._writer.executescript(SCHEMA)
         row = self._writer.execute(
             "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'memories'), 0), "
-            "coalesce((SELECT max(id) FROM memories), 0))").fetchone()
+            "coalesce((SELECT max(id) FROM memories), 0))"
+        ).fetchone()
         self._next_id = int(row[0]) + 1
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                               timeout=self.db.busy_timeout_ms / 1000,
-                               cached_statements=max(self.db.statement_cache_size, 16))
+        conn = sqlite3.connect(
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=self.db.busy_timeout_ms / 1000,
+            cached_statements=max(self.db.statement_cache_size, 16),
+        )
         if self.db.wal_mode:
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self.db.synchronous}")
@@ -157,41 +164,67 @@ class SQLiteStorage(Storage):
                     for mid, m in zip(ids, batch.new_memories, strict=True):
                         content, enc = self.codec.encode(m.content)
                         ctx = json.dumps(m.context, ensure_ascii=False) if m.context else None
-                        rows.append((mid, content, enc, m.type, m.priority, m.confidence, m.created_at,
-                                     m.created_at, ctx))
+                        rows.append(
+                            (
+                                mid,
+                                content,
+                                enc,
+                                m.type,
+                                m.priority,
+                                m.confidence,
+                                m.created_at,
+                                m.created_at,
+                                ctx,
+                            )
+                        )
                     conn.executemany(
                         "INSERT INTO memories (id, content, enc, type, priority, confidence, access_count, "
-                        "created_at, last_accessed, context) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?)", rows)
+                        "created_at, last_accessed, context) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+                        rows,
+                    )
                 if batch.memory_types:
-                    conn.executemany("UPDATE memories SET type = ? WHERE id = ?",
-                                     [(t, i) for i, t in batch.memory_types])
+                    conn.executemany(
+                        "UPDATE memories SET type = ? WHERE id = ?", [(t, i) for i, t in batch.memory_types]
+                    )
                 if batch.memory_access:
                     conn.executemany(
                         "UPDATE memories SET access_count = access_count + ?, "
                         "last_accessed = max(last_accessed, ?) WHERE id = ?",
-                        [(d, ts, i) for i, d, ts in batch.memory_access])
+                        [(d, ts, i) for i, d, ts in batch.memory_access],
+                    )
                 deleted: list[int] = []
                 for start in range(0, len(batch.deleted_memories), _IN_CHUNK):
-                    chunk = batch.deleted_memories[start:start + _IN_CHUNK]
+                    chunk = batch.deleted_memories[start : start + _IN_CHUNK]
                     marks = ",".join("?" * len(chunk))
-                    deleted += [r[0] for r in conn.execute(
-                        f"DELETE FROM memories WHERE id IN ({marks}) RETURNING id", chunk)]
+                    deleted += [
+                        r[0]
+                        for r in conn.execute(
+                            f"DELETE FROM memories WHERE id IN ({marks}) RETURNING id", chunk
+                        )
+                    ]
                 if batch.concepts:
                     conn.executemany(
                         "INSERT OR REPLACE INTO concepts VALUES (?, ?, ?, ?, ?)",
-                        [(c.name, c.usage_count, c.confidence, c.created_at, c.last_used)
-                         for c in batch.concepts])
+                        [
+                            (c.name, c.usage_count, c.confidence, c.created_at, c.last_used)
+                            for c in batch.concepts
+                        ],
+                    )
                 if batch.edges:
                     conn.executemany(
                         "INSERT OR REPLACE INTO edges VALUES (?, ?, ?, ?, ?)",
-                        [(e.a, e.b, e.weight, e.initial_weight, e.updated_at) for e in batch.edges])
+                        [(e.a, e.b, e.weight, e.initial_weight, e.updated_at) for e in batch.edges],
+                    )
                 if batch.removed_edges:
                     conn.executemany("DELETE FROM edges WHERE a = ? AND b = ?", batch.removed_edges)
                 if batch.segments:
                     conn.executemany(
                         "INSERT OR REPLACE INTO segments VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [(s.text, s.frequency, s.confidence, s.units, s.created_at, s.left, s.right)
-                         for s in batch.segments])
+                        [
+                            (s.text, s.frequency, s.confidence, s.units, s.created_at, s.left, s.right)
+                            for s in batch.segments
+                        ],
+                    )
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -202,14 +235,23 @@ class SQLiteStorage(Storage):
     # -- reads ------------------------------------------------------------------------------------
     def _record(self, row: tuple) -> MemoryRecord:
         mid, content, enc, mtype, prio, conf, acc, created, last, ctx = row
-        return MemoryRecord(mid, self.codec.decode(content, enc), mtype, prio, conf, acc, created, last,
-                            json.loads(ctx) if ctx else None)
+        return MemoryRecord(
+            mid,
+            self.codec.decode(content, enc),
+            mtype,
+            prio,
+            conf,
+            acc,
+            created,
+            last,
+            json.loads(ctx) if ctx else None,
+        )
 
     def get_memories(self, ids: list[int]) -> dict[int, MemoryRecord]:
         conn = self._reader()
         out: dict[int, MemoryRecord] = {}
         for start in range(0, len(ids), _IN_CHUNK):
-            chunk = ids[start:start + _IN_CHUNK]
+            chunk = ids[start : start + _IN_CHUNK]
             marks = ",".join("?" * len(chunk))
             for row in conn.execute(f"SELECT {_MEMORY_COLS} FROM memories WHERE id IN ({marks})", chunk):
                 out[row[0]] = self._record(row)
@@ -224,8 +266,10 @@ class SQLiteStorage(Storage):
         conn = self._reader()
         last = after_id
         decode = self.codec.decode
-        sql = ("SELECT id, content, enc, type, confidence, created_at FROM memories WHERE id > ? "
-               "ORDER BY id LIMIT ?")
+        sql = (
+            "SELECT id, content, enc, type, confidence, created_at FROM memories WHERE id > ? "
+            "ORDER BY id LIMIT ?"
+        )
         while True:
             rows = conn.execute(sql, (last, batch)).fetchall()
             if not rows:
@@ -252,7 +296,8 @@ class SQLiteStorage(Storage):
 
     def iter_segments(self) -> Iterator[SegmentRecord]:
         for row in self._reader().execute(
-                "SELECT text, frequency, confidence, units, created_at, left_part, right_part FROM segments"):
+            "SELECT text, frequency, confidence, units, created_at, left_part, right_part FROM segments"
+        ):
             yield SegmentRecord(*row)
 
     def counts(self) -> StoreCounts:

@@ -14,8 +14,13 @@ def test_late_lower_id_is_inserted_in_order() -> None:
 
     def add(memory_id: int, terms: set[str]) -> None:
         ids = np.asarray([memory_id])
-        cols.set(ids, np.asarray([1], dtype=np.uint8), np.asarray([1.0], dtype=np.float32),
-                 np.asarray([0.0]), np.asarray([len(terms)], dtype=np.float32))
+        cols.set(
+            ids,
+            np.asarray([1], dtype=np.uint8),
+            np.asarray([1.0], dtype=np.float32),
+            np.asarray([0.0]),
+            np.asarray([len(terms)], dtype=np.float32),
+        )
         index.add([memory_id], [terms])
 
     add(5, {"comet", "tail"})

@@ -171,6 +171,7 @@ def test_reads_use_the_replica_and_fall_back_to_primary_for_lagging_rows(
     store: PostgresStorage, pg_cluster: PgCluster
 ) -> None:
     store.write(WriteBatch(new_memories=[memory("early")]))
+
     def replica_has_it() -> bool:
         seen = store.changes_since(0)
         return seen.server == "replica-0" and bool(seen.changes)
