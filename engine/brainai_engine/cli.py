@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from .config import ConfigError, EngineConfig, load_config
-from .models import MAX_SEARCH_LIMIT, ConceptSearchQuery, MemorySearchQuery
+from brainai_common.engine_config import ConfigError, EngineConfig, load_config
+from brainai_engine.models import MAX_SEARCH_LIMIT, ConceptSearchQuery, MemorySearchQuery
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from brainai_engine.engine.facade import Engine
 
 log = logging.getLogger("brainai_engine")
 
@@ -32,7 +32,7 @@ def _config(args: argparse.Namespace, **server: Any) -> EngineConfig:
 
 
 def _open_engine(config: EngineConfig) -> Engine:
-    from .engine import Engine
+    from brainai_engine.engine.facade import Engine
 
     Path(config.server.data_dir).mkdir(parents=True, exist_ok=True)
     return Engine.open(config)
@@ -41,7 +41,7 @@ def _open_engine(config: EngineConfig) -> Engine:
 def _open_engine_when_reachable(config: EngineConfig) -> Engine:
     """Engines and their database often start together (a fresh cluster, a restarted node): wait
     for the store, saying why, rather than crash-looping with a traceback."""
-    from .storage import StorageUnavailable
+    from brainai_engine.storage import StorageUnavailable
 
     delay = 1.0
     while True:
@@ -56,8 +56,8 @@ def _open_engine_when_reachable(config: EngineConfig) -> Engine:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .app import create_app
-    from .serving import uvicorn_config
+    from brainai_engine.api.app import create_app
+    from brainai_engine.api.serving import uvicorn_config
 
     config = _config(args, host=args.host, port=args.port, data_dir=args.data_dir)
     engine = _open_engine_when_reachable(config)
@@ -91,7 +91,7 @@ def _log_traffic(metrics: Any, interval: float, done: threading.Event) -> None:
 def cmd_learn(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .ingest import Ingestor
+    from brainai_engine.engine.ingest import Ingestor
 
     config = _config(args)
     paths = [Path(p) for p in args.paths if p != "-"]
@@ -168,7 +168,7 @@ def cmd_concepts(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench_http import run_full_bench
+    from brainai_engine.tools.bench_http import run_full_bench
 
     memories = args.memories or (100_000 if args.quick else 1_000_000)
     report = run_full_bench(memories, quick=args.quick, config_path=args.config, verbose=not args.json)
@@ -181,7 +181,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from brainai_engine.tools.demo import run_demo
 
     return run_demo(args.config)
 

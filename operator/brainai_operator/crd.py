@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from brainai_engine.config import EngineConfig
+from brainai_common.engine_config import EngineConfig
 
 from brainai_operator import api
 

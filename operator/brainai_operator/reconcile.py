@@ -13,7 +13,7 @@ import logging
 import secrets
 from typing import Any
 
-from brainai_engine.config import ConfigError
+from brainai_common.engine_config import ConfigError
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError
 from pydantic import ValidationError
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from brainai_engine.server_process import ServerProcess
-from brainai_engine.serving import free_port
+from brainai_engine.tools.server_process import ServerProcess
+from brainai_engine.api.serving import free_port
 
 from tests.engine.engine_helpers import write_config
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from brainai_engine.app import create_app
-from brainai_engine.config import EngineConfig
-from brainai_engine.engine import Engine
+from brainai_engine.api.app import create_app
+from brainai_common.engine_config import EngineConfig
+from brainai_engine.engine.facade import Engine
 from starlette.testclient import TestClient
 
 from tests.engine.engine_helpers import small_config

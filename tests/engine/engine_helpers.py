@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from brainai_engine.config import EngineConfig, config_from_mapping
+from brainai_common.engine_config import EngineConfig, config_from_mapping
 
 # Small index sizes keep engine start-up fast; behaviour is the same as the defaults.
 SMALL = {"system": {"memory_capacity": 10_000}}

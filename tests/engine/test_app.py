@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from brainai_engine.app import create_app
-from brainai_engine.engine import Engine
+from brainai_engine.api.app import create_app
+from brainai_engine.engine.facade import Engine
 from starlette.testclient import TestClient
 
 from tests.engine.engine_helpers import small_config

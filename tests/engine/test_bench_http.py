@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from brainai_engine.bench_http import run_http_bench
+from brainai_engine.tools.bench_http import run_http_bench
 
 
 def test_http_bench_small() -> None:

@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from brainai_engine import cli, ingest
-from brainai_engine.config import load_config
-from brainai_engine.engine import Engine
-from brainai_engine.ingest import Checkpoints, iter_pieces
+from brainai_engine import cli
+from brainai_engine.engine import ingest
+from brainai_common.engine_config import load_config
+from brainai_engine.engine.facade import Engine
+from brainai_engine.engine.ingest import Checkpoints, iter_pieces
 
 from tests.engine.engine_helpers import write_config
 

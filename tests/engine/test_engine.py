@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from brainai_engine.engine import Engine
+from brainai_engine.engine.facade import Engine
 from brainai_engine.models import (
     BatchLearnRequest,
     ConceptSearchQuery,
@@ -168,8 +168,8 @@ def test_everything_survives_reopen(open_engine: Callable[..., Engine]) -> None:
 def test_acknowledged_learn_survives_a_crash(tmp_path: Path) -> None:
     script = f"""
 import os
-from brainai_engine.config import EngineConfig
-from brainai_engine.engine import Engine
+from brainai_common.engine_config import EngineConfig
+from brainai_engine.engine.facade import Engine
 from brainai_engine.models import LearnRequest
 engine = Engine(EngineConfig.model_validate({{"server": {{"data_dir": {str(tmp_path)!r}}}}}))
 result = engine.learn(LearnRequest(text="Crash test dummies remember everything."))

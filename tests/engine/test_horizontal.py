@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
-from brainai_engine.config import EngineConfig
-from brainai_engine.engine import Engine
+from brainai_common.engine_config import EngineConfig
+from brainai_engine.engine.facade import Engine
 from brainai_engine.models import LearnRequest, MemoryIn, MemorySearchQuery
-from brainai_engine.server_process import ServerProcess
+from brainai_engine.tools.server_process import ServerProcess
 from brainai_engine.storage.base import StorageUnavailable
 
 from tests.servers import PgCluster, RedisCluster, wait_for

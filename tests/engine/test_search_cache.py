@@ -8,9 +8,9 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from brainai_engine.engine import Engine
+from brainai_engine.engine.facade import Engine
 from brainai_engine.models import LearnRequest, MemoryIn, MemorySearchQuery, MemorySearchResult
-from brainai_engine.search_cache import SearchCache
+from brainai_engine.engine.results import SearchCache
 
 WORDS = [
     "river",

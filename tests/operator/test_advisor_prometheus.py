@@ -23,8 +23,8 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-from brainai_engine.server_process import ServerProcess
-from brainai_engine.serving import free_port
+from brainai_engine.tools.server_process import ServerProcess
+from brainai_engine.api.serving import free_port
 from brainai_operator import api
 from brainai_operator.advisor import NOT_CONFIGURED, Window, usage_queries
 from brainai_operator.main import main as operator_main

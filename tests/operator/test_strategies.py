@@ -1,5 +1,5 @@
 import pytest
-from brainai_engine.config import ConfigError
+from brainai_common.engine_config import ConfigError
 from brainai_operator.api import BrainAIClusterSpec
 from brainai_operator.strategies import resolve
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .text import STOPWORDS, tokenize
+from brainai_engine.core.text import STOPWORDS, tokenize
 
 FUZZY_MIN = 0.4
 MAX_WORD_POSTINGS = 5000

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..config import ConceptsConfig
+from brainai_common.engine_config import ConceptsConfig
 
 SECONDS_PER_HOUR = 3600.0
 

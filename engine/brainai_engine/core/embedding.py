@@ -13,7 +13,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from .text import STOPWORDS, tokenize
+from brainai_engine.core.text import STOPWORDS, tokenize
 
 BIGRAM_WEIGHT = 0.5
 _CACHE_LIMIT = 2_000_000

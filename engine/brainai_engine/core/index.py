@@ -17,8 +17,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from ..config import SearchConfig
-from .rwlock import RWLock
+from brainai_common.engine_config import SearchConfig
+from brainai_engine.core.rwlock import RWLock
 
 MERGE_CHUNK = 2048
 SNAPSHOT_VERSION = 1

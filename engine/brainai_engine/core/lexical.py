@@ -38,8 +38,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .columns import MemoryColumns
-from .rwlock import RWLock
+from brainai_engine.core.columns import MemoryColumns
+from brainai_engine.core.rwlock import RWLock
 
 K1 = 1.2
 B = 0.75

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import MemoryConfig
+from brainai_common.engine_config import MemoryConfig
 
 SECONDS_PER_HOUR = 3600.0
 

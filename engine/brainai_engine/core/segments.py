@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import LearningConfig
-from .text import is_content
+from brainai_common.engine_config import LearningConfig
+from brainai_engine.core.text import is_content
 
 
 @dataclass(slots=True)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..config import ConfigError, EngineConfig
-from .base import Storage, StorageUnavailable, WriteBatch, WriteResult
-from .sqlite import SQLiteStorage
+from brainai_common.engine_config import ConfigError, EngineConfig
+from brainai_engine.storage.base import Storage, StorageUnavailable, WriteBatch, WriteResult
+from brainai_engine.storage.sqlite import SQLiteStorage
 
 __all__ = ["SQLiteStorage", "Storage", "StorageUnavailable", "WriteBatch", "WriteResult", "open_storage"]
 
@@ -24,7 +24,7 @@ def open_storage(config: EngineConfig) -> Storage:
         return SQLiteStorage(config.sqlite_path(), config.database, storage)
     scheme = url.split(":", 1)[0]
     if scheme in {"postgres", "postgresql", "postgresql+psycopg"}:
-        from .postgres import PostgresStorage  # imported here: the embedded default needs no driver
+        from brainai_engine.storage.postgres import PostgresStorage  # imported here: the embedded default needs no driver
 
         return PostgresStorage(config.database, config.system.instance_id)
     raise ConfigError(f"database.url: unsupported scheme {scheme!r}; use sqlite:///path or postgresql://")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .base import ConceptRecord, EdgeRecord, IndexRow, SegmentRecord
+from brainai_engine.storage.base import ConceptRecord, EdgeRecord, IndexRow, SegmentRecord
 
 # kinds: key (and aux) identify the changed record
 MEMORIES = "memories"  # new memories with ids key..aux

@@ -22,9 +22,9 @@ from typing import Any
 
 import psycopg
 
-from ..config import DatabaseConfig
-from . import changes as ch
-from .base import (
+from brainai_common.engine_config import DatabaseConfig
+from brainai_engine.storage import changes as ch
+from brainai_engine.storage.base import (
     ConceptRecord,
     EdgeRecord,
     IndexRow,
@@ -36,8 +36,8 @@ from .base import (
     WriteBatch,
     WriteResult,
 )
-from .pg_schema import LATEST, WRITE_LOCK, current_version, migrate
-from .pg_servers import COOLDOWN_S, Server, ServerDown, Servers
+from brainai_engine.storage.pg_schema import LATEST, WRITE_LOCK, current_version, migrate
+from brainai_engine.storage.pg_servers import COOLDOWN_S, Server, ServerDown, Servers
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..config import DatabaseConfig, StorageConfig
-from .base import (
+from brainai_common.engine_config import DatabaseConfig, StorageConfig
+from brainai_engine.storage.base import (
     ConceptRecord,
     EdgeRecord,
     IndexRow,

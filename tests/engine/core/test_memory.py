@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from brainai_engine.config import MemoryConfig
+from brainai_common.engine_config import MemoryConfig
 from brainai_engine.core.memory import WorkingMemory, decay
 
 H = 3600.0

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
-from brainai_engine.config import DatabaseConfig
+from brainai_common.engine_config import DatabaseConfig
 from brainai_engine.storage import changes as ch
 from brainai_engine.storage.base import (
     ConceptRecord,

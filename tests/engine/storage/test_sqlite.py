@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from brainai_engine.config import DatabaseConfig, StorageConfig
+from brainai_common.engine_config import DatabaseConfig, StorageConfig
 from brainai_engine.storage.base import ConceptRecord, WriteBatch
 from brainai_engine.storage.sqlite import SQLiteStorage
 

@@ -111,7 +111,7 @@ def test_service_pdb_and_network_policy_select_the_engine_pods() -> None:
 
 def test_rendered_config_is_accepted_by_the_engine(tmp_path: Any) -> None:
     """What the ConfigMap carries must load in the engine, for every strategy and tier mix."""
-    from brainai_engine.config import load_config
+    from brainai_common.engine_config import load_config
     from brainai_operator.resources.engine import render_engine_config
 
     for strategy in ("balanced", "learning-focused", "query-focused"):

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from .models import MAX_BATCH_TEXTS, BatchLearnRequest, Priority
+from brainai_engine.models import MAX_BATCH_TEXTS, BatchLearnRequest, Priority
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from brainai_engine.engine.facade import Engine
 
 HEAD_BYTES = 65536
 DEFAULT_TEXT_BYTES = 2048

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import EngineConfig
-from .core.columns import TYPE_CODES, MemoryColumns
-from .core.embedding import HashingEmbedder
-from .core.index import VectorIndex
-from .core.lexical import LexicalIndex
-from .core.text import STOPWORDS, tokenize
-from .storage.base import IndexRow, Storage
+from brainai_common.engine_config import EngineConfig
+from brainai_engine.core.columns import TYPE_CODES, MemoryColumns
+from brainai_engine.core.embedding import HashingEmbedder
+from brainai_engine.core.index import VectorIndex
+from brainai_engine.core.lexical import LexicalIndex
+from brainai_engine.core.text import STOPWORDS, tokenize
+from brainai_engine.storage.base import IndexRow, Storage
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ import redis
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import RedisClusterException
 
-from .config import RedisConfig
-from .storage.base import MemoryRecord
+from brainai_common.engine_config import RedisConfig
+from brainai_engine.storage.base import MemoryRecord
 
 log = logging.getLogger(__name__)
 

@@ -22,12 +22,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .api_errors import REQUEST_ID_KEY, ApiError, error_response, from_validation_error
-from .core.lru import LRUCache
-from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from .metrics import Metrics
-from .middleware import EdgeMiddleware
-from .models import (
+from brainai_engine.api.errors import REQUEST_ID_KEY, ApiError, error_response, from_validation_error
+from brainai_engine.core.lru import LRUCache
+from brainai_engine.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from brainai_engine.api.metrics import Metrics
+from brainai_engine.api.middleware import EdgeMiddleware
+from brainai_engine.models import (
     MAX_QUERY_CHARS,
     BatchLearnRequest,
     BatchLearnResult,
@@ -43,12 +43,12 @@ from .models import (
     RelatedQuery,
     RelatedResult,
 )
-from .openapi import EndpointDoc, build_openapi
-from .storage.base import StorageUnavailable
+from brainai_engine.api.openapi import EndpointDoc, build_openapi
+from brainai_engine.storage.base import StorageUnavailable
 
 if TYPE_CHECKING:
-    from .config import EngineConfig
-    from .engine import Engine
+    from brainai_common.engine_config import EngineConfig
+    from brainai_engine.engine.facade import Engine
 
 API = "/api/v1"
 MAX_ID_CHARS = 200

@@ -19,8 +19,8 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from .models import MemorySearchQuery, MemorySearchResult
-from .storage.base import MemoryRecord
+from brainai_engine.models import MemorySearchQuery, MemorySearchResult
+from brainai_engine.storage.base import MemoryRecord
 
 SearchKey = tuple[str, int, int, str | None, float, str]
 Page = list[tuple[MemoryRecord, float]]

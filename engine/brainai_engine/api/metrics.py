@@ -25,7 +25,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
-from .models import EngineStats
+from brainai_engine.models import EngineStats
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ from typing import Any
 
 import httpx
 
-from .corpus import Corpus
-from .loadgen import LoadResult, drive, get_request
-from .serving import free_port
+from brainai_engine.tools.corpus import Corpus
+from brainai_engine.tools.loadgen import LoadResult, drive, get_request
+from brainai_engine.api.serving import free_port
 
 LOCAL = "127.0.0.1"
 DIRECT_PREFIX = "/bench-direct"
@@ -56,7 +56,7 @@ def search_queries(count: int, memories: int, seed: int = 0) -> list[str]:
 
 
 def bench_config(data_dir: Path, memories: int, config_path: str | None = None) -> Any:
-    from .config import load_config
+    from brainai_common.engine_config import load_config
 
     config = load_config(config_path)
     server = config.server.model_copy(update={"data_dir": str(data_dir)})
@@ -102,7 +102,7 @@ def direct_app(engine: Any) -> Any:
     from starlette.responses import Response
     from starlette.routing import Route
 
-    from .models import MemorySearchQuery
+    from brainai_engine.models import MemorySearchQuery
 
     budget = engine.search_cache.budget
 
@@ -142,14 +142,14 @@ def _serve(kind: str, port: int, data_dir: str, memories: int, config_path: str 
     """Child-process entry point."""
     import uvicorn
 
-    from .serving import uvicorn_config
+    from brainai_engine.api.serving import uvicorn_config
 
     if kind == "bare":
         app = bare_app()
         engine = None
     else:
-        from .app import create_app
-        from .engine import Engine
+        from brainai_engine.api.app import create_app
+        from brainai_engine.engine.facade import Engine
 
         config = bench_config(Path(data_dir), memories, config_path)
         engine = Engine.open(config)
@@ -168,7 +168,7 @@ class _Child:
         cmd = [
             sys.executable,
             "-m",
-            "brainai_engine.bench_http",
+            "brainai_engine.tools.bench_http",
             kind,
             "--port",
             str(self.port),
@@ -298,7 +298,7 @@ def run_full_bench(
     memories: int, *, quick: bool = False, config_path: str | None = None, verbose: bool = False
 ) -> dict[str, Any]:
     """``brain-ai-engine bench``: the in-process core bench, then the HTTP bench at the same size."""
-    from .bench import run_core_bench
+    from brainai_engine.tools.bench import run_core_bench
 
     def say(message: str) -> None:
         if verbose:

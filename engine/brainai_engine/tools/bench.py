@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from .config import EngineConfig
-from .corpus import Corpus
-from .engine import Engine
-from .models import BatchLearnRequest, ConceptSearchQuery, MemoryIn, MemorySearchQuery
-from .search import query_terms
+from brainai_common.engine_config import EngineConfig
+from brainai_engine.tools.corpus import Corpus
+from brainai_engine.engine.facade import Engine
+from brainai_engine.models import BatchLearnRequest, ConceptSearchQuery, MemoryIn, MemorySearchQuery
+from brainai_engine.engine.search import query_terms
 
 MIXED_BATCH = 100
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from .server_process import ServerProcess
+from brainai_engine.tools.server_process import ServerProcess
 
 SAMPLE_TEXT = """\
 Machine learning is a field of artificial intelligence that builds systems which learn from data.

@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .core.columns import TYPE_CODES
-from .core.text import STOPWORDS, tokenize
-from .models import MemorySearchQuery
-from .storage.base import MemoryRecord
+from brainai_engine.core.columns import TYPE_CODES
+from brainai_engine.core.text import STOPWORDS, tokenize
+from brainai_engine.models import MemorySearchQuery
+from brainai_engine.storage.base import MemoryRecord
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from brainai_engine.engine.facade import Engine
 
 MIN_POOL = 40
 Hits = tuple[int, list[tuple[MemoryRecord, float]]]

@@ -22,18 +22,18 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 
-from . import sync
-from .config import EngineConfig
-from .core.concept_search import ConceptNameIndex
-from .core.concepts import ConceptGraph, Edge, Node
-from .core.lru import LRUCache
-from .core.memory import WorkingMemory, decay
-from .core.rwlock import RWLock
-from .core.segments import SegmentDiscovery
-from .core.text import tokenize
-from .indexing import MemoryIndexes
-from .learning import Prepared, analyse, prepare
-from .models import (
+import brainai_engine.replication.feed as sync
+from brainai_common.engine_config import EngineConfig
+from brainai_engine.core.concept_search import ConceptNameIndex
+from brainai_engine.core.concepts import ConceptGraph, Edge, Node
+from brainai_engine.core.lru import LRUCache
+from brainai_engine.core.memory import WorkingMemory, decay
+from brainai_engine.core.rwlock import RWLock
+from brainai_engine.core.segments import SegmentDiscovery
+from brainai_engine.core.text import tokenize
+from brainai_engine.engine.indexing import MemoryIndexes
+from brainai_engine.engine.learning import Prepared, analyse, prepare
+from brainai_engine.models import (
     PRIORITY_WEIGHT,
     BatchLearnRequest,
     BatchLearnResult,
@@ -54,10 +54,10 @@ from .models import (
     RelatedQuery,
     RelatedResult,
 )
-from .search import MemorySearcher
-from .search_cache import CachedSearch, Page, SearchCache, estimate_size, search_key
-from .storage import Storage, StorageUnavailable, open_storage
-from .storage.base import ConceptRecord, EdgeRecord, MemoryRecord, NewMemory, SegmentRecord, WriteBatch
+from brainai_engine.engine.search import MemorySearcher
+from brainai_engine.engine.results import CachedSearch, Page, SearchCache, estimate_size, search_key
+from brainai_engine.storage import Storage, StorageUnavailable, open_storage
+from brainai_engine.storage.base import ConceptRecord, EdgeRecord, MemoryRecord, NewMemory, SegmentRecord, WriteBatch
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .api_errors import REQUEST_ID_KEY, ApiError, error_body, new_request_id
-from .metrics import Metrics
+from brainai_engine.api.errors import REQUEST_ID_KEY, ApiError, error_body, new_request_id
+from brainai_engine.api.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

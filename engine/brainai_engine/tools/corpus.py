@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core.text import STOPWORDS
+from brainai_engine.core.text import STOPWORDS
 
 _ONSETS = [
     "b",

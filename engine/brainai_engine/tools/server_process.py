@@ -13,8 +13,8 @@ from types import TracebackType
 
 import httpx
 
-from .config import load_config
-from .serving import free_port
+from brainai_common.engine_config import load_config
+from brainai_engine.api.serving import free_port
 
 
 class ServerProcess:

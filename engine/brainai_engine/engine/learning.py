@@ -10,11 +10,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from .config import ConceptsConfig
-from .core.concept_search import ConceptNameIndex
-from .core.concepts import ConceptGraph
-from .core.segments import SegmentDiscovery
-from .core.text import split_chunks, tokenize
+from brainai_common.engine_config import ConceptsConfig
+from brainai_engine.core.concept_search import ConceptNameIndex
+from brainai_engine.core.concepts import ConceptGraph
+from brainai_engine.core.segments import SegmentDiscovery
+from brainai_engine.core.text import split_chunks, tokenize
 
 
 @dataclass(slots=True)

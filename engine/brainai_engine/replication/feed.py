@@ -18,17 +18,17 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from .cache import Page, RedisLink, SharedSearchCache
-from .config import EngineConfig
-from .core.concepts import Edge, Node
-from .models import MemorySearchQuery
-from .search_cache import search_key
-from .storage import changes as ch
-from .storage.base import StorageUnavailable
+from brainai_engine.replication.redis_link import Page, RedisLink, SharedSearchCache
+from brainai_common.engine_config import EngineConfig
+from brainai_engine.core.concepts import Edge, Node
+from brainai_engine.models import MemorySearchQuery
+from brainai_engine.engine.results import search_key
+from brainai_engine.storage import changes as ch
+from brainai_engine.storage.base import StorageUnavailable
 
 if TYPE_CHECKING:
-    from .engine import Engine
-    from .storage.postgres import PostgresStorage
+    from brainai_engine.engine.facade import Engine
+    from brainai_engine.storage.postgres import PostgresStorage
 
 log = logging.getLogger(__name__)
 
