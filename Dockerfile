@@ -1,4 +1,4 @@
-# Brain AI images: one Dockerfile, two targets.
+# Brain AI images: one Dockerfile, two targets, each installing its own distribution.
 #
 #   docker build --target engine   -t brain-ai/engine:0.1.0 .
 #   docker build --target operator -t brain-ai/operator:0.1.0 .
@@ -14,6 +14,8 @@
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 # ---------------------------------------------------------------------------------------------
+# Each image installs its own distribution (engine/ or operator/, plus common/) into a virtual
+# environment: the engine image carries no Kubernetes client, the operator image no search stack.
 FROM ${BASE_IMAGE} AS build
 # 1 = install only from wheelhouse/ (offline builds); 0 = wheelhouse first, then the index.
 ARG PIP_NO_INDEX=0
@@ -25,19 +27,44 @@ ENV PIP_NO_INDEX=${PIP_NO_INDEX} \
 # wheelhous[e] matches the optional wheelhouse/ directory without failing when it is absent
 # (pyproject.toml keeps the source list non-empty for the classic builder; pip ignores it there).
 COPY pyproject.toml wheelhous[e] /wheels/
-COPY pyproject.toml /src/
-# Dependencies first, from pyproject.toml alone: a source change does not reinstall them.
-RUN python3 -m venv /opt/brain-ai \
- && python3 -c "import tomllib; print('\n'.join(tomllib.load(open('/src/pyproject.toml', 'rb'))['project']['dependencies']))" \
-      > /tmp/requirements.txt \
+COPY common/pyproject.toml /src/common/
+COPY engine/pyproject.toml /src/engine/
+COPY operator/pyproject.toml /src/operator/
+# Prints the third-party requirements of the distributions named, with the extras named after a
+# colon (engine:tools), so dependencies install from the pyproject files alone and a source change
+# does not reinstall them.
+RUN printf '%s\n' \
+      'import sys, tomllib' \
+      'for arg in sys.argv[1:]:' \
+      '    name, _, extras = arg.partition(":")' \
+      '    project = tomllib.load(open(f"/src/{name}/pyproject.toml", "rb"))["project"]' \
+      '    wanted = list(project["dependencies"])' \
+      '    for extra in filter(None, extras.split(",")):' \
+      '        wanted += project["optional-dependencies"][extra]' \
+      '    print("\n".join(r for r in wanted if not r.startswith("brain-ai-")))' \
+      > /usr/local/bin/requirements.py \
+ && python3 -m venv /opt/brain-ai
+
+FROM build AS build-engine
+RUN python3 /usr/local/bin/requirements.py common engine:tools > /tmp/requirements.txt \
  && /opt/brain-ai/bin/pip install --requirement /tmp/requirements.txt
-COPY README.md /src/
+COPY common /src/common
 COPY engine /src/engine
-COPY operator /src/operator
-# Then the project; pip and setuptools leave the environment (nothing imports them at run time).
-RUN /opt/brain-ai/bin/pip install --no-deps /src \
+# pip and setuptools leave the environment (nothing imports them at run time).
+RUN /opt/brain-ai/bin/pip install --no-deps /src/common /src/engine \
  && /opt/brain-ai/bin/pip uninstall --yes --quiet pip setuptools \
- && /opt/brain-ai/bin/python -c "import brainai_engine.app, brainai_engine.engine, brainai_operator.handlers" \
+ && /opt/brain-ai/bin/python -c "import brainai_engine.api.app, brainai_engine.cli, brainai_engine.tools.demo" \
+ && ! /opt/brain-ai/bin/python -c "import kopf" 2>/dev/null
+
+FROM build AS build-operator
+RUN python3 /usr/local/bin/requirements.py common operator > /tmp/requirements.txt \
+ && /opt/brain-ai/bin/pip install --requirement /tmp/requirements.txt
+COPY common /src/common
+COPY operator /src/operator
+RUN /opt/brain-ai/bin/pip install --no-deps /src/common /src/operator \
+ && /opt/brain-ai/bin/pip uninstall --yes --quiet pip setuptools \
+ && /opt/brain-ai/bin/python -c "import brainai_operator.handlers" \
+ && ! /opt/brain-ai/bin/python -c "import faiss" 2>/dev/null \
  && /opt/brain-ai/bin/brain-ai-operator --version
 
 # ---------------------------------------------------------------------------------------------
@@ -53,8 +80,13 @@ RUN groupadd --system --gid 10001 brainai \
       --shell /usr/sbin/nologin brainai \
  && install -d -o 10001 -g 10001 -m 0750 /var/lib/brain-ai \
  && install -d -m 0755 /etc/brain-ai
-COPY --from=build /opt/brain-ai /opt/brain-ai
-# Declared after the last RUN: a new revision relabels the image without rebuilding a layer.
+WORKDIR /var/lib/brain-ai
+USER 10001:10001
+
+# ---------------------------------------------------------------------------------------------
+FROM runtime AS operator
+COPY --from=build-operator /opt/brain-ai /opt/brain-ai
+# Declared after the last layer: a new revision relabels the image without rebuilding one.
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG CREATED=1970-01-01T00:00:00Z
@@ -63,11 +95,6 @@ LABEL org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.created="${CREATED}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.vendor="Brain AI"
-WORKDIR /var/lib/brain-ai
-USER 10001:10001
-
-# ---------------------------------------------------------------------------------------------
-FROM runtime AS operator
 LABEL org.opencontainers.image.title="brain-ai-operator" \
       org.opencontainers.image.description="Kubernetes operator for BrainAICluster resources"
 # 8080: liveness (/healthz); 8081: Prometheus metrics.
@@ -78,6 +105,15 @@ CMD ["run"]
 # ---------------------------------------------------------------------------------------------
 # Last stage: the default target.
 FROM runtime AS engine
+COPY --from=build-engine /opt/brain-ai /opt/brain-ai
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=1970-01-01T00:00:00Z
+LABEL org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.vendor="Brain AI"
 LABEL org.opencontainers.image.title="brain-ai-engine" \
       org.opencontainers.image.description="Brain AI memory and concept engine (HTTP API)"
 ENV BRAINAI_HEALTH_URL=http://127.0.0.1:8080/health

@@ -14,19 +14,21 @@ export BRAINAI_CACHE
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml common/pyproject.toml engine/pyproject.toml operator/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e ./common -e './engine[tools]' -e ./operator --group test
 	@touch $@
 
 deps: ## install the Debian packages the tests and the clusters need (PostgreSQL, Redis, Prometheus, docker.io, ...)
 	@e2e/install-deps.sh
 
-setup: $(VENV)/.installed ## create .venv/ with the project (editable) and test dependencies
+setup: $(VENV)/.installed ## create .venv/ with the three distributions (editable) and the test tools
 
-lint: setup ## ruff
-	$(BIN)/ruff check engine operator tests e2e
+lint: setup ## ruff (lint and format) on everything, mypy on common/, engine/ and operator/
+	$(BIN)/ruff check common engine operator tests e2e
+	$(BIN)/ruff format --check common engine operator tests e2e
+	$(BIN)/mypy
 
 cluster-bins: ## build (or reuse) the pinned control-plane binaries
 	@e2e/cluster/build.sh

@@ -28,7 +28,7 @@ CACHE = Path(os.environ.get("BRAINAI_CACHE", Path.home() / ".cache" / "brain-ai"
 # The project's Docker daemon (e2e/images/docker.sh), home of the images and the kind nodes.
 DOCKER_HOST = os.environ.get("BRAINAI_DOCKER_HOST", "unix:///run/brain-ai/docker.sock")
 # The project's images (e2e/images/build.sh builds them; e2e/kind/up.sh loads them into kind).
-VERSION = re.search(r'^version = "(.+)"$', (REPO / "pyproject.toml").read_text(), re.M).group(1)
+VERSION = re.search(r'^version = "(.+)"$', (REPO / "operator" / "pyproject.toml").read_text(), re.M).group(1)
 IMAGES = {
     "engine": f"brain-ai/engine:{VERSION}",
     "operator": f"brain-ai/operator:{VERSION}",

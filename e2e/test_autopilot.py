@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+from kubernetes import config as k8s_config
+
 from brainai_operator import api
 from brainai_operator.advisor import Advice
 from brainai_operator.client import Kube
 from brainai_operator.reconcile import reconcile_cluster
-from kubernetes import config as k8s_config
-
 from e2e.kube import Cluster
 from e2e.test_operator import cluster_manifest, condition, engine_container
 

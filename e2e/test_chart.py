@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 import yaml
+
 from brainai_operator import api
 from brainai_operator.resources import postgres, redis
 from brainai_operator.resources.cluster import build_desired
 from brainai_operator.strategies import OperatorDefaults, resolve
-
 from e2e.conftest import run_operator
 from e2e.kube import TIER, Cluster, KubectlError, wait_until
 from e2e.pods import Toolbox

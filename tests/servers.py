@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from brainai_engine.serving import free_port
+from brainai_engine.api.serving import free_port
 
 HOST = "127.0.0.1"
 

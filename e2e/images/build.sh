@@ -8,7 +8,7 @@
 #      brain-ai/data-base:bookworm (minbase + Debian's postgresql-15 and redis-server) for the
 #      data images;
 #   3. a wheelhouse of the project's dependencies built on the host (pip wheel, from PyPI) in
-#      $BRAINAI_CACHE/wheelhouse; skipped while pyproject.toml's dependencies are unchanged;
+#      $BRAINAI_CACHE/wheelhouse; skipped while the dependencies in the pyproject.toml files are unchanged;
 #   4. `docker build --target operator|engine` from a staged context (sources + wheelhouse) with
 #      BASE_IMAGE=brain-ai/base:bookworm and PIP_NO_INDEX=1: the build itself fetches nothing;
 #   5. brain-ai/postgres:15 and brain-ai/redis:7.0 from e2e/images/data/Dockerfile on the data base.
@@ -49,9 +49,10 @@ logged() {
     die "$name failed (full log: $LOGS/$name.log)"
   fi
 }
-pyproject() { "$PYTHON" -c "import tomllib, sys; d = tomllib.load(open('$root/pyproject.toml', 'rb')); $1"; }
+# $1: a Python statement over d, the parsed pyproject.toml of the distribution in $2 (common, engine, operator).
+pyproject() { "$PYTHON" -c "import tomllib, sys; d = tomllib.load(open('$root/$2/pyproject.toml', 'rb')); $1"; }
 
-VERSION=$(pyproject "print(d['project']['version'])")
+VERSION=$(pyproject "print(d['project']['version'])" operator)
 ENGINE_IMAGE=${BRAINAI_ENGINE_IMAGE:-brain-ai/engine:$VERSION}
 OPERATOR_IMAGE=${BRAINAI_OPERATOR_IMAGE:-brain-ai/operator:$VERSION}
 
@@ -86,8 +87,11 @@ set PYTHON to a python$base_py so the wheelhouse fits the image"
 
 requirements=$WORK/requirements.txt
 {
-  pyproject "print('\n'.join(d['project']['dependencies']))"
-  pyproject "print('\n'.join(d['build-system']['requires']))"
+  for dist in common engine operator; do
+    pyproject "print('\n'.join(d['project']['dependencies']))" "$dist"
+    pyproject "print('\n'.join(r for rs in d['project'].get('optional-dependencies', {}).values() for r in rs))" "$dist"
+    pyproject "print('\n'.join(d['build-system']['requires']))" "$dist"
+  done | grep -v '^brain-ai-' | sort -u
 } >"$requirements.new"
 key="python$host_py $(sha256sum <"$requirements.new" | cut -c1-16)"
 if [[ -f $WHEELHOUSE/.key && "$(cat "$WHEELHOUSE/.key")" == "$key" ]]; then
@@ -130,8 +134,8 @@ mv "$requirements.new" "$requirements"
 ctx=$WORK/context
 rm -rf "$ctx"
 mkdir -p "$ctx"
-cp -p "$root/Dockerfile" "$root/.dockerignore" "$root/pyproject.toml" "$root/README.md" "$ctx/"
-tar -C "$root" --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' -cf - engine operator \
+cp -p "$root/Dockerfile" "$root/.dockerignore" "$root/pyproject.toml" "$ctx/"
+tar -C "$root" --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' -cf - common engine operator \
   | tar -C "$ctx" -xf -
 cp -al "$WHEELHOUSE" "$ctx/wheelhouse" 2>/dev/null || cp -a "$WHEELHOUSE" "$ctx/wheelhouse"
 
@@ -145,7 +149,7 @@ fi
 revision=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
 created=$(git -C "$root" log -1 --format=%cI 2>/dev/null || echo 1970-01-01T00:00:00Z)
 # A work tree with changes is not the commit: say so in the label.
-[[ -n $(git -C "$root" status --porcelain -- Dockerfile pyproject.toml engine operator 2>/dev/null) ]] \
+[[ -n $(git -C "$root" status --porcelain -- Dockerfile pyproject.toml common engine operator 2>/dev/null) ]] \
   && revision+="-dirty"
 
 for target in operator engine; do

@@ -33,7 +33,7 @@ kc() { kubectl "$@"; }
 "$here/../images/docker.sh" start >/dev/null
 "$here/../images/build.sh"
 node_image=${KIND_NODE_IMAGE:-$("$here/node-image.sh")}
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/pyproject.toml" | head -n1)
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/operator/pyproject.toml" | head -n1)
 images=("brain-ai/engine:$version" "brain-ai/operator:$version" brain-ai/postgres:15 brain-ai/redis:7.0)
 
 if kind get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER" && kc get --raw /readyz >/dev/null 2>&1; then

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from brainai_common.cooldown import Cooldown
 from brainai_common.engine_config import ConfigError, EngineConfig, load_config
 from brainai_engine.models import MAX_SEARCH_LIMIT, ConceptSearchQuery, MemorySearchQuery
 
@@ -43,14 +44,14 @@ def _open_engine_when_reachable(config: EngineConfig) -> Engine:
     for the store, saying why, rather than crash-looping with a traceback."""
     from brainai_engine.storage import StorageUnavailable
 
-    delay = 1.0
+    cooldown = Cooldown(1.0, 15.0)
     while True:
         try:
             return _open_engine(config)
         except StorageUnavailable as exc:
-            log.warning("storage not reachable yet (%s); retrying in %.0fs", exc, delay)
+            delay = cooldown.fail()
+            log.warning("storage not reachable yet (%s); retrying in %.1fs", exc, delay)
             time.sleep(delay)
-            delay = min(delay * 2, 15.0)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Priority = Literal["low", "medium", "high", "critical"]
-PRIORITY_WEIGHT: dict[str, int] = {"low": 1, "medium": 2, "high": 3, "critical": 4}
+PRIORITY_WEIGHT: dict[Priority, int] = {"low": 1, "medium": 2, "high": 3, "critical": 4}
 
 MemoryType = Literal["working", "episodic", "semantic"]
 SortBy = Literal["relevance", "confidence", "recency"]

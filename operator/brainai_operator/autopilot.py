@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from brainai_operator import api
-from brainai_operator.advisor import cores, cpu_quantity, memory_quantity, nbytes
+from brainai_operator.clock import parse_rfc3339, rfc3339
+from brainai_operator.quantities import cores, cpu_quantity, memory_quantity, nbytes
 from brainai_operator.strategies import Resolved, resolve
 
 HOUR = dt.timedelta(hours=1)
@@ -27,14 +28,6 @@ class Plan:
     resolved: Resolved
     status: api.AutopilotStatus | None
     changes: list[str] = field(default_factory=list)
-
-
-def parse_time(text: str) -> dt.datetime:
-    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
-
-
-def format_time(when: dt.datetime) -> str:
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _clamp(value: float, low: float | None, high: float | None) -> float:
@@ -157,7 +150,7 @@ def plan(
         return Plan(resolved, api.AutopilotStatus(enabled=False) if rec else None)
     previous = previous if previous and previous.enabled else None
     applied = _within(previous.applied, autopilot) if previous and previous.applied else None
-    recent = [t for t in (previous.change_times or []) if now - parse_time(t) < HOUR] if previous else []
+    recent = [t for t in (previous.change_times or []) if now - parse_rfc3339(t) < HOUR] if previous else []
     last = previous.last_change_time if previous else None
     current = apply_settings(spec, resolved, applied) if applied else resolved
     if rec is None:
@@ -174,7 +167,7 @@ def plan(
     message = "applied the latest recommendation" if applied else "nothing to change"
     made: list[str] = []
     if diff and len(recent) >= autopilot.max_changes_per_hour:
-        next_at = format_time(min(parse_time(t) for t in recent) + HOUR) if recent else "never"
+        next_at = rfc3339(min(parse_rfc3339(t) for t in recent) + HOUR) if recent else "never"
         message = (
             f"rate limited: {len(recent)} change(s) in the last hour (maxChangesPerHour "
             f"{autopilot.max_changes_per_hour}); pending: {', '.join(diff)}; next change allowed at {next_at}"
@@ -182,7 +175,7 @@ def plan(
     elif diff:
         applied = _merge(applied, target, _effective(current))
         current = apply_settings(spec, resolved, applied)
-        stamp = format_time(now)
+        stamp = rfc3339(now)
         recent = [*recent, stamp]
         last = stamp
         made = diff

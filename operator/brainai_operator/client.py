@@ -7,7 +7,6 @@ events. Everything else in the operator is pure and takes or returns plain dicts
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 import secrets
 import time
@@ -18,6 +17,8 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
+
+from brainai_operator.clock import rfc3339, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ class Kube:
     def event(self, owner: dict[str, Any], reason: str, message: str, warning: bool = False) -> None:
         """A core/v1 Event on `owner`, as `kubectl describe` shows them."""
         meta = owner["metadata"]
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = rfc3339(utcnow())
         body = {
             "apiVersion": "v1",
             "kind": "Event",

@@ -1,22 +1,25 @@
 """A deduplicating work queue in front of `reconcile_cluster`.
 
 kopf delivers watch events; this turns them into at most one pending and one running reconcile
-per BrainAICluster, retries failures with backoff, and resyncs everything periodically so drift
-in children that are not watched is reverted too.
+per BrainAICluster, retries failures with jittered exponential backoff, and resyncs everything
+periodically so drift in children that are not watched is reverted too.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
+import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
+from brainai_common.cooldown import Cooldown
 from brainai_operator import api
 from brainai_operator.advisor import Advice
 from brainai_operator.client import Kube
+from brainai_operator.clock import utcnow
 from brainai_operator.metrics import (
     ADVISOR_DURATION,
     ADVISOR_RUNS,
@@ -32,6 +35,10 @@ from brainai_operator.strategies import OperatorDefaults
 log = logging.getLogger(__name__)
 Key = tuple[str, str]  # (namespace, name)
 
+FIRST_RETRY = 2.0  # seconds after the first failure; doubles per failure up to max_backoff
+# Clusters that fail together (an API server hiccup) would otherwise all retry in the same instant.
+BACKOFF_JITTER = 0.2
+
 
 class Controller:
     def __init__(
@@ -43,6 +50,7 @@ class Controller:
         max_backoff: float = 60.0,
         advisor: AdvisorSettings | None = None,
         defaults: OperatorDefaults | None = None,
+        rng: Callable[[], float] = random.random,
     ) -> None:
         self.kube = kube
         self.defaults = defaults or OperatorDefaults()
@@ -50,6 +58,7 @@ class Controller:
         self.workers = workers
         self.resync_seconds = resync_seconds
         self.max_backoff = max_backoff
+        self.backoff = Cooldown(min(FIRST_RETRY, max_backoff), max_backoff, BACKOFF_JITTER, rng=rng)
         self.queue: asyncio.Queue[Key] = asyncio.Queue()
         self.pending: set[Key] = set()
         self.running: set[Key] = set()
@@ -103,7 +112,7 @@ class Controller:
             )
         except Exception as exc:
             self.failures[key] += 1
-            delay = min(2 ** self.failures[key], self.max_backoff)
+            delay = self.backoff.delay(self.failures[key])
             RECONCILES.labels("error").inc()
             log.error("reconcile %s/%s failed (retry in %.0fs): %s", *key, delay, exc, exc_info=True)
             asyncio.get_running_loop().call_later(delay, self.enqueue, *key)
@@ -119,11 +128,15 @@ class Controller:
         for name in ("Pending", "Progressing", "Ready", "Degraded", "Paused"):
             CLUSTERS_BY_PHASE.labels(name).set(sum(1 for p in self.phases.values() if p == name))
 
+    def _scopes(self) -> list[str | None]:
+        """Namespaces to list clusters in; None lists every namespace."""
+        return list(self.namespaces) if self.namespaces else [None]
+
     async def _resync(self) -> None:
         while True:
             await asyncio.sleep(self.resync_seconds)
             try:
-                for ns in self.namespaces or [None]:
+                for ns in self._scopes():
                     items = await asyncio.to_thread(self.kube.list, api.API_VERSION, api.KIND, ns)
                     for item in items:
                         self.enqueue(item["metadata"]["namespace"], item["metadata"]["name"])
@@ -132,7 +145,7 @@ class Controller:
 
     async def _list_clusters(self) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
-        for ns in self.namespaces or [None]:
+        for ns in self._scopes():
             items += await asyncio.to_thread(self.kube.list, api.API_VERSION, api.KIND, ns)
         return items
 
@@ -142,7 +155,7 @@ class Controller:
         start = time.perf_counter()
         try:
             clusters = await self._list_clusters()
-            found = await asyncio.to_thread(advise, clusters, self.advisor, dt.datetime.now(dt.UTC))
+            found = await asyncio.to_thread(advise, clusters, self.advisor, utcnow())
         except Exception:
             ADVISOR_RUNS.labels("error").inc()
             raise

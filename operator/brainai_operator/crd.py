@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from brainai_common.engine_config import EngineConfig
 
+from brainai_common.engine_config import EngineConfig
 from brainai_operator import api
 
 # Engine settings the operator itself decides; they are not user overrides.

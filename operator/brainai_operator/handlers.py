@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -62,12 +63,14 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
-async def cluster_changed(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    memo.controller.enqueue(namespace, name)
+async def cluster_changed(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    if namespace:  # always set: kopf types it optional for cluster-scoped kinds, and these are namespaced
+        memo.controller.enqueue(namespace, name)
 
 
-async def _child_changed(labels: dict[str, str], namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    memo.controller.enqueue(namespace, labels[INSTANCE_LABEL])
+async def _child_changed(labels: Mapping[str, str], namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    if namespace:
+        memo.controller.enqueue(namespace, labels[INSTANCE_LABEL])
 
 
 for group, version, plural in WATCHED_CHILDREN:

@@ -21,23 +21,14 @@ from typing import Any
 from kubernetes.dynamic.exceptions import ConflictError, NotFoundError
 
 from brainai_operator.client import Kube
+from brainai_operator.clock import parse_rfc3339_micro, rfc3339_micro, utcnow
 from brainai_operator.metrics import LEADER
 
 log = logging.getLogger(__name__)
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _fmt(t: dt.datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def _parse(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    return dt.datetime.strptime(value.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z")
+    return parse_rfc3339_micro(value) if value else None
 
 
 class LeaderElector:
@@ -58,8 +49,8 @@ class LeaderElector:
         return {
             "holderIdentity": self.identity,
             "leaseDurationSeconds": self.lease_seconds,
-            "acquireTime": _fmt(acquired),
-            "renewTime": _fmt(_now()),
+            "acquireTime": rfc3339_micro(acquired),
+            "renewTime": rfc3339_micro(utcnow()),
             "leaseTransitions": transitions,
         }
 
@@ -71,7 +62,7 @@ class LeaderElector:
                 "apiVersion": "coordination.k8s.io/v1",
                 "kind": "Lease",
                 "metadata": {"name": self.name, "namespace": self.namespace},
-                "spec": self._spec(_now(), 0),
+                "spec": self._spec(utcnow(), 0),
             }
             try:
                 self.leases.create(body=body, namespace=self.namespace)
@@ -82,13 +73,16 @@ class LeaderElector:
         holder = spec.get("holderIdentity")
         renewed = _parse(spec.get("renewTime"))
         duration = spec.get("leaseDurationSeconds") or self.lease_seconds
-        expired = renewed is None or (_now() - renewed).total_seconds() > duration
+        expired = renewed is None or (utcnow() - renewed).total_seconds() > duration
         if holder not in (None, "", self.identity) and not expired:
             return False
         if holder == self.identity:
-            acquired, transitions = _parse(spec.get("acquireTime")) or _now(), spec.get("leaseTransitions", 0)
+            acquired, transitions = (
+                _parse(spec.get("acquireTime")) or utcnow(),
+                spec.get("leaseTransitions", 0),
+            )
         else:
-            acquired, transitions = _now(), spec.get("leaseTransitions", 0) + 1
+            acquired, transitions = utcnow(), spec.get("leaseTransitions", 0) + 1
         lease["spec"] = self._spec(acquired, transitions)
         try:
             self.leases.replace(body=lease, namespace=self.namespace)  # resourceVersion guards the race

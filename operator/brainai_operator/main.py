@@ -57,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _duration(text: str) -> str:
-    from brainai_operator.advisor import parse_duration
+    from brainai_operator.durations import parse_duration
 
     try:
         parse_duration(text)
@@ -89,18 +89,13 @@ def _load_cluster(args: argparse.Namespace) -> dict[str, Any]:
 
 def _recommend(args: argparse.Namespace) -> int:
     """The advisor's report for one cluster: the same queries and arithmetic as the operator's loop."""
-    import datetime as dt
     import json
 
-    from brainai_operator.advisor import Window, format_report, recommend
-    from brainai_operator.prometheus import (
-        AdvisorSettings,
-        PrometheusError,
-        connect,
-        fetch_usage,
-        rfc3339,
-        targets,
-    )
+    from brainai_operator.advisor import format_report
+    from brainai_operator.clock import rfc3339, utcnow
+    from brainai_operator.durations import Window
+    from brainai_operator.prometheus import AdvisorSettings, PrometheusError, connect, fetch_usage, targets
+    from brainai_operator.rightsizing import recommend
 
     obj = _load_cluster(args)
     settings = AdvisorSettings(prometheus_url=args.prometheus_url or None, window=args.window or "1h")
@@ -114,7 +109,7 @@ def _recommend(args: argparse.Namespace) -> int:
         sys.stderr.write("no Prometheus: pass --prometheus-url or set spec.monitoring.prometheusUrl\n")
         return 2
     window = Window.of(args.window or target.window)
-    now = dt.datetime.now(dt.UTC)
+    now = utcnow()
     try:
         with connect(url) as prom:
             usage, _, _ = fetch_usage(prom, [target.key], window, now.timestamp())

@@ -1,7 +1,7 @@
 """The advisor's Prometheus I/O: a few batched range queries per Prometheus, for every BrainAICluster.
 
 Clusters are grouped by the Prometheus they use and the window they ask for; each group costs one
-range query per metric however many clusters it holds (`advisor.usage_queries`), and the answers
+range query per metric however many clusters it holds (`promql.usage_queries`), and the answers
 are split per cluster in Python. A Prometheus that cannot be reached or answers with an error turns
 into an `Advice` that says so: it never raises into the controller.
 """
@@ -23,19 +23,11 @@ from pydantic import ValidationError
 from urllib3.util.retry import Retry
 
 from brainai_operator import api
-from brainai_operator.advisor import (
-    DEFAULT_RULES,
-    NOT_CONFIGURED,
-    Advice,
-    Current,
-    Key,
-    Rules,
-    Usage,
-    Window,
-    recommend,
-    split_usage,
-    usage_queries,
-)
+from brainai_operator.advisor import NOT_CONFIGURED, Advice
+from brainai_operator.clock import rfc3339
+from brainai_operator.durations import Window
+from brainai_operator.promql import Key, Usage, split_usage, usage_queries
+from brainai_operator.rightsizing import DEFAULT_RULES, Current, Rules, recommend
 from brainai_operator.strategies import ConfigError, resolve
 
 log = logging.getLogger(__name__)
@@ -118,10 +110,6 @@ def targets(objs: Sequence[dict[str, Any]], settings: AdvisorSettings) -> list[T
         window = (monitoring.window if monitoring else None) or settings.window
         found.append(Target((meta["namespace"], meta["name"]), url, window, current))
     return found
-
-
-def rfc3339(now: dt.datetime) -> str:
-    return now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def advise(

@@ -11,15 +11,17 @@ import base64
 import datetime as dt
 import logging
 import secrets
+from collections.abc import Callable
 from typing import Any
 
-from brainai_common.engine_config import ConfigError
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError
 from pydantic import ValidationError
 
+from brainai_common.engine_config import ConfigError
 from brainai_operator import api, autopilot
 from brainai_operator.advisor import Advice
 from brainai_operator.client import FIELD_MANAGER, Kube
+from brainai_operator.clock import rfc3339, utcnow
 from brainai_operator.resources import postgres, redis
 from brainai_operator.resources.cluster import OWNED_KINDS, build_desired
 from brainai_operator.resources.common import CONFIG_HASH_ANNOTATION, engine_name, owned_selector
@@ -180,10 +182,6 @@ def observe_data_tiers(kube: Kube, name: str, namespace: str, r: Resolved) -> li
     return tiers
 
 
-def _clock() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def _previous_autopilot(previous: dict[str, Any]) -> api.AutopilotStatus | None:
     found = (previous.get("recommendations") or {}).get("autopilot")
     return api.AutopilotStatus.model_validate(found) if found else None
@@ -194,7 +192,7 @@ def reconcile_cluster(
     namespace: str,
     name: str,
     advice: Advice | None = None,
-    clock: Any = _clock,
+    clock: Callable[[], dt.datetime] = utcnow,
     defaults: OperatorDefaults | None = None,
 ) -> str | None:
     """Converge one BrainAICluster; returns its phase, or None when it is gone or going.
@@ -255,14 +253,15 @@ def reconcile_cluster(
     deploy = kube.get("apps/v1", "Deployment", engine_name(name), namespace)
     config_hash = ((deploy or {}).get("metadata", {}).get("annotations") or {}).get(CONFIG_HASH_ANNOTATION)
     # Autopilot may run another strategy than the spec names: status reports the one in effect.
-    strategy = str((resolved or spec).strategy) if (resolved or spec) else previous.get("strategy", "")
+    in_effect = resolved or spec
+    strategy = str(in_effect.strategy) if in_effect else previous.get("strategy", "")
     tiers = observe_data_tiers(kube, name, namespace, resolved) if resolved else []
     status = compute_status(
         generation,
         strategy,
         deploy,
         previous,
-        now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        rfc3339(now),
         paused=paused,
         error=error,
         config_hash=config_hash,

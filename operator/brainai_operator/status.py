@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from brainai_operator.advisor import Advice
-from brainai_operator.api import BrainAIClusterStatus, Condition, Recommendations
+from brainai_operator.api import BrainAIClusterStatus, Condition, Phase, Recommendations
 
-TRUE, FALSE = "True", "False"
+TRUE: Final = "True"
+FALSE: Final = "False"
 METRICS_AVAILABLE = "MetricsAvailable"
 
 
@@ -165,9 +166,12 @@ def compute_status(
     old = {c["type"]: c for c in (previous or {}).get("conditions", []) or []}
     for cond in conditions:
         before = old.get(cond.type)
-        same = before is not None and before.get("status") == cond.status
-        cond.last_transition_time = before.get("lastTransitionTime", now) if same else now
+        if before is not None and before.get("status") == cond.status:
+            cond.last_transition_time = before.get("lastTransitionTime", now)
+        else:
+            cond.last_transition_time = now
 
+    phase: Phase
     if paused:
         phase = "Paused"
     elif degraded.status == TRUE:

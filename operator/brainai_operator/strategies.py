@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from brainai_common.engine_config import ConfigError, EngineConfig, config_from_mapping
 from pydantic import BaseModel, Field
 
+from brainai_common.engine_config import ConfigError, EngineConfig, config_from_mapping
 from brainai_operator.api import (
     POSTGRES_PARAMETERS,
     AutoscalingPreset,

@@ -5,8 +5,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from brainai_operator.status import compute_status
 from lupa import LuaRuntime
+
+from brainai_operator.status import compute_status
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 SCRIPT = (DOCS / "gitops" / "brainaicluster-health.lua").read_text()

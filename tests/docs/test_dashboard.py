@@ -12,11 +12,13 @@ import anyio
 import prometheus_client
 import pytest
 import yaml
-from brainai_engine.metrics import Metrics
+from prometheus_client.registry import CollectorRegistry
+
+from brainai_engine.api.metrics import Metrics
 from brainai_engine.models import EngineStats
 from brainai_operator import metrics as operator_metrics  # noqa: F401 - registers the operator's metrics
-from brainai_operator.advisor import Window, usage_queries
-from prometheus_client.registry import CollectorRegistry
+from brainai_operator.durations import Window
+from brainai_operator.promql import usage_queries
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "docs" / "grafana" / "brain-ai-dashboard.json"

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
-from brainai_engine.tools.server_process import ServerProcess
-from brainai_engine.api.serving import free_port
 
+from brainai_engine.api.serving import free_port
+from brainai_engine.tools.server_process import ServerProcess
 from tests.engine.engine_helpers import write_config
 
 LOADGEN = Path(__file__).resolve().parents[2] / "e2e" / "load" / "loadgen.py"

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from brainai_engine.api.app import create_app
-from brainai_common.engine_config import EngineConfig
-from brainai_engine.engine.facade import Engine
 from starlette.testclient import TestClient
 
+from brainai_common.engine_config import EngineConfig
+from brainai_engine.api.app import create_app
+from brainai_engine.engine.facade import Engine
 from tests.engine.engine_helpers import small_config
 
 

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from brainai_engine.api.app import create_app
-from brainai_engine.engine.facade import Engine
 from starlette.testclient import TestClient
 
+from brainai_engine.api.app import create_app
+from brainai_engine.engine.facade import Engine
 from tests.engine.engine_helpers import small_config
 
 API = "/api/v1"

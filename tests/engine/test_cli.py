@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from brainai_common.engine_config import load_config
 from brainai_engine import cli
 from brainai_engine.engine import ingest
-from brainai_common.engine_config import load_config
 from brainai_engine.engine.facade import Engine
 from brainai_engine.engine.ingest import Checkpoints, iter_pieces
-
 from tests.engine.engine_helpers import write_config
 
 PARAGRAPH = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from brainai_common.engine_config import ConfigError, EngineConfig, load_config, preset_names, preset_path
 from brainai_engine.storage import open_storage
 

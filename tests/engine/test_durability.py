@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from brainai_engine.tools.server_process import ServerProcess
 
+from brainai_engine.tools.server_process import ServerProcess
 from tests.engine.engine_helpers import write_config
 
 TOPICS = ["astronomy", "botany", "cryptography", "geology", "linguistics", "oceanography"]

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from brainai_engine.engine.facade import Engine
 from brainai_engine.models import (
     BatchLearnRequest,

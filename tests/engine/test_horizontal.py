@@ -12,12 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
+
 from brainai_common.engine_config import EngineConfig
 from brainai_engine.engine.facade import Engine
 from brainai_engine.models import LearnRequest, MemoryIn, MemorySearchQuery
-from brainai_engine.tools.server_process import ServerProcess
 from brainai_engine.storage.base import StorageUnavailable
-
+from brainai_engine.tools.server_process import ServerProcess
 from tests.servers import PgCluster, RedisCluster, wait_for
 
 pytestmark = pytest.mark.postgres
@@ -108,7 +108,8 @@ def test_shared_result_cache_in_redis_cluster(two_engines: TwoEngines, redis_clu
     )
     q = MemorySearchQuery(query="sundials")
     first = a.search_memories(q)
-    cache_b = b.searcher.cache  # type: ignore[attr-defined]
+    cache_b = b.shared_pages
+    assert cache_b is not None
     hits = cache_b.hits
     second = b.search_memories(q)
     assert cache_b.hits == hits + 1  # b got a's page from Redis

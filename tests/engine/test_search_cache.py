@@ -8,9 +8,10 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from brainai_engine.api.pages import memory_search_body
 from brainai_engine.engine.facade import Engine
-from brainai_engine.models import LearnRequest, MemoryIn, MemorySearchQuery, MemorySearchResult
 from brainai_engine.engine.results import SearchCache
+from brainai_engine.models import LearnRequest, MemoryIn, MemorySearchQuery, MemorySearchResult
 
 WORDS = [
     "river",
@@ -103,13 +104,13 @@ def test_repeat_is_a_hit_and_json_matches_the_model(open_engine: Callable[..., E
     second = engine.search_memories(q)
     assert not first.cached and second.cached and answer(first) == answer(second)
     assert second.took_ms >= 0
-    body = json.loads(engine.search_memories_json(q))
+    body = json.loads(memory_search_body(engine, q))
     assert body["cached"] is True and body["took_ms"] >= 0
     assert {k: v for k, v in body.items() if k not in VOLATILE} == answer(second)
     one = MemorySearchQuery(query="river")
     before = engine.search_memories(one).total
     engine.add_memory(MemoryIn(content="river again"))
-    cold = json.loads(engine.search_memories_json(one))
+    cold = json.loads(memory_search_body(engine, one))
     assert cold["cached"] is False and cold["total"] == before + 1
 
 

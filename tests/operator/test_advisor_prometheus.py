@@ -23,14 +23,16 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-from brainai_engine.tools.server_process import ServerProcess
+
 from brainai_engine.api.serving import free_port
+from brainai_engine.tools.server_process import ServerProcess
 from brainai_operator import api
-from brainai_operator.advisor import NOT_CONFIGURED, Window, usage_queries
+from brainai_operator.advisor import NOT_CONFIGURED
+from brainai_operator.durations import Window
 from brainai_operator.main import main as operator_main
 from brainai_operator.prometheus import UNREACHABLE, AdvisorSettings, advise, connect, fetch_usage
+from brainai_operator.promql import usage_queries
 from brainai_operator.status import advisor_state, compute_status
-
 from tests.engine.engine_helpers import write_config
 from tests.servers import wait_for
 

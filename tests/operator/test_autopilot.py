@@ -7,7 +7,8 @@ from typing import Any
 
 from brainai_operator import api
 from brainai_operator.advisor import Advice
-from brainai_operator.autopilot import format_time, plan
+from brainai_operator.autopilot import plan
+from brainai_operator.clock import rfc3339
 from brainai_operator.status import advisor_state, compute_status
 from brainai_operator.strategies import resolve
 
@@ -27,7 +28,7 @@ def rec(
 ) -> api.Recommendations:
     return api.Recommendations.model_validate(
         {
-            "generatedAt": format_time(T0),
+            "generatedAt": rfc3339(T0),
             "window": "1h",
             "strategy": strategy,
             "resources": {

@@ -1,4 +1,5 @@
 import pytest
+
 from brainai_common.engine_config import ConfigError
 from brainai_operator.api import BrainAIClusterSpec
 from brainai_operator.strategies import resolve

@@ -23,10 +23,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from brainai_engine.api.errors import REQUEST_ID_KEY, ApiError, error_response, from_validation_error
-from brainai_engine.core.lru import LRUCache
 from brainai_engine.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from brainai_engine.api.metrics import Metrics
 from brainai_engine.api.middleware import EdgeMiddleware
+from brainai_engine.api.openapi import EndpointDoc, build_openapi
+from brainai_engine.api.pages import memory_search_body
+from brainai_engine.core.lru import LRUCache
 from brainai_engine.models import (
     MAX_QUERY_CHARS,
     BatchLearnRequest,
@@ -43,7 +45,6 @@ from brainai_engine.models import (
     RelatedQuery,
     RelatedResult,
 )
-from brainai_engine.api.openapi import EndpointDoc, build_openapi
 from brainai_engine.storage.base import StorageUnavailable
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ _HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 def _version() -> str:
     try:
-        return metadata.version("brain-ai-operator")
+        return metadata.version("brain-ai-engine")
     except metadata.PackageNotFoundError:
         return "0.0.0"
 
@@ -133,7 +134,7 @@ class _Api:
         self.writers = anyio.CapacityLimiter(max(1, int(config.system.worker_threads)))
         metrics.track_writers(self.writers)
         # Validation is a pure function of the raw query string, so repeated searches skip it.
-        self._parsed: LRUCache = LRUCache(PARSED_QUERIES)
+        self._parsed: LRUCache[bytes, MemorySearchQuery] = LRUCache(PARSED_QUERIES)
 
     async def _write(self, fn: Any, *args: Any) -> Any:
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.writers)
@@ -157,7 +158,7 @@ class _Api:
             query = _query(request, MemorySearchQuery)
             self._parsed.put(raw, query)
         started = time.perf_counter()
-        body = self.engine.search_memories_json(query)
+        body = memory_search_body(self.engine, query)
         self.metrics.memory_search_duration.observe(time.perf_counter() - started)
         return Response(body, media_type="application/json")
 

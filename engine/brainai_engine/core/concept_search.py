@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from brainai_engine.core.text import STOPWORDS, tokenize
+from brainai_engine.core.text import content_words, tokenize
 
 FUZZY_MIN = 0.4
 MAX_WORD_POSTINGS = 5000
@@ -91,7 +91,7 @@ class ConceptNameIndex:
     def search(self, query: str, limit: int, usage: Callable[[str], int]) -> list[tuple[str, float]]:
         """(concept name, score) best first; see the module docstring for the contract."""
         tokens = tokenize(query)
-        q_words = list(dict.fromkeys(t for t in tokens if t not in STOPWORDS)) or list(dict.fromkeys(tokens))
+        q_words = list(dict.fromkeys(content_words(tokens)))
         if not q_words:
             return []
         weights: dict[str, float] = {w: 1.0 for w in q_words if w in self.by_word}

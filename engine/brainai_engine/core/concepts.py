@@ -197,3 +197,17 @@ class ConceptGraph:
         self.adj.setdefault(a, {})[b] = edge
         self.adj.setdefault(b, {})[a] = edge
         self.edge_count += 1
+
+    def replace_edge(self, a: str, b: str, edge: Edge | None) -> None:
+        """Make edge a-b equal a stored row (None: no row), as another replica wrote it: nothing is
+        marked dirty, and an edge between unknown concepts is ignored."""
+        exists = b in self.adj.get(a, {})
+        if edge is None:
+            if exists:
+                del self.adj[a][b]
+                del self.adj[b][a]
+                self.edge_count -= 1
+        elif exists:
+            self.adj[a][b] = self.adj[b][a] = edge
+        elif a in self.nodes and b in self.nodes:
+            self.restore_edge(a, b, edge)

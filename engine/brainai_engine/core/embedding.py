@@ -13,7 +13,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from brainai_engine.core.text import STOPWORDS, tokenize
+from brainai_engine.core.text import content_words, tokenize
 
 BIGRAM_WEIGHT = 0.5
 _CACHE_LIMIT = 2_000_000
@@ -21,7 +21,7 @@ _CACHE_LIMIT = 2_000_000
 
 def features(tokens: list[str]) -> dict[str, float]:
     """Feature -> weight: sublinear term frequency for words, half weight for bigrams."""
-    content = [t for t in tokens if t not in STOPWORDS] or tokens
+    content = content_words(tokens)
     counts: dict[str, float] = {}
     for t in content:
         counts[t] = counts.get(t, 0.0) + 1.0
@@ -29,12 +29,6 @@ def features(tokens: list[str]) -> dict[str, float]:
         key = f"{a}\x1f{b}"
         counts[key] = counts.get(key, 0.0) + BIGRAM_WEIGHT
     return {k: (1.0 + math.log(v) if v >= 1.0 else v) for k, v in counts.items()}
-
-
-def content_terms(text: str) -> set[str]:
-    """The words a memory must share with a query to count as a match."""
-    tokens = tokenize(text)
-    return {t for t in tokens if t not in STOPWORDS} or set(tokens)
 
 
 class HashingEmbedder:

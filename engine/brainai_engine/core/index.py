@@ -190,7 +190,7 @@ class VectorIndex:
 
     def set_ef_search(self, ef: int) -> None:
         if self._hnsw:
-            self._main.hnsw.efSearch = ef
+            faiss.ParameterSpace().set_index_parameter(self._main, "efSearch", ef)
 
     # -- snapshots --------------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
@@ -230,7 +230,7 @@ class VectorIndex:
         if index.ntotal != len(ids) or index.d != self.dim:
             return False
         if meta["hnsw"]:
-            index.hnsw.efSearch = self.cfg.hnsw_ef_search
+            faiss.ParameterSpace().set_index_parameter(index, "efSearch", self.cfg.hnsw_ef_search)
         with self.lock.write():
             self._main, self._hnsw, self._main_ids = index, bool(meta["hnsw"]), ids.astype(np.int64)
             self._n_fresh = 0

@@ -28,6 +28,17 @@ def tokenize(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def content_words(tokens: list[str]) -> list[str]:
+    """Tokens without stopwords, or all of them when only stopwords are left, so a query such as
+    "the who" still means something."""
+    return [t for t in tokens if t not in STOPWORDS] or tokens
+
+
+def content_terms(tokens: list[str]) -> set[str]:
+    """The words a memory and a query must share to match (see `engine.search`)."""
+    return set(content_words(tokens))
+
+
 def is_content(unit: str) -> bool:
     """A unit that can carry meaning on its own: not a stopword, not a bare number, not 1 char."""
     return len(unit) > 1 and unit not in STOPWORDS and not unit.isdigit()

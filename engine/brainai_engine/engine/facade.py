@@ -21,8 +21,8 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from typing import cast
 
-import brainai_engine.replication.feed as sync
 from brainai_common.engine_config import EngineConfig
 from brainai_engine.core.concept_search import ConceptNameIndex
 from brainai_engine.core.concepts import ConceptGraph, Edge, Node
@@ -33,6 +33,8 @@ from brainai_engine.core.segments import SegmentDiscovery
 from brainai_engine.core.text import tokenize
 from brainai_engine.engine.indexing import MemoryIndexes
 from brainai_engine.engine.learning import Prepared, analyse, prepare
+from brainai_engine.engine.results import CachedSearch, SearchCache, SearchKey, estimate_size, search_key
+from brainai_engine.engine.search import MemorySearcher
 from brainai_engine.models import (
     PRIORITY_WEIGHT,
     BatchLearnRequest,
@@ -50,18 +52,29 @@ from brainai_engine.models import (
     MemoryIn,
     MemorySearchQuery,
     MemorySearchResult,
+    MemoryType,
+    Priority,
     RelatedConcept,
     RelatedQuery,
     RelatedResult,
 )
-from brainai_engine.engine.search import MemorySearcher
-from brainai_engine.engine.results import CachedSearch, Page, SearchCache, estimate_size, search_key
+from brainai_engine.replication.feed import open_change_feed
+from brainai_engine.replication.shared_cache import SharedSearchCache
 from brainai_engine.storage import Storage, StorageUnavailable, open_storage
-from brainai_engine.storage.base import ConceptRecord, EdgeRecord, MemoryRecord, NewMemory, SegmentRecord, WriteBatch
+from brainai_engine.storage import changes as ch
+from brainai_engine.storage.base import (
+    ConceptRecord,
+    EdgeRecord,
+    MemoryRecord,
+    NewMemory,
+    SegmentRecord,
+    WriteBatch,
+)
+from brainai_engine.storage.records import Page
 
 log = logging.getLogger(__name__)
 
-PRIORITY_NAME = {v: k for k, v in PRIORITY_WEIGHT.items()}
+PRIORITY_NAME: dict[int, Priority] = {v: k for k, v in PRIORITY_WEIGHT.items()}
 
 
 class Engine:
@@ -81,7 +94,9 @@ class Engine:
         self._access_lock = threading.Lock()
         self._pending_access: dict[int, list[float]] = {}
         self._pending_types: dict[int, str] = {}
-        self._concept_cache: LRUCache = LRUCache(config.search.query_cache_entries)
+        self.concept_cache: LRUCache[tuple[str, int], tuple[int, list[ConceptHit]]] = LRUCache(
+            config.search.query_cache_entries
+        )
         self._generation = 0
         self.search_cache = SearchCache(config.performance.query_cache_size_mb * 2**20)
         self._search_counter = itertools.count(1)
@@ -91,9 +106,14 @@ class Engine:
         self._ready = False
         self._last_consolidation = time.time()
         self._last_graph_maintenance = time.time()
-        self.searcher = MemorySearcher(self)
+        self.searcher = MemorySearcher(config.search, self.indexes, self.storage)
         # Shared storage (PostgreSQL): follow other replicas' writes; set up before loading.
-        self.feed = sync.attach(self)
+        self.feed = open_change_feed(self.storage, config, self._apply_remote)
+        self.shared_pages: SharedSearchCache | None = None
+        if self.feed is not None and self.feed.link is not None and config.redis.cache_ttl_seconds > 0:
+            self.shared_pages = SharedSearchCache(
+                self.feed.link, config.redis.cache_ttl_seconds, config.search.backend
+            )
         self._load()
         self._ready = True
         self._stop = threading.Event()
@@ -150,7 +170,7 @@ class Engine:
         )
         return BatchLearnResult(results=results, summary=summary)
 
-    def ingest(self, texts: Iterable[str], priority: str = "medium") -> Iterator[list[LearnResult]]:
+    def ingest(self, texts: Iterable[str], priority: Priority = "medium") -> Iterator[list[LearnResult]]:
         """Bulk ingest: one transaction per `learning.batch_size` texts; yields each batch's results."""
         batch: list[str] = []
         for text in texts:
@@ -162,7 +182,9 @@ class Engine:
         if batch:
             yield self._learn(batch, priority, None)
 
-    def _learn(self, texts: list[str], priority: str, context: dict[str, str] | None) -> list[LearnResult]:
+    def _learn(
+        self, texts: list[str], priority: Priority, context: dict[str, str] | None
+    ) -> list[LearnResult]:
         self._check_open()
         with self._learn_slots:
             prepared: list[Prepared] = [prepare(t, self.config.memory.max_chunk_chars) for t in texts]
@@ -251,7 +273,11 @@ class Engine:
 
     # -- memories ---------------------------------------------------------------------------------
     def import_memories(
-        self, contents: Iterable[str], type: str = "episodic", priority: str = "medium", batch: int = 10_000
+        self,
+        contents: Iterable[str],
+        type: MemoryType = "episodic",
+        priority: Priority = "medium",
+        batch: int = 10_000,
     ) -> int:
         """Bulk load stored memories without concept learning (restores, benchmarks): one
         transaction and one index insertion per `batch`. Returns the number stored."""
@@ -364,7 +390,7 @@ class Engine:
         return Memory(
             id=str(rec.id),
             content=rec.content,
-            type=rec.type,
+            type=cast(MemoryType, rec.type),  # storage holds only validated types
             priority=name,
             confidence=rec.confidence,
             importance=importance,
@@ -386,21 +412,14 @@ class Engine:
 
     def search_memories(self, q: MemorySearchQuery) -> MemorySearchResult:
         started = time.perf_counter()
-        entry, hit = self._search_entry(q)
+        entry, hit = self.search_page(q)
         took = (time.perf_counter() - started) * 1000
         return entry.result.model_copy(update={"took_ms": took, "cached": hit})
 
-    def search_memories_json(self, q: MemorySearchQuery) -> bytes:
-        """`search_memories` serialised; a cached page's JSON is built once and reused."""
-        started = time.perf_counter()
-        entry, hit = self._search_entry(q)
-        head = entry.json_head()
-        took = (time.perf_counter() - started) * 1000
-        return b'%s,"cached":%s,"took_ms":%r}' % (head, b"true" if hit else b"false", took)
-
-    def _search_entry(self, q: MemorySearchQuery) -> tuple[CachedSearch, bool]:
-        """The page for `q` and whether it came from the cache. The generation is read before the
-        search, so a write that lands during it leaves this page already stale."""
+    def search_page(self, q: MemorySearchQuery) -> tuple[CachedSearch, bool]:
+        """The cached page for `q` (computed if missing) and whether it came from the cache. The
+        generation is read before the search, so a write that lands during it leaves this page
+        already stale."""
         key = search_key(q)
         generation = self._search_generation
         tick = self._result_tick()
@@ -411,7 +430,7 @@ class Engine:
             entry = self._materialise(q, entry.total, entry.page, generation, tick)
             self.search_cache.put(key, entry)
             return entry, True
-        total, page = self.searcher.search(q)
+        total, page = self._compute_page(q, key)
         with self._access_lock:
             for rec, _ in page:
                 pending = self._pending_access.get(rec.id)
@@ -421,6 +440,20 @@ class Engine:
         entry = self._materialise(q, total, page, generation, tick)
         self.search_cache.put(key, entry)
         return entry, False
+
+    def _compute_page(self, q: MemorySearchQuery, key: SearchKey) -> tuple[int, Page]:
+        """Search the indexes, through the replicas' shared page cache while this replica's data is
+        exactly the change log up to its cursor (the cursor then names what a result reflects)."""
+        feed, shared = self.feed, self.shared_pages
+        if shared is None or feed is None or not feed.consistent:
+            return self.searcher.search(q)
+        version = feed.cursor
+        hit = shared.get(key, version)
+        if hit is not None:
+            return hit
+        total, page = self.searcher.search(q)
+        shared.put(key, version, total, page)
+        return total, page
 
     def _materialise(
         self, q: MemorySearchQuery, total: int, page: Page, generation: int, tick: float
@@ -451,7 +484,7 @@ class Engine:
         key = (q.query, q.limit)
         with self._state.read():
             generation = self._generation
-            cached = self._concept_cache.get(key)
+            cached = self.concept_cache.get(key)
             if cached is not None and cached[0] == generation:
                 results = cached[1]
             else:
@@ -462,7 +495,7 @@ class Engine:
                 results = [
                     ConceptHit(concept=self._concept(n, nodes[n]), score=s) for n, s in ranked if n in nodes
                 ]
-                self._concept_cache.put(key, (generation, results))
+                self.concept_cache.put(key, (generation, results))
         took = (time.perf_counter() - started) * 1000
         return ConceptSearchResult(query=q.query, results=results, took_ms=took)
 
@@ -531,6 +564,50 @@ class Engine:
             except Exception:  # the loop must survive a transient storage error
                 log.exception("maintenance pass failed")
 
+    # -- other replicas' writes ------------------------------------------------------------------
+    def _apply_remote(self, batch: ch.ChangeSet) -> None:
+        """Make the in-process copy equal the rows of other replicas' changes (the feed's callback)."""
+        cols = self.indexes.columns
+
+        def indexed(memory_id: int) -> bool:
+            return memory_id < len(cols.type) and bool(cols.type[memory_id])
+
+        with self._writer:
+            rows = [row for memory_id, row in sorted(batch.memories.items()) if not indexed(memory_id)]
+            if rows:
+                self.indexes.add_rows(rows)
+            deleted = [
+                int(c.key) for c in batch.changes if c.kind == ch.MEMORY_DELETED and indexed(int(c.key))
+            ]
+            if deleted:
+                self.indexes.remove(deleted)
+            for memory_id, mtype in batch.memory_types.items():
+                if indexed(memory_id) and memory_id not in self.working:
+                    self.indexes.set_type(memory_id, mtype)
+            with self._state.write():
+                for memory_id in deleted:
+                    self.working.remove(memory_id)
+                    self._pending_types.pop(memory_id, None)
+                self._memories += len(rows) - len(deleted)
+                self._apply_remote_graph(batch)
+                self._generation += 1
+            self._memories_changed()
+
+    def _apply_remote_graph(self, batch: ch.ChangeSet) -> None:
+        for name, c in batch.concepts.items():
+            if name not in self.graph.nodes:
+                self.names.add(name)
+            self.graph.restore_node(name, Node(c.usage_count, c.confidence, c.created_at, c.last_used))
+        for change in batch.changes:
+            if change.kind == ch.EDGE:
+                a, b = change.key, change.aux or ""
+                rec = batch.edges.get((a, b))
+                edge = None if rec is None else Edge(rec.weight, rec.initial_weight, rec.updated_at)
+                self.graph.replace_edge(a, b, edge)
+        for text, seg in batch.segments.items():
+            parts = (seg.left, seg.right) if seg.left is not None and seg.right is not None else None
+            self.segments.restore(text, seg.frequency, seg.units, seg.created_at, parts)
+
     # -- lifecycle --------------------------------------------------------------------------------
     def stats(self) -> EngineStats:
         return EngineStats(
@@ -552,7 +629,13 @@ class Engine:
 
     def readiness(self) -> dict[str, object]:
         """What this replica can reach (database servers, Redis, change feed), for /ready."""
-        return sync.readiness(self, self.feed)
+        out: dict[str, object] = {"storage": self.storage.kind}
+        servers = self.storage.reachability()
+        if servers is not None:
+            out["database"] = servers
+        if self.feed is not None:
+            out.update(self.feed.status())
+        return out
 
     def apply_remote_changes(self) -> int:
         """Apply other replicas' writes now (the feed also does this in the background)."""

@@ -18,17 +18,13 @@ from brainai_engine.core.columns import TYPE_CODES, MemoryColumns
 from brainai_engine.core.embedding import HashingEmbedder
 from brainai_engine.core.index import VectorIndex
 from brainai_engine.core.lexical import LexicalIndex
-from brainai_engine.core.text import STOPWORDS, tokenize
+from brainai_engine.core.text import content_terms, tokenize
 from brainai_engine.storage.base import IndexRow, Storage
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_MIN_VECTORS = 50_000
 REBUILD_BATCH = 20_000
-
-
-def content_terms(tokens: list[str]) -> set[str]:
-    return {t for t in tokens if t not in STOPWORDS} or set(tokens)
 
 
 class MemoryIndexes:
@@ -102,7 +98,7 @@ class MemoryIndexes:
         snap = storage.snapshot_dir()
         loaded_upto = 0
         use_snapshot = snap is not None and self.config.search.precomputed_indexes
-        if self.vectors is not None and use_snapshot and self.vectors.load(snap):
+        if self.vectors is not None and snap is not None and use_snapshot and self.vectors.load(snap):
             loaded_upto = self.vectors.max_id
             alive = np.asarray(storage.memory_ids(), dtype=np.int64)
             known = self.vectors.ids()

@@ -162,7 +162,7 @@ class Ingestor:
         priority: Priority = "medium",
         batch_texts: int = DEFAULT_BATCH_TEXTS,
         text_bytes: int = DEFAULT_TEXT_BYTES,
-        on_bytes: Callable[[int], None] | None = None,
+        on_bytes: Callable[[int], object] | None = None,
     ) -> None:
         self.engine = engine
         self.checkpoints = Checkpoints(data_dir)

@@ -9,25 +9,22 @@ Correctness rests on two stamps checked on every lookup, never on expiry:
   cached records (no index or storage work) rather than served stale.
 
 Entries are charged an estimate of their in-process size against `performance.query_cache_size_mb`
-and evicted least recently used first. The JSON of a page is built once, on the first request that
-needs it, without the per-request `cached`/`took_ms` tail, so the HTTP API can serve it as bytes.
+and evicted least recently used first. An entry keeps a slot for its serialised form, which the HTTP
+layer fills once (`api.pages`) and reuses while the entry lives.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
+from brainai_engine.core.lru import LRUCache
 from brainai_engine.models import MemorySearchQuery, MemorySearchResult
-from brainai_engine.storage.base import MemoryRecord
+from brainai_engine.storage.records import Page
 
 SearchKey = tuple[str, int, int, str | None, float, str]
-Page = list[tuple[MemoryRecord, float]]
 
 ENTRY_OVERHEAD = 1024
 HIT_OVERHEAD = 900
-JSON_TAIL = b',"cached":'
 
 
 def search_key(q: MemorySearchQuery) -> SearchKey:
@@ -45,14 +42,7 @@ class CachedSearch:
     page: Page
     result: MemorySearchResult
     size: int
-    body: bytes | None = None
-
-    def json_head(self) -> bytes:
-        """The result's JSON up to (not including) the per-request `cached` and `took_ms` fields."""
-        if self.body is None:
-            full = self.result.model_dump_json().encode()
-            self.body = full[: full.rindex(JSON_TAIL)]
-        return self.body
+    rendered: bytes | None = None  # the HTTP layer's serialisation of `result`, built once (api.pages)
 
 
 def estimate_size(page: Page) -> int:
@@ -61,15 +51,20 @@ def estimate_size(page: Page) -> int:
 
 
 class SearchCache:
-    """Thread-safe LRU bounded by estimated bytes; a budget of 0 disables it."""
+    """Pages bounded by estimated bytes (`performance.query_cache_size_mb`); a budget of 0 disables it."""
 
     def __init__(self, budget_bytes: int) -> None:
-        self.budget = max(budget_bytes, 0)
-        self.used = 0
+        self._pages: LRUCache[SearchKey, CachedSearch] = LRUCache(budget_bytes, weigh=lambda e: e.size)
         self.hits = 0
         self.misses = 0
-        self._data: OrderedDict[SearchKey, CachedSearch] = OrderedDict()
-        self._lock = threading.Lock()
+
+    @property
+    def budget(self) -> int:
+        return self._pages.capacity
+
+    @property
+    def used(self) -> int:
+        return self._pages.weight
 
     @property
     def enabled(self) -> bool:
@@ -79,49 +74,31 @@ class SearchCache:
         """The entry for `key` if it was computed at `generation`; stale entries are dropped."""
         if not self.budget:
             return None
-        with self._lock:
-            entry = self._data.get(key)
-            if entry is None or entry.generation != generation:
-                if entry is not None:
-                    self._drop(key)
-                self.misses += 1
-                return None
-            self._data.move_to_end(key)
-            self.hits += 1
-            return entry
+        entry = self._pages.get(key)
+        if entry is None or entry.generation != generation:
+            if entry is not None:
+                self._pages.pop(key)
+            self.misses += 1
+            return None
+        self.hits += 1
+        return entry
 
     def put(self, key: SearchKey, entry: CachedSearch) -> None:
-        if not self.budget or entry.size > self.budget:
-            return
-        with self._lock:
-            if key in self._data:
-                self._drop(key)
-            self._data[key] = entry
-            self.used += entry.size
-            while self.used > self.budget:
-                self._drop(next(iter(self._data)))
+        self._pages.put(key, entry)
 
     def resize(self, budget_bytes: int) -> None:
         """Change the budget (0 disables and empties the cache)."""
-        with self._lock:
-            self.budget = max(budget_bytes, 0)
-            while self._data and self.used > self.budget:
-                self._drop(next(iter(self._data)))
+        self._pages.resize(budget_bytes)
 
     def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-            self.used = 0
-
-    def _drop(self, key: SearchKey) -> None:
-        self.used -= self._data.pop(key).size
+        self._pages.clear()
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self._pages)
 
     def stats(self) -> dict[str, int]:
         return {
-            "search_cache_entries": len(self._data),
+            "search_cache_entries": len(self._pages),
             "search_cache_bytes": self.used,
             "search_cache_hits": self.hits,
             "search_cache_misses": self.misses,

@@ -16,44 +16,41 @@ breaking ties. Storage is read only for the returned page.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from brainai_common.engine_config import SearchConfig
 from brainai_engine.core.columns import TYPE_CODES
-from brainai_engine.core.text import STOPWORDS, tokenize
+from brainai_engine.core.text import content_terms, tokenize
+from brainai_engine.engine.indexing import MemoryIndexes
 from brainai_engine.models import MemorySearchQuery
-from brainai_engine.storage.base import MemoryRecord
-
-if TYPE_CHECKING:
-    from brainai_engine.engine.facade import Engine
+from brainai_engine.storage.base import Storage
+from brainai_engine.storage.records import MemoryRecord, Page
 
 MIN_POOL = 40
-Hits = tuple[int, list[tuple[MemoryRecord, float]]]
-
-
-def query_terms(text: str) -> set[str]:
-    tokens = tokenize(text)
-    return {t for t in tokens if t not in STOPWORDS} or set(tokens)
+Hits = tuple[int, Page]
 
 
 class MemorySearcher:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    """Reads the indexes and, for the returned page only, storage; holds no engine state."""
+
+    def __init__(self, config: SearchConfig, indexes: MemoryIndexes, storage: Storage) -> None:
+        self.config = config
+        self.indexes = indexes
+        self.storage = storage
 
     def search(self, q: MemorySearchQuery) -> Hits:
         """(total matches, [(record, score)] for the requested page)."""
-        terms = query_terms(q.query)
+        terms = content_terms(tokenize(q.query))
         if not terms:
             return 0, []
-        if self.engine.config.search.backend == "vector":
+        if self.config.backend == "vector":
             return self._vector(q, terms)
         return self._lexical(q, terms)
 
     # -- lexical ----------------------------------------------------------------------------------
     def _lexical(self, q: MemorySearchQuery, terms: set[str]) -> Hits:
-        e = self.engine
-        cols = e.indexes.columns
+        cols = self.indexes.columns
         code = TYPE_CODES[q.type] if q.type is not None else 0
 
         def keep(ids: np.ndarray) -> np.ndarray:
@@ -64,7 +61,7 @@ class MemorySearcher:
 
         filtered = bool(code) or q.min_confidence > 0
         want = q.offset + q.limit
-        ids, scores, total = e.indexes.lexical.search(
+        ids, scores, total = self.indexes.lexical.search(
             terms, want, q.sort_by == "relevance", keep if filtered else None
         )
         if not len(ids) or q.offset >= len(ids):
@@ -77,7 +74,7 @@ class MemorySearcher:
             ids, scores, primary = ids[top], scores[top], primary[top]
         order = np.lexsort((-ids, -scores, -primary))[q.offset : want]
         page_ids = ids[order].tolist()
-        records = e.storage.get_memories(page_ids)
+        records = self.storage.get_memories(page_ids)
         page = [
             (records[i], float(s))
             for i, s in zip(page_ids, scores[order].tolist(), strict=True)
@@ -88,15 +85,14 @@ class MemorySearcher:
     # -- vector -----------------------------------------------------------------------------------
     def pool_size(self, q: MemorySearchQuery) -> int:
         want = q.offset + q.limit
-        pool = min(max(4 * want, MIN_POOL), self.engine.config.search.candidate_pool)
+        pool = min(max(4 * want, MIN_POOL), self.config.candidate_pool)
         if q.type is not None or q.min_confidence > 0:
             pool *= 4
         return max(pool, want)
 
     def _vector(self, q: MemorySearchQuery, terms: set[str]) -> Hits:
-        e = self.engine
-        index = e.indexes.vectors
-        vec = e.indexes.embedder.embed_tokens([tokenize(q.query)])[0]
+        index = self.indexes.vectors
+        vec = self.indexes.embedder.embed_tokens([tokenize(q.query)])[0]
         if index is None or not vec.any():
             return 0, []
         ids, scores = index.search(vec, self.pool_size(q))
@@ -104,7 +100,7 @@ class MemorySearcher:
         ids, scores = ids[positive], scores[positive]
         if not len(ids):
             return 0, []
-        records = e.storage.get_memories(ids.tolist())
+        records = self.storage.get_memories(ids.tolist())
         words = "|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True))
         pattern = re.compile(rf"(?<!\w)(?:{words})(?!\w)")
         matches: list[tuple[MemoryRecord, float]] = []

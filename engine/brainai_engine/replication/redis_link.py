@@ -1,21 +1,18 @@
-"""Redis (or Redis Cluster) as a shared, optional helper: query-result cache and change notifications.
+"""The link to Redis (or Redis Cluster), a shared and optional helper: the search-page cache and change
+notifications go through it.
 
 Redis never holds the only copy of anything: results can be recomputed and change notifications are
 backed by polling the database. So every call goes through `RedisLink.call`, which returns None
 instead of raising, and after a failure skips Redis for a cooldown (doubling while failures go on,
-up to MAX_COOLDOWN_S). A Redis node going down therefore costs at most one failed call per
+up to MAX_COOLDOWN_S, with jitter). A Redis node going down therefore costs at most one failed call per
 cooldown, and the engine keeps serving without it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import astuple
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -23,15 +20,14 @@ import redis
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import RedisClusterException
 
+from brainai_common.cooldown import Cooldown
 from brainai_common.engine_config import RedisConfig
-from brainai_engine.storage.base import MemoryRecord
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 COOLDOWN_S = 1.0
 MAX_COOLDOWN_S = 30.0
-Page = list[tuple[MemoryRecord, float]]
 
 
 def parse_redis_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
@@ -72,8 +68,7 @@ class RedisLink:
         self.nodes, self._opts = parse_redis_url(cfg.url)
         self._socket_timeout = socket_timeout or cfg.connect_timeout_seconds
         self._client: redis.Redis | RedisCluster | None = None
-        self._down_until = 0.0
-        self._cooldown = COOLDOWN_S
+        self._cooldown = Cooldown(COOLDOWN_S, MAX_COOLDOWN_S)
         self._lock = threading.Lock()
         self.up = True
 
@@ -92,7 +87,7 @@ class RedisLink:
 
     def call(self, fn: Callable[[Any], T]) -> T | None:
         """fn(client), or None when Redis is down, cooling down or fails now."""
-        if not self.up and time.monotonic() < self._down_until:
+        if not self.up and self._cooldown.cooling:
             return None
         try:
             with self._lock:
@@ -104,15 +99,14 @@ class RedisLink:
             with self._lock:
                 if self.up:
                     log.warning("redis unreachable (%s); continuing without it", type(exc).__name__)
-                    self._cooldown = COOLDOWN_S
-                else:
-                    self._cooldown = min(self._cooldown * 2, MAX_COOLDOWN_S)
+                    self._cooldown.reset()
                 self.up = False
-                self._down_until = time.monotonic() + self._cooldown
+                self._cooldown.fail()
             return None
         if not self.up:
             log.warning("redis reachable again")
             self.up = True
+            self._cooldown.reset()
         return result
 
     def ping(self) -> bool:
@@ -123,39 +117,3 @@ class RedisLink:
             if self._client is not None:
                 self._client.close()
                 self._client = None
-
-
-class SharedSearchCache:
-    """Memory-search pages shared by every engine replica, keyed by the data version they reflect.
-
-    The version is the change-log position the asking replica has applied (every write bumps it),
-    so an entry can only be read by a replica whose data is at that same version, and a write makes
-    all older entries unreachable at once; the TTL only reclaims memory. The access statistics in a
-    cached page may trail by up to the TTL, since reads do not bump the version."""
-
-    def __init__(self, link: RedisLink, ttl_seconds: int, namespace: str) -> None:
-        self.link = link
-        self.ttl = ttl_seconds
-        self.namespace = namespace
-        self.hits = 0
-        self.misses = 0
-
-    def _key(self, query_key: tuple, version: int) -> str:
-        digest = hashlib.sha1(repr((self.namespace, query_key)).encode(), usedforsecurity=False).hexdigest()
-        return f"{self.link.prefix}search:{version}:{digest}"
-
-    def get(self, query_key: tuple, version: int) -> tuple[int, Page] | None:
-        raw = self.link.call(lambda c: c.get(self._key(query_key, version)))
-        if raw is None:
-            self.misses += 1
-            return None
-        total, rows = json.loads(raw)
-        self.hits += 1
-        return total, [(MemoryRecord(*row[:-1]), row[-1]) for row in rows]
-
-    def put(self, query_key: tuple, version: int, total: int, page: Page) -> None:
-        payload = json.dumps([total, [[*astuple(rec), score] for rec, score in page]], ensure_ascii=False)
-        self.link.call(lambda c: c.set(self._key(query_key, version), payload, ex=self.ttl))
-
-    def stats(self) -> dict[str, int]:
-        return {"shared_cache_hits": self.hits, "shared_cache_misses": self.misses}

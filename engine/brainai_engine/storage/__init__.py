@@ -24,7 +24,9 @@ def open_storage(config: EngineConfig) -> Storage:
         return SQLiteStorage(config.sqlite_path(), config.database, storage)
     scheme = url.split(":", 1)[0]
     if scheme in {"postgres", "postgresql", "postgresql+psycopg"}:
-        from brainai_engine.storage.postgres import PostgresStorage  # imported here: the embedded default needs no driver
+        from brainai_engine.storage.postgres import (
+            PostgresStorage,  # imported here: the embedded default needs no driver
+        )
 
         return PostgresStorage(config.database, config.system.instance_id)
     raise ConfigError(f"database.url: unsupported scheme {scheme!r}; use sqlite:///path or postgresql://")

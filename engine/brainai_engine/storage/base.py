@@ -13,6 +13,31 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from brainai_engine.storage.changes import ChangeLog
+from brainai_engine.storage.records import (
+    ConceptRecord,
+    EdgeRecord,
+    IndexRow,
+    MemoryRecord,
+    NewMemory,
+    SegmentRecord,
+)
+
+__all__ = [
+    "ChangeLog",
+    "ConceptRecord",
+    "EdgeRecord",
+    "IndexRow",
+    "MemoryRecord",
+    "NewMemory",
+    "SegmentRecord",
+    "Storage",
+    "StorageUnavailable",
+    "StoreCounts",
+    "WriteBatch",
+    "WriteResult",
+]
+
 
 class StorageUnavailable(RuntimeError):
     """The store cannot take writes (or serve reads) right now; retrying later may succeed.
@@ -24,61 +49,6 @@ class StorageUnavailable(RuntimeError):
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-@dataclass(slots=True)
-class MemoryRecord:
-    id: int
-    content: str
-    type: str
-    priority: int
-    confidence: float
-    access_count: int
-    created_at: float
-    last_accessed: float
-    context: dict[str, str] | None = None
-
-
-IndexRow = tuple[int, str, str, float, float]
-
-
-@dataclass(slots=True)
-class NewMemory:
-    content: str
-    type: str
-    priority: int
-    confidence: float
-    created_at: float
-    context: dict[str, str] | None = None
-
-
-@dataclass(slots=True)
-class ConceptRecord:
-    name: str
-    usage_count: int
-    confidence: float
-    created_at: float
-    last_used: float
-
-
-@dataclass(slots=True)
-class EdgeRecord:
-    a: str
-    b: str
-    weight: float
-    initial_weight: float
-    updated_at: float
-
-
-@dataclass(slots=True)
-class SegmentRecord:
-    text: str
-    frequency: int
-    confidence: float
-    units: int
-    created_at: float
-    left: str | None = None
-    right: str | None = None
 
 
 @dataclass(slots=True)
@@ -167,6 +137,15 @@ class Storage(ABC):
     @abstractmethod
     def ping(self) -> bool:
         """True when the store answers a trivial query (readiness)."""
+
+    def reachability(self) -> dict[str, bool] | None:
+        """Each server this store talks to and whether it answers, for /ready; None for a local file."""
+        return None
+
+    def change_log(self) -> ChangeLog | None:
+        """The log other engine replicas follow, for a store shared by several; None when this process
+        is the only writer (embedded storage)."""
+        return None
 
     @abstractmethod
     def close(self) -> None: ...

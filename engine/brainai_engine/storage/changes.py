@@ -9,9 +9,11 @@ stored row": absent rows mean deleted, which makes re-applying a change harmless
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from brainai_engine.storage.base import ConceptRecord, EdgeRecord, IndexRow, SegmentRecord
+from brainai_engine.storage.records import ConceptRecord, EdgeRecord, IndexRow, SegmentRecord
 
 # kinds: key (and aux) identify the changed record
 MEMORIES = "memories"  # new memories with ids key..aux
@@ -48,3 +50,22 @@ class ChangeSet:
     def last_id(self) -> int:
         """The cursor once this set is applied."""
         return self.changes[-1].id if self.changes else self.after_id
+
+
+class ChangeLog(Protocol):
+    """What a shared store offers the replicas that follow it (`Storage.change_log`)."""
+
+    origin: str  # this replica's name in the log: its own changes are already applied
+
+    def last_change_id(self) -> int:
+        """The log's end now (a new follower starts here, then loads)."""
+        ...
+
+    def changes_since(self, after_id: int, limit: int = 5000, primary: bool = False) -> ChangeSet:
+        """Up to `limit` log rows after `after_id` with the rows they point at, from a read replica
+        unless `primary`."""
+        ...
+
+    def on_commit(self, listener: Callable[[int], None]) -> None:
+        """Call `listener(change_id)` after each of this replica's own commits."""
+        ...

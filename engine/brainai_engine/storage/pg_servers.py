@@ -4,7 +4,7 @@ A server that fails at the connection level is marked down for a short cooldown,
 fall back to another server) at once instead of each waiting for the pool timeout. After the
 cooldown the next caller probes the server with one direct connection; when that succeeds the pool
 is replaced by a fresh one, so recovery after an outage takes one probe instead of the pool's
-exponential reconnect back-off. The cooldown doubles (up to MAX_COOLDOWN_S) while probes keep
+exponential reconnect back-off. The cooldown doubles (up to MAX_COOLDOWN_S, jittered) while probes keep
 failing, which bounds what an unreachable host that never answers (each probe waits for the connect
 timeout) can cost. TCP keepalives and a user timeout turn a silent network partition into an error.
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -22,6 +21,8 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
+
+from brainai_common.cooldown import Cooldown
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +103,7 @@ class Server:
         self.timeout = timeout
         self.statement_cache = statement_cache
         self.up = True
-        self._down_until = 0.0
-        self._cooldown = COOLDOWN_S
+        self._cooldown = Cooldown(COOLDOWN_S, MAX_COOLDOWN_S)
         self._lock = threading.Lock()
         self._probing = False
         self.pool = self._new_pool()
@@ -135,8 +135,8 @@ class Server:
             if self.up:
                 log.warning("database %s (%s) unreachable: %s", self.name, self.dsn, type(exc).__name__)
             self.up = False
-            self._cooldown = COOLDOWN_S
-            self._down_until = time.monotonic() + COOLDOWN_S
+            self._cooldown.reset()
+            self._cooldown.fail()
 
     def _ensure_up(self) -> None:
         """Raise ServerDown during the cooldown; after it, let one caller probe and revive the pool."""
@@ -145,7 +145,7 @@ class Server:
         with self._lock:
             if self.up:
                 return
-            if time.monotonic() < self._down_until or self._probing:
+            if self._cooldown.cooling or self._probing:
                 raise ServerDown(self.name)
             self._probing = True
         try:
@@ -154,8 +154,7 @@ class Server:
         except psycopg.Error as exc:
             with self._lock:
                 self._probing = False
-                self._cooldown = min(self._cooldown * 2, MAX_COOLDOWN_S)
-                self._down_until = time.monotonic() + self._cooldown
+                self._cooldown.fail()
             raise ServerDown(self.name) from exc
         old = self.pool
         self.pool = self._new_pool()
@@ -163,6 +162,7 @@ class Server:
         with self._lock:
             self._probing = False
             self.up = True
+            self._cooldown.reset()
         log.warning("database %s (%s) reachable again", self.name, self.dsn)
 
     @contextmanager

@@ -13,6 +13,7 @@ The log (`changes`) is written in the same transaction as the data (see `storage
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -47,8 +48,12 @@ RECENT_DELETE_S = 10.0
 ChangeRow = tuple[str, str, str | None]
 
 
-def _record(row: tuple) -> MemoryRecord:
-    return MemoryRecord(*row[:8], context=row[8])
+def _fetch_all(sql: str, params: tuple[Any, ...], conn: psycopg.Connection) -> list[tuple[Any, ...]]:
+    return conn.execute(sql, params).fetchall()
+
+
+def _record(row: tuple[Any, ...]) -> MemoryRecord:
+    return MemoryRecord(*row[:9])
 
 
 class PostgresStorage(Storage):
@@ -307,7 +312,7 @@ class PostgresStorage(Storage):
         )
         last = after_id
         while True:
-            rows, _ = self._read(lambda c, after=last: c.execute(sql, (after, batch)).fetchall())
+            rows, _ = self._read(functools.partial(_fetch_all, sql, (last, batch)))
             if not rows:
                 return
             yield [tuple(r) for r in rows]
@@ -326,7 +331,7 @@ class PostgresStorage(Storage):
         """Rows of `sql` (keyed by its first column, `WHERE key > %s ORDER BY key LIMIT %s`) in pages."""
         last = ""
         while True:
-            rows, _ = self._read(lambda c, after=last: c.execute(sql, (after, _PAGE)).fetchall())
+            rows, _ = self._read(functools.partial(_fetch_all, sql, (last, _PAGE)))
             yield from rows
             if len(rows) < _PAGE:
                 return
@@ -346,7 +351,7 @@ class PostgresStorage(Storage):
         )
         last = ("", "")
         while True:
-            rows, _ = self._read(lambda c, after=last: c.execute(sql, (*after, _PAGE)).fetchall())
+            rows, _ = self._read(functools.partial(_fetch_all, sql, (*last, _PAGE)))
             yield from (EdgeRecord(*r) for r in rows)
             if len(rows) < _PAGE:
                 return
@@ -369,6 +374,10 @@ class PostgresStorage(Storage):
         return StoreCounts(*(int(v) for v in row))
 
     # -- change log -------------------------------------------------------------------------------
+    def change_log(self) -> PostgresStorage:
+        """Every write appends to the `changes` table, so this store is its own change log."""
+        return self
+
     def last_change_id(self) -> int:
         """Newest change id visible on the read server (an engine's cursor before it loads)."""
         row, _ = self._read(lambda c: c.execute("SELECT coalesce(max(id), 0) FROM changes").fetchone())

@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 
 from brainai_common.engine_config import EngineConfig
-from brainai_engine.tools.corpus import Corpus
+from brainai_engine.core.text import content_terms, tokenize
 from brainai_engine.engine.facade import Engine
 from brainai_engine.models import BatchLearnRequest, ConceptSearchQuery, MemoryIn, MemorySearchQuery
-from brainai_engine.engine.search import query_terms
+from brainai_engine.tools.corpus import Corpus
 
 MIXED_BATCH = 100
 
@@ -88,11 +88,12 @@ def bench_concepts(engine: Engine, corpus: Corpus, seconds: float, report: dict[
         else:
             queries.append(_typo(words[i], rng))
     models = [ConceptSearchQuery(query=q) for q in queries]
-    cache, engine._concept_cache.capacity = engine._concept_cache.capacity, 0
+    capacity = engine.concept_cache.capacity
+    engine.concept_cache.resize(0)
     try:
         rate, hits = _concept_rate(engine, models, seconds)
     finally:
-        engine._concept_cache.capacity = cache
+        engine.concept_cache.resize(capacity)
     cached, _ = _concept_rate(engine, models[:500], min(seconds, 1.0))
     report.update(
         concept_queries_per_s=round(rate, 1),
@@ -214,7 +215,7 @@ def _recall(engine: Engine, queries: list[str]) -> tuple[float, float]:
     lexical = engine.indexes.lexical
     found = total = bounded = 0
     for q in queries:
-        terms = query_terms(q)
+        terms = content_terms(tokenize(q))
         ids_x, s_x, _ = lexical.search(terms, exact=True)
         ids_a, s_a, _ = lexical.search(terms)
         bounded += len(ids_a) < len(ids_x)

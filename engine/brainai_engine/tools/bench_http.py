@@ -4,7 +4,7 @@ Four targets, all under identical uvicorn settings in child processes, driven by
 generator from this process in alternating rounds so background noise hits all alike:
 
 - ``bare``: a Starlette endpoint doing no work (the framework's ceiling);
-- ``direct``: a bare Starlette endpoint calling ``engine.search_memories_json`` (no validation model,
+- ``direct``: a bare Starlette endpoint calling ``api.pages.memory_search_body`` (no validation model,
   middleware, auth or metrics) in the same process as the app, sharing its engine;
 - ``search``: the real ``GET /api/v1/memory/search`` with the result cache on, as configured;
 - ``search_uncached``: the same endpoint with the engine's result cache switched off for the round
@@ -31,9 +31,10 @@ from typing import Any
 
 import httpx
 
+from brainai_engine.api.pages import memory_search_body
+from brainai_engine.api.serving import free_port
 from brainai_engine.tools.corpus import Corpus
 from brainai_engine.tools.loadgen import LoadResult, drive, get_request
-from brainai_engine.api.serving import free_port
 
 LOCAL = "127.0.0.1"
 DIRECT_PREFIX = "/bench-direct"
@@ -120,7 +121,7 @@ def direct_app(engine: Any) -> Any:
             min_confidence=0.0,
             sort_by="relevance",
         )
-        return Response(engine.search_memories_json(query), media_type="application/json")
+        return Response(memory_search_body(engine, query), media_type="application/json")
 
     return Starlette(
         routes=[

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from brainai_common.engine_config import ConceptsConfig
 from brainai_engine.core.concept_search import ConceptNameIndex
 from brainai_engine.core.concepts import ConceptGraph

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from brainai_common.engine_config import SearchConfig
 from brainai_engine.core.columns import MemoryColumns
 from brainai_engine.core.embedding import HashingEmbedder
 from brainai_engine.core.index import VectorIndex
 from brainai_engine.core.lexical import K1, B, LexicalIndex
-from brainai_engine.core.text import tokenize
+from brainai_engine.core.text import content_terms, tokenize
 from brainai_engine.tools.corpus import Corpus
-from brainai_engine.engine.indexing import content_terms
 
 
 def build_lexical(texts: list[str], max_postings: int = 100_000) -> tuple[LexicalIndex, list[set[str]]]:

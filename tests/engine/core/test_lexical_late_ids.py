@@ -4,6 +4,7 @@ memory applied by the change feed), so search finds and scores it like any other
 from __future__ import annotations
 
 import numpy as np
+
 from brainai_engine.core.columns import MemoryColumns
 from brainai_engine.core.lexical import LexicalIndex
 

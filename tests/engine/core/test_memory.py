@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from brainai_common.engine_config import MemoryConfig
 from brainai_engine.core.memory import WorkingMemory, decay
 

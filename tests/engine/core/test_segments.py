@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from brainai_common.engine_config import LearningConfig
 from brainai_engine.core.segments import SegmentDiscovery, saturation
 from brainai_engine.core.text import split_chunks, tokenize

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
+
 from brainai_common.engine_config import DatabaseConfig
 from brainai_engine.storage import changes as ch
 from brainai_engine.storage.base import (
@@ -20,7 +21,6 @@ from brainai_engine.storage.base import (
 )
 from brainai_engine.storage.pg_schema import LATEST
 from brainai_engine.storage.postgres import PostgresStorage
-
 from tests.engine.storage.contract import check_write_and_read_back_everything, memory
 from tests.servers import PgCluster, wait_for
 

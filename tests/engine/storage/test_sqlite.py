@@ -7,10 +7,10 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from brainai_common.engine_config import DatabaseConfig, StorageConfig
 from brainai_engine.storage.base import ConceptRecord, WriteBatch
 from brainai_engine.storage.sqlite import SQLiteStorage
-
 from tests.engine.storage.contract import check_write_and_read_back_everything, memory
 
 

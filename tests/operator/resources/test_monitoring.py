@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from brainai_operator.api import BrainAIClusterSpec
 from brainai_operator.resources.cluster import build_desired
 from brainai_operator.resources.monitoring import rule_groups

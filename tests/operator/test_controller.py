@@ -1,0 +1,74 @@
+"""The work queue's retry backoff: exponential, capped, and jittered so failed clusters spread out."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from typing import Any, cast
+
+import pytest
+
+from brainai_operator import controller as controller_module
+from brainai_operator.client import Kube
+from brainai_operator.controller import Controller
+
+KEY = ("prod", "a")
+
+
+def failing_reconcile(*_: Any, **__: Any) -> str | None:
+    raise RuntimeError("API server unavailable")
+
+
+def retry_delays(ctl: Controller, failures: int, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The delay each of `failures` consecutive failed reconciles schedules its retry after."""
+    monkeypatch.setattr(controller_module, "reconcile_cluster", failing_reconcile)
+    delays: list[float] = []
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+
+        def call_later(delay: float, callback: Callable[..., object], *args: object) -> None:
+            delays.append(delay)
+
+        monkeypatch.setattr(loop, "call_later", call_later)
+        for _ in range(failures):
+            await ctl._reconcile(KEY)
+
+    asyncio.run(run())
+    return delays
+
+
+def controller(rng: Callable[[], float], max_backoff: float = 60.0) -> Controller:
+    # reconcile_cluster is replaced in every test, so the client is never used.
+    return Controller(cast(Kube, object()), max_backoff=max_backoff, rng=rng)
+
+
+def test_without_jitter_the_delay_doubles_up_to_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    delays = retry_delays(controller(rng=lambda: 0.0), 7, monkeypatch)
+    assert delays == [2, 4, 8, 16, 32, 60, 60]
+
+
+def test_jitter_shortens_each_delay_by_at_most_a_fifth(monkeypatch: pytest.MonkeyPatch) -> None:
+    delays = retry_delays(controller(rng=lambda: 1.0), 7, monkeypatch)
+    assert delays == pytest.approx([1.6, 3.2, 6.4, 12.8, 25.6, 48.0, 48.0])
+
+
+def test_default_jitter_stays_within_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    delays = retry_delays(controller(rng=random.Random(3).random), 40, monkeypatch)
+    full = [min(2.0**n, 60.0) for n in range(1, 41)]
+    assert all(0.8 * f <= d <= f for d, f in zip(delays, full, strict=True))
+    assert len(set(delays[-30:])) > 1  # capped retries still spread out
+    assert max(delays) <= 60.0
+
+
+def test_a_short_cap_applies_from_the_first_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert retry_delays(controller(rng=lambda: 0.0, max_backoff=0.5), 3, monkeypatch) == [0.5, 0.5, 0.5]
+
+
+def test_success_resets_the_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    ctl = controller(rng=lambda: 0.0)
+    assert retry_delays(ctl, 3, monkeypatch) == [2, 4, 8]
+    monkeypatch.setattr(controller_module, "reconcile_cluster", lambda *_, **__: "Ready")
+    asyncio.run(ctl._reconcile(KEY))
+    assert retry_delays(ctl, 1, monkeypatch) == [2]
