@@ -147,6 +147,31 @@ def test_operator_image_runs_its_cli(images: dict[str, str]):
     assert crd["metadata"]["name"] == "brainaiclusters.brainai.io"
 
 
+def test_engine_image_runs_the_demo(images: dict[str, str]):
+    """The dev tools ship with the engine (its `tools` extra): the demo runs in the image as built."""
+    out = docker(
+        "run", "--rm", "--network", "none", "--read-only", "--tmpfs", "/tmp", images["engine"], "demo"
+    )
+    assert "== GET /metrics (engine gauges) ==" in out.stdout
+    assert "brain_ai_memories_total 3.0" in out.stdout
+
+
+# Each image installs its own distribution: what must be there, and what must not.
+HALVES = {
+    "engine": ("brainai_engine", ["brainai_operator", "kopf", "kubernetes"]),
+    "operator": ("brainai_operator", ["brainai_engine", "faiss", "psycopg", "redis", "starlette", "uvicorn"]),
+}
+
+
+@pytest.mark.parametrize("target", sorted(HALVES))
+def test_each_image_carries_only_its_own_half(images: dict[str, str], target: str):
+    own, foreign = HALVES[target]
+    probe = "import importlib.util, sys; print(*[m for m in sys.argv[1:] if importlib.util.find_spec(m)])"
+    out = docker("run", "--rm", "--network", "none", "--entrypoint", "python3", images[target], "-c", probe,
+                 own, "brainai_common", *foreign).stdout.split()  # fmt: skip
+    assert out == [own, "brainai_common"]
+
+
 @pytest.mark.parametrize("target", ["engine", "operator"])
 def test_image_metadata_and_contents(images: dict[str, str], target: str):
     config = json.loads(docker("image", "inspect", images[target]).stdout)[0]["Config"]

@@ -169,3 +169,15 @@ def test_no_reaching_into_private_names(package: str) -> None:
                 if text not in PRIVATE_OK:
                     reach.append(f"{name}:{node.lineno} {text}")
     assert reach == []
+
+
+def test_the_distributions_share_one_version() -> None:
+    import tomllib
+
+    from brainai_operator import __version__
+
+    versions = {
+        d: tomllib.loads((ROOT / d / "pyproject.toml").read_text())["project"]["version"]
+        for d in ("common", "engine", "operator")
+    }
+    assert set(versions.values()) == {__version__}, versions
