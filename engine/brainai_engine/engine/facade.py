@@ -10,7 +10,7 @@ Durability: every mutating call returns only after `Storage.write` committed. Ac
 from reads (`get_memory`) and working-memory type changes are metadata and are flushed with the next
 write or by the maintenance thread within a second.
 
-Caching: memory-search pages are cached by query (see `search_cache`). Every change that can alter a
+Caching: memory-search pages are cached by query (see `engine.results`). Every change that can alter a
 result calls `_memories_changed` after the change is visible, which makes older pages unreachable.
 """
 
