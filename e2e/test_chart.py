@@ -94,7 +94,19 @@ def test_install_upgrade_uninstall(cluster: Cluster, crd: str, release_namespace
     deploy = cluster.get("deployment", "brain-brain-ai-operator", ns)
     assert deploy["status"]["availableReplicas"] == 1
     assert "--log-level=info" in deploy["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert cluster.get("clusterrole", "brain-brain-ai-operator") is not None
+    cluster_role = f"brain-brain-ai-operator-{ns}"  # cluster-scoped names carry the release's namespace
+    assert cluster.get("clusterrole", cluster_role) is not None
+    assert cluster.get("clusterrolebinding", cluster_role)["roleRef"]["name"] == cluster_role
+
+    # A release of the same name in another namespace owns none of the first one's objects: Helm's
+    # ownership check (run by a server dry run too) lets it install.
+    other = f"{ns}-b"
+    cluster.kubectl("create", "namespace", other)
+    try:
+        out = cluster.helm("install", "brain", str(CHART), "-n", other, "--dry-run=server")
+        assert f"name: brain-brain-ai-operator-{other}" in out
+    finally:
+        cluster.kubectl("delete", "namespace", other, "--wait=false", "--ignore-not-found")
 
     cluster.helm(
         "upgrade",
@@ -118,7 +130,7 @@ def test_install_upgrade_uninstall(cluster: Cluster, crd: str, release_namespace
 
     cluster.helm("uninstall", "brain", "-n", ns, "--wait", "--timeout", "120s")
     assert cluster.get("deployment", "brain-brain-ai-operator", ns) is None
-    assert cluster.get("clusterrole", "brain-brain-ai-operator") is None
+    assert cluster.get("clusterrole", cluster_role) is None
     assert cluster.get("crd", crd) is not None  # Helm leaves CRDs (and so users' clusters) in place
 
 

@@ -172,6 +172,42 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         "spec.postgres.parameters",
     ),
     ("monitoring-interval", {"monitoring": {"enabled": True, "interval": "5"}}, "spec.monitoring.interval"),
+    ("image-no-break-space", {"engine": {"image": "brain-ai/engine:0.1.0\u00a0"}}, "spec.engine.image"),
+    (
+        "node-selector-empty-key",
+        {"scheduling": {"nodeSelector": {"": "ssd"}}},
+        "spec.scheduling.nodeSelector",
+    ),
+    (
+        "node-selector-bad-key",
+        {"scheduling": {"nodeSelector": {"disk type!": "ssd"}}},
+        "spec.scheduling.nodeSelector",
+    ),
+    (
+        "node-selector-long-value",
+        {"scheduling": {"nodeSelector": {"disk": "v" * 64}}},
+        "spec.scheduling.nodeSelector.disk",
+    ),
+    (
+        "monitoring-label-key",
+        {"monitoring": {"enabled": True, "labels": {"-release": "x"}}},
+        "spec.monitoring.labels",
+    ),
+    (
+        "secret-key-slash",
+        {"engine": {"authTokenSecretRef": {"name": "token", "key": "api/token"}}},
+        "spec.engine.authTokenSecretRef.key",
+    ),
+    (
+        "cpu-fractional-exponent",
+        {"engine": {"resources": {"requests": {"cpu": "1e1.5"}}}},
+        "spec.engine.resources.requests.cpu",
+    ),
+    (
+        "consolidation-frequency",
+        {"engine": {"config": {"memory": {"consolidation_frequency": "weekly"}}}},
+        "spec.engine.config.memory.consolidation_frequency",
+    ),
 ]
 
 
@@ -195,12 +231,22 @@ def test_overlong_name_is_rejected(cluster: Cluster, crd: str, namespace: str) -
     manifest = {
         "apiVersion": "brainai.io/v1alpha1",
         "kind": "BrainAICluster",
-        "metadata": {"name": "n" * 46},
+        "metadata": {"name": "n" * 64},
         "spec": {},
     }
     with pytest.raises(KubectlError) as rejected:
         cluster.apply(manifest, namespace)
     assert "metadata.name" in rejected.value.stderr
+
+
+@pytest.mark.parametrize("name", ["1brain", "brain.ai"])
+def test_a_name_no_service_can_carry_is_rejected(
+    cluster: Cluster, crd: str, namespace: str, name: str
+) -> None:
+    manifest = {"apiVersion": "brainai.io/v1alpha1", "kind": "BrainAICluster", "metadata": {"name": name}}
+    with pytest.raises(KubectlError) as rejected:
+        cluster.apply({**manifest, "spec": {}}, namespace)
+    assert "DNS-1035" in rejected.value.stderr
 
 
 def test_storage_class_is_immutable(cluster: Cluster, crd: str, namespace: str) -> None:
@@ -232,3 +278,27 @@ def test_valid_examples_are_accepted_with_defaults(cluster: Cluster, crd: str, n
     assert stored["spec"]["engine"]["imagePullPolicy"] == "IfNotPresent"
     explained = cluster.kubectl("explain", "brainaicluster.spec.autoscaling.preset")
     assert "cost-optimized" in explained
+
+
+VALID = [
+    ("memory-target-zero", {"autoscaling": {"targetMemoryUtilization": 0}}),
+    ("consolidation-seconds", {"engine": {"config": {"memory": {"consolidation_frequency": 30}}}}),
+    ("consolidation-named", {"engine": {"config": {"memory": {"consolidation_frequency": "hourly"}}}}),
+    ("prefixed-label-key", {"scheduling": {"nodeSelector": {"kubernetes.io/arch": "amd64"}}}),
+    ("request-above-default-limit", {"engine": {"resources": {"requests": {"cpu": "4"}}}}),
+]
+
+
+@pytest.mark.parametrize("spec", [s for _, s in VALID], ids=[i for i, _ in VALID])
+def test_valid_specs_are_admitted_and_the_operator_can_build_them(
+    cluster: Cluster, crd: str, namespace: str, spec: dict[str, Any]
+) -> None:
+    from brainai_operator.api import BrainAIClusterSpec
+    from brainai_operator.resources.cluster import build_desired
+    from brainai_operator.strategies import resolve
+
+    manifest = {"apiVersion": "brainai.io/v1alpha1", "kind": "BrainAICluster", "metadata": {"name": "fine"}}
+    cluster.apply({**manifest, "spec": spec}, namespace)
+    stored = cluster.get("bac", "fine", namespace)
+    assert build_desired("fine", namespace, resolve(BrainAIClusterSpec.model_validate(stored["spec"])))
+    cluster.kubectl("delete", "bac", "fine", "-n", namespace, "--wait=false")

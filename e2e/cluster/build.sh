@@ -137,12 +137,14 @@ EOF
 }
 
 # --- Modules with no replace directives: plain go install.
+# build_install NAME PACKAGE VERSION [LDFLAGS [STAMP]]: STAMP (default: VERSION) is what the cached
+# binary must have been built from; one that depends on LDFLAGS too makes a change of them rebuild.
 build_install() {
-  local name=$1 pkg=$2 version=$3 ld=${4:-}
-  up_to_date "$name" "$version" && return 0
+  local name=$1 pkg=$2 version=$3 ld=${4:-} key=${5:-$3}
+  up_to_date "$name" "$key" && return 0
   log "building $name $version"
   with_ticker "$name" env GOBIN="$BIN" GOFLAGS= go install -trimpath -ldflags "-s -w $ld" "$pkg@$version"
-  stamp "$name" "$version"
+  stamp "$name" "$key"
 }
 
 # --- kstatus: a small program over sigs.k8s.io/cli-utils (what Flux uses to read object health).
@@ -192,8 +194,22 @@ build_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" "$kwok_ld"
 build_install kwokctl sigs.k8s.io/kwok/cmd/kwokctl "$KWOK_VERSION" "$kwok_ld"
 build_install metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server "$METRICS_SERVER_VERSION" \
   "-X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION"
-build_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" \
-  "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+# helm, stamped as its own Makefile stamps a release: besides the version, the Kubernetes version
+# that `helm template` and `helm lint` assume without --kube-version, taken from the k8s.io/client-go
+# that helm's go.mod requires (v0.34.x: 1.34). Unstamped, helm assumes v1.20, and a chart that asks
+# for a newer kubeVersion (ours: >=1.30) does not render.
+helm_go_mod=$(cd "$WORK" && GOFLAGS= go mod download -json "helm.sh/helm/v3@$HELM_VERSION" |
+  sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
+helm_client_go=$(awk '$1 == "k8s.io/client-go" { print $2 }' "$helm_go_mod")
+[[ $helm_client_go =~ ^v([0-9]+)\.([0-9]+)\. ]] ||
+  { log "no k8s.io/client-go version in helm $HELM_VERSION's go.mod ($helm_go_mod)"; exit 1; }
+helm_k8s_major=$((BASH_REMATCH[1] + 1)) helm_k8s_minor=${BASH_REMATCH[2]}
+helm_ld="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+  helm_ld+=" -X $pkg.k8sVersionMajor=$helm_k8s_major -X $pkg.k8sVersionMinor=$helm_k8s_minor"
+done
+build_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "$helm_ld" \
+  "$HELM_VERSION-$(printf %s "$helm_ld" | sha256sum | cut -c1-12)"
 build_install kind sigs.k8s.io/kind "$KIND_VERSION"
 build_kstatus
 [[ " $* " == *" node "* ]] && build_node

@@ -10,10 +10,11 @@ fills them, and an explicit value in the spec wins.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
@@ -28,12 +29,22 @@ SHORT_NAMES = ["bac", "brain"]
 # Kubernetes resource.Quantity: the API server's grammar (number, then a binary/decimal suffix or exponent).
 QUANTITY_PATTERN = (  # sizes only: no sign
     r"^(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
-    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?[0-9]+))?$"  # an exponent is a whole number
 )
 DURATION_PATTERN = r"^[0-9]+(s|m|h|d)$"
-IMAGE_PATTERN = r"^[^\s]+$"  # a reference has no whitespace
+# Printable ASCII without spaces: RE2 (the API server) and Python read this class the same way,
+# where `\s` differs (ASCII there, Unicode here), so admission and the reconciler agree.
+IMAGE_PATTERN = r"^[!-~]+$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# Label keys and values as the API server checks them (optional DNS prefix, 63-character name).
+# `[.]`, not an escaped dot: the key pattern also sits inside a CEL string, where `\.` is no escape.
+LABEL_KEY_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
+SECRET_DATA_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"  # what a Secret's data may be keyed by
 
 
 def cel(rule: str, message: str, field_path: str | None = None, reason: str | None = None) -> JsonDict:
@@ -48,6 +59,42 @@ def cel(rule: str, message: str, field_path: str | None = None, reason: str | No
 
 def immutable(what: str) -> dict[str, Any]:
     return {"x-kubernetes-validations": [cel("self == oldSelf", f"{what} is immutable")]}
+
+
+MAX_LABELS = 64
+
+
+def _label_keys(labels: dict[str, str]) -> dict[str, str]:
+    if len(labels) > MAX_LABELS:
+        raise ValueError(f"at most {MAX_LABELS} labels")
+    bad = [k for k in labels if not re.match(LABEL_KEY_PATTERN, k)]
+    if bad:
+        raise ValueError(f"{bad[0]!r} is not a label key ([prefix/]name, name 1-63 of [A-Za-z0-9-_.])")
+    return labels
+
+
+# A map of Kubernetes labels: keys checked by CEL (a schema cannot pattern map keys) and here alike.
+LabelMap = Annotated[
+    dict[str, Annotated[str, Field(max_length=63, pattern=LABEL_VALUE_PATTERN)]],
+    AfterValidator(_label_keys),
+]
+
+
+def label_map_field(description: str) -> Any:
+    return Field(
+        default=None,
+        description=description,
+        json_schema_extra={
+            "maxProperties": MAX_LABELS,  # also bounds what the CEL rule may cost
+            "x-kubernetes-validations": [
+                cel(
+                    f"self.all(k, k.matches('{LABEL_KEY_PATTERN}'))",
+                    "keys must be label keys: [prefix/]name, the name 1-63 characters of [A-Za-z0-9-_.] "
+                    "starting and ending with a letter or digit",
+                )
+            ],
+        },
+    )
 
 
 class KubeModel(BaseModel):
@@ -137,7 +184,12 @@ class SecretKeyRef(KubeModel):
         max_length=253,
         pattern=DNS_SUBDOMAIN_PATTERN,
     )
-    key: str = Field(description="Key within the Secret.", min_length=1, max_length=253)
+    key: str = Field(
+        description="Key within the Secret (letters, digits, '-', '_' and '.').",
+        min_length=1,
+        max_length=253,
+        pattern=SECRET_DATA_KEY_PATTERN,
+    )
 
 
 class EngineSpec(KubeModel):
@@ -229,10 +281,10 @@ class AutoscalingSpec(KubeModel):
     )
     target_memory_utilization: int | None = Field(
         default=None,
-        ge=1,
+        ge=0,
         le=100,
         description="Average memory, percent of requests, the HPA aims for. "
-        "0 or unset with cost-optimized: memory is not a target.",
+        "0 (or unset with cost-optimized): memory is not a target.",
     )
     behavior: ScalingBehavior | None = Field(default=None, description="Scale-up and scale-down rates.")
 
@@ -240,7 +292,7 @@ class AutoscalingSpec(KubeModel):
 class SchedulingSpec(KubeModel):
     """Where engine pods may run. Passed through to the pod spec unchanged."""
 
-    node_selector: dict[str, str] | None = Field(default=None, description="Node labels pods require.")
+    node_selector: LabelMap | None = label_map_field("Node labels pods require.")
     affinity: dict[str, Any] | None = Field(default=None, description="A core/v1 Affinity.")
     tolerations: list[dict[str, Any]] | None = Field(
         default=None, max_length=64, description="core/v1 Tolerations."
@@ -453,10 +505,9 @@ class MonitoringSpec(KubeModel):
         pattern=r"^[0-9]+(ms|s|m|h)$",
         description="How often Prometheus scrapes the engine pods (the scaling guide's metrics_interval).",
     )
-    labels: dict[str, str] | None = Field(
-        default=None,
-        description="Extra labels on the ServiceMonitor and PrometheusRule, e.g. the "
-        "`release` label a Prometheus selects them by.",
+    labels: LabelMap | None = label_map_field(
+        "Extra labels on the ServiceMonitor and PrometheusRule, e.g. the `release` label a Prometheus "
+        "selects them by."
     )
     alerts: AlertThresholds | None = Field(
         default=None, description="Alert thresholds (the scaling guide's by default)."
@@ -464,7 +515,7 @@ class MonitoringSpec(KubeModel):
     prometheus_url: str | None = Field(
         default=None,
         max_length=2048,
-        pattern=r"^https?://[^\s]+$",
+        pattern=r"^https?://[!-~]+$",
         description="Prometheus the advisor reads this cluster's usage from (overrides the operator's "
         "--prometheus-url). Engine pods must be scraped with namespace and service labels, as a "
         "ServiceMonitor does.",

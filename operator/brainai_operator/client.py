@@ -108,6 +108,7 @@ class Kube:
             namespace=namespace,
             body={"status": status},
             content_type="application/merge-patch+json",
+            field_manager=FIELD_MANAGER,
         )
 
     def event(self, owner: dict[str, Any], reason: str, message: str, warning: bool = False) -> None:

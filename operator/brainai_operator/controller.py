@@ -29,7 +29,7 @@ from brainai_operator.metrics import (
     RECONCILES,
 )
 from brainai_operator.prometheus import AdvisorSettings, advise
-from brainai_operator.reconcile import reconcile_cluster
+from brainai_operator.reconcile import ApplyFailed, failure_summary, reconcile_cluster, record_failure
 from brainai_operator.strategies import OperatorDefaults
 
 log = logging.getLogger(__name__)
@@ -64,14 +64,20 @@ class Controller:
         self.running: set[Key] = set()
         self.dirty: set[Key] = set()
         self.failures: Counter[Key] = Counter()
+        # While a cluster backs off after a failure, events wait for the scheduled retry, so the
+        # logged delay is the real one; a new spec generation (someone fixed it) does not wait.
+        self.retry_at: dict[Key, float] = {}
+        self.failed_generation: dict[Key, int | None] = {}
         self.phases: dict[Key, str] = {}
         self.advisor = advisor
         # The advisor's latest result per cluster. Only reconcile writes status: the advisor leaves
         # its result here and enqueues the cluster.
         self.advice: dict[Key, Advice] = {}
 
-    def enqueue(self, namespace: str, name: str) -> None:
+    def enqueue(self, namespace: str, name: str, generation: int | None = None) -> None:
         key = (namespace, name)
+        if self._backing_off(key, generation):
+            return
         if key in self.running:
             self.dirty.add(key)  # reconcile once more when the running pass ends
         elif key not in self.pending:
@@ -111,15 +117,13 @@ class Controller:
                 reconcile_cluster, self.kube, *key, self.advice.get(key), defaults=self.defaults
             )
         except Exception as exc:
-            self.failures[key] += 1
-            delay = self.backoff.delay(self.failures[key])
-            RECONCILES.labels("error").inc()
-            log.error("reconcile %s/%s failed (retry in %.0fs): %s", *key, delay, exc, exc_info=True)
-            asyncio.get_running_loop().call_later(delay, self.enqueue, *key)
+            await self._failed(key, exc)
             return
         finally:
             RECONCILE_DURATION.observe(time.perf_counter() - start)
         self.failures.pop(key, None)
+        self.retry_at.pop(key, None)
+        self.failed_generation.pop(key, None)
         RECONCILES.labels("success").inc()
         if phase is None:
             self.phases.pop(key, None)
@@ -127,6 +131,36 @@ class Controller:
             self.phases[key] = phase
         for name in ("Pending", "Progressing", "Ready", "Degraded", "Paused"):
             CLUSTERS_BY_PHASE.labels(name).set(sum(1 for p in self.phases.values() if p == name))
+
+    async def _failed(self, key: Key, exc: Exception) -> None:
+        """One log line per failed pass (the traceback at debug level), status and an event saying
+        why, and a retry after the jittered backoff."""
+        self.failures[key] += 1
+        delay = self.backoff.delay(self.failures[key])
+        RECONCILES.labels("error").inc()
+        log.error("reconcile %s/%s failed, retrying in %.1fs: %s", *key, delay, failure_summary(exc))
+        log.debug("reconcile %s/%s failure", *key, exc_info=exc)
+        if not isinstance(exc, ApplyFailed):  # an ApplyFailed pass has written status already
+            try:
+                await asyncio.to_thread(record_failure, self.kube, *key, exc)
+            except Exception as report:
+                log.debug("could not record the failure of %s/%s: %s", *key, report)
+        try:
+            obj = await asyncio.to_thread(self.kube.get, api.API_VERSION, api.KIND, key[1], key[0])
+            self.failed_generation[key] = (obj or {}).get("metadata", {}).get("generation")
+        except Exception:
+            self.failed_generation[key] = None
+        self.retry_at[key] = time.monotonic() + delay
+        asyncio.get_running_loop().call_later(delay, self._retry, key)
+
+    def _backing_off(self, key: Key, generation: int | None) -> bool:
+        deadline = self.retry_at.get(key)
+        waiting = deadline is not None and time.monotonic() < deadline
+        return waiting and (generation is None or generation == self.failed_generation.get(key))
+
+    def _retry(self, key: Key) -> None:
+        self.retry_at.pop(key, None)
+        self.enqueue(*key)
 
     def _scopes(self) -> list[str | None]:
         """Namespaces to list clusters in; None lists every namespace."""

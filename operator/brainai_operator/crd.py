@@ -12,8 +12,9 @@ from typing import Any
 
 import yaml
 
-from brainai_common.engine_config import EngineConfig
+from brainai_common.engine_config import CONSOLIDATION_PERIODS, EngineConfig
 from brainai_operator import api
+from brainai_operator.resources.common import CLUSTER_NAME_LIMIT, CLUSTER_NAME_PATTERN
 
 # Engine settings the operator itself decides; they are not user overrides.
 OPERATOR_OWNED_CONFIG: dict[str, set[str] | None] = {
@@ -36,6 +37,10 @@ _KEEP = (
     "maxProperties",
     "format",
 )
+
+
+def _condition_field(type_: str, field: str) -> str:
+    return f'.status.conditions[?(@.type=="{type_}")].{field}'
 
 
 def structural(schema: dict[str, Any], defs: dict[str, Any], defaults: bool = True) -> dict[str, Any]:
@@ -111,6 +116,15 @@ def model_schema(model: type[api.BaseModel], defaults: bool = True) -> dict[str,
 def engine_config_schema() -> dict[str, Any]:
     """The engine's own config model as the schema of `spec.engine.config` (no defaults: overrides)."""
     schema = model_schema(EngineConfig, defaults=False)
+    # A string-or-number union has no structural type: CEL admits exactly what the engine accepts.
+    periods = ", ".join(f"'{p}'" for p in sorted(CONSOLIDATION_PERIODS))
+    schema["properties"]["memory"]["properties"]["consolidation_frequency"]["x-kubernetes-validations"] = [
+        api.cel(
+            f"type(self) == string ? self in [{periods}] : "
+            "(type(self) == int || type(self) == double) && double(self) >= 0.0",
+            f"memory.consolidation_frequency must be one of {periods} or a number of seconds >= 0",
+        )
+    ]
     for section, keys in OPERATOR_OWNED_CONFIG.items():
         if keys is None:
             schema["properties"].pop(section, None)
@@ -137,7 +151,20 @@ def build_crd() -> dict[str, Any]:
         {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas"},
         {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Reason", "type": "string", "jsonPath": _condition_field("Ready", "reason")},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        {"name": "Message", "type": "string", "jsonPath": _condition_field("Ready", "message")},
+        # -o wide: each tier's own reason, and the generation status speaks for.
+        *(
+            {
+                "name": tier,
+                "type": "string",
+                "priority": 1,
+                "jsonPath": _condition_field(f"{tier}Ready", "reason"),
+            }
+            for tier in ("Engine", "Postgres", "Redis")
+        ),
+        {"name": "Observed", "type": "integer", "priority": 1, "jsonPath": ".status.observedGeneration"},
     ]
     root = {
         "type": "object",
@@ -158,8 +185,14 @@ def build_crd() -> dict[str, Any]:
         },
         "x-kubernetes-validations": [
             api.cel(
-                "size(self.metadata.name) <= 45",
-                "metadata.name must be at most 45 characters: child objects append suffixes to it",
+                f"size(self.metadata.name) <= {CLUSTER_NAME_LIMIT}",
+                f"metadata.name must be at most {CLUSTER_NAME_LIMIT} characters: it is a label value on "
+                "every child object",
+            ),
+            api.cel(
+                f"self.metadata.name.matches('{CLUSTER_NAME_PATTERN}')",
+                "metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting with "
+                "a letter, no '.'): the Services made for it are named after it",
             ),
         ],
     }

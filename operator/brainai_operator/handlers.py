@@ -63,9 +63,11 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
-async def cluster_changed(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+async def cluster_changed(
+    name: str, namespace: str | None, meta: kopf.Meta, memo: kopf.Memo, **_: Any
+) -> None:
     if namespace:  # always set: kopf types it optional for cluster-scoped kinds, and these are namespaced
-        memo.controller.enqueue(namespace, name)
+        memo.controller.enqueue(namespace, name, meta.get("generation"))
 
 
 async def _child_changed(labels: Mapping[str, str], namespace: str | None, memo: kopf.Memo, **_: Any) -> None:

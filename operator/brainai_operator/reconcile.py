@@ -22,13 +22,23 @@ from brainai_operator import api, autopilot
 from brainai_operator.advisor import Advice
 from brainai_operator.client import FIELD_MANAGER, Kube
 from brainai_operator.clock import rfc3339, utcnow
-from brainai_operator.resources import postgres, redis
+from brainai_operator.resources import engine, postgres, redis
 from brainai_operator.resources.cluster import OWNED_KINDS, build_desired
-from brainai_operator.resources.common import CONFIG_HASH_ANNOTATION, engine_name, owned_selector
+from brainai_operator.resources.common import (
+    COMPONENT_LABEL,
+    CONFIG_HASH_ANNOTATION,
+    engine_name,
+    owned_selector,
+)
 from brainai_operator.status import (
+    FALSE,
+    MESSAGE_LIMIT,
+    TRUE,
     Tier,
     advisor_state,
     compute_status,
+    engine_tier,
+    explain,
     external_tier,
     postgres_tier,
     redis_tier,
@@ -90,10 +100,13 @@ def _hpa_floor(desired: list[dict[str, Any]], deployment: str) -> int | None:
 
 
 class ApplyFailed(RuntimeError):
-    """The API server refused a child object; the message says which and why (for status)."""
+    """The API server did not take a child object; the message says which and why (for status).
+    `refused`: the object itself was rejected (400/403/422), so only a spec change can help;
+    otherwise the server failed (a 500, a timeout) and a retry may succeed."""
 
     def __init__(self, obj: dict[str, Any], exc: DynamicApiError):
         reason = exc.summary() if hasattr(exc, "summary") else str(exc)
+        self.refused = exc.status in (400, 403, 422)
         super().__init__(f"{obj['kind']}/{obj['metadata']['name']}: {reason}"[:1024])
 
 
@@ -116,9 +129,7 @@ def apply_desired(kube: Kube, owner: dict[str, Any], desired: list[dict[str, Any
                 raise ApplyFailed(obj, exc) from exc
             kube.forget(obj["apiVersion"], obj["kind"])  # its CRD went away since we last looked
         except DynamicApiError as exc:
-            if exc.status in (400, 403, 422):  # the object itself is refused: no retry will help
-                raise ApplyFailed(obj, exc) from exc
-            raise
+            raise ApplyFailed(obj, exc) from exc
 
 
 def prune(kube: Kube, owner: dict[str, Any], desired: list[dict[str, Any]]) -> list[str]:
@@ -182,6 +193,31 @@ def observe_data_tiers(kube: Kube, name: str, namespace: str, r: Resolved) -> li
     return tiers
 
 
+TIER_COMPONENTS = {"PostgresReady": postgres.COMPONENT, "RedisReady": redis.COMPONENT}
+
+
+def pods_by_component(kube: Kube, name: str, namespace: str) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for pod in kube.list("v1", "Pod", namespace, owned_selector(name)):
+        component = (pod["metadata"].get("labels") or {}).get(COMPONENT_LABEL, "")
+        found.setdefault(component, []).append(pod)
+    return found
+
+
+def monitoring_state(resolved: Resolved, crds: bool) -> tuple[bool, str, str] | None:
+    """The MonitoringReady condition: advisory, since the engines serve without the Prometheus Operator."""
+    if not resolved.monitoring:
+        return None
+    if crds:
+        return True, "Applied", "ServiceMonitor and PrometheusRule applied"
+    return (
+        False,
+        "CRDsMissing",
+        f"monitoring.enabled is true but {MONITORING_API} ServiceMonitor/PrometheusRule are not served: "
+        "install the Prometheus Operator's CRDs and the operator creates both",
+    )
+
+
 def _previous_autopilot(previous: dict[str, Any]) -> api.AutopilotStatus | None:
     found = (previous.get("recommendations") or {}).get("autopilot")
     return api.AutopilotStatus.model_validate(found) if found else None
@@ -229,10 +265,12 @@ def reconcile_cluster(
         resolved, pilot_changes = pilot.resolved, pilot.changes
         if recommendations is not None:
             recommendations = recommendations.model_copy(update={"autopilot": pilot.status})
+    monitoring: tuple[bool, str, str] | None = None
     if resolved and not paused:
         monitoring_crds = bool(resolved.monitoring) and all(
             kube.serves(MONITORING_API, kind) for kind in ("ServiceMonitor", "PrometheusRule")
         )
+        monitoring = monitoring_state(resolved, monitoring_crds)
         desired = build_desired(
             name,
             namespace,
@@ -244,7 +282,7 @@ def reconcile_cluster(
             apply_desired(kube, obj, desired)
         except ApplyFailed as exc:
             refused = exc
-            error = ("ApplyFailed", str(exc))
+            error = ("ApplyFailed" if exc.refused else "APIServerError", str(exc))
         else:
             removed = prune(kube, obj, desired)
             if removed:
@@ -256,6 +294,12 @@ def reconcile_cluster(
     in_effect = resolved or spec
     strategy = str(in_effect.strategy) if in_effect else previous.get("strategy", "")
     tiers = observe_data_tiers(kube, name, namespace, resolved) if resolved else []
+    engine_pods = None
+    if resolved and not paused and not (engine_tier(deploy).ready and all(t.ready for t in tiers)):
+        # Something is not ready: the pods say why (one list, only then).
+        pods = pods_by_component(kube, name, namespace)
+        engine_pods = pods.get(engine.COMPONENT, [])
+        tiers = [explain(t, pods.get(TIER_COMPONENTS.get(t.condition, ""))) for t in tiers]
     status = compute_status(
         generation,
         strategy,
@@ -268,6 +312,8 @@ def reconcile_cluster(
         data_tiers=tiers,
         metrics=metrics,
         recommendations=recommendations,
+        engine_pods=engine_pods,
+        monitoring=monitoring,
     )
     if status != previous:
         kube.patch_status(api.API_VERSION, api.KIND, name, namespace, status)
@@ -277,6 +323,7 @@ def reconcile_cluster(
         if status["phase"] != previous.get("phase"):
             log.info("%s/%s: phase %s -> %s", namespace, name, previous.get("phase"), status["phase"])
     if refused:
+        kube.event(obj, error[0] if error else "ApplyFailed", str(refused), warning=True)
         raise refused  # status says why; the controller retries with backoff
     return status["phase"]
 
@@ -291,10 +338,50 @@ def announce(kube: Kube, obj: dict[str, Any], previous: dict[str, Any], status: 
             f"strategy {previous['strategy']} -> {status['strategy']}: rolling engine pods",
         )
     if before != after:
-        ready = next(c for c in status["conditions"] if c["type"] == "Ready")
-        kube.event(
-            obj,
-            f"Phase{after}",
-            f"phase {before or 'None'} -> {after}: {ready['message']}",
-            warning=after == "Degraded",
+        # Paused says why it is paused; every other phase says what Ready says.
+        says = "Progressing" if after == "Paused" else "Ready"
+        message = next(c for c in status["conditions"] if c["type"] == says)["message"]
+        change = f"{before} -> {after}" if before else after
+        kube.event(obj, f"Phase{after}", f"phase {change}: {message}", warning=after == "Degraded")
+
+
+def failure_summary(exc: BaseException) -> str:
+    """One line for a failed pass: the API server's own summary when it answered."""
+    if isinstance(exc, DynamicApiError):
+        return exc.summary()
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def record_failure(
+    kube: Kube, namespace: str, name: str, exc: BaseException, clock: Callable[[], dt.datetime] = utcnow
+) -> None:
+    """A pass that failed before it could write status still leaves Ready=False and a Warning event
+    saying why. Best effort: the API server may be what failed."""
+    obj = kube.get(api.API_VERSION, api.KIND, name, namespace)
+    if obj is None or obj["metadata"].get("deletionTimestamp"):
+        return
+    previous = obj.get("status") or {}
+    message = f"reconcile failed: {failure_summary(exc)}"[:MESSAGE_LIMIT]
+    generation = obj["metadata"].get("generation", 0)
+    now = rfc3339(clock())
+    old = {c["type"]: c for c in previous.get("conditions") or []}
+    failed = {"Ready": FALSE, "Degraded": TRUE, "Stalled": TRUE}
+    conditions = []
+    for type_, state in failed.items():
+        before = old.get(type_) or {}
+        since = before.get("lastTransitionTime", now) if before.get("status") == state else now
+        conditions.append(
+            {
+                "type": type_,
+                "status": state,
+                "reason": "ReconcileError",
+                "message": message,
+                "observedGeneration": generation,
+                "lastTransitionTime": since,
+            }
         )
+    conditions += [c for t, c in old.items() if t not in failed]
+    status = {**previous, "phase": "Degraded", "conditions": conditions}
+    if status != previous:
+        kube.patch_status(api.API_VERSION, api.KIND, name, namespace, status)
+        kube.event(obj, "ReconcileError", message, warning=True)

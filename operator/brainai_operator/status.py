@@ -11,6 +11,23 @@ from brainai_operator.api import BrainAIClusterStatus, Condition, Phase, Recomme
 TRUE: Final = "True"
 FALSE: Final = "False"
 METRICS_AVAILABLE = "MetricsAvailable"
+MONITORING_READY = "MonitoringReady"
+# Pod states that do not clear up by waiting: the tier is Stalled until someone acts.
+STALLED_REASONS = frozenset(
+    {
+        "Unschedulable",
+        "ImagePullBackOff",
+        "ErrImagePull",
+        "InvalidImageName",
+        "CrashLoopBackOff",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
+# Waiting reasons that are just a pod starting.
+STARTING = frozenset({"ContainerCreating", "PodInitializing"})
+MESSAGE_LIMIT = 300
 
 
 def _condition(type_: str, ok: bool, reason: str, message: str, generation: int) -> Condition:
@@ -34,7 +51,52 @@ class Tier:
     message: str
 
 
-def engine_tier(deploy: dict[str, Any] | None) -> Tier:
+def pod_problem(pods: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """The first reason a tier's pods are not running ready, as `kubectl describe pod` would show
+    it: the scheduler's verdict, a container stuck waiting (image pull, crash loop, bad config), or
+    a running container that fails its readiness probe."""
+    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+        name = pod["metadata"]["name"]
+        status = pod.get("status") or {}
+        for cond in status.get("conditions") or []:
+            if cond.get("type") == "PodScheduled" and cond.get("status") == FALSE:
+                return cond.get(
+                    "reason"
+                ) or "Unschedulable", f"pod {name}: {cond.get('message', 'not scheduled')}"
+        containers = [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
+        for c in containers:
+            waiting = (c.get("state") or {}).get("waiting") or {}
+            reason = waiting.get("reason")
+            if reason and reason not in STARTING:
+                detail = waiting.get("message") or reason
+                return reason, f"pod {name} container {c['name']}: {detail}"
+        for c in status.get("containerStatuses") or []:
+            if "running" in (c.get("state") or {}) and not c.get("ready"):
+                return (
+                    "NotReady",
+                    f"pod {name} container {c['name']}: running, readiness probe not passing yet",
+                )
+    return None
+
+
+def explain(tier: Tier, pods: list[dict[str, Any]] | None) -> Tier:
+    """A tier that is not ready, with the first pod-level cause in its reason and message."""
+    if tier.ready or not pods:
+        return tier
+    found = pod_problem(pods)
+    if found is None:
+        return tier
+    reason, detail = found
+    message = f"{tier.message}; {detail}"[:MESSAGE_LIMIT]
+    stalled = tier.stalled or reason in STALLED_REASONS
+    return Tier(tier.condition, False, stalled, reason if reason != "NotReady" else tier.reason, message)
+
+
+def engine_tier(deploy: dict[str, Any] | None, pods: list[dict[str, Any]] | None = None) -> Tier:
+    return explain(_engine_tier(deploy), pods)
+
+
+def _engine_tier(deploy: dict[str, Any] | None) -> Tier:
     name = "EngineReady"
     if deploy is None:
         return Tier(name, False, False, "Creating", "engine Deployment does not exist yet")
@@ -116,15 +178,18 @@ def compute_status(
     data_tiers: list[Tier] | None = None,
     metrics: tuple[bool, str, str] | None = None,
     recommendations: Recommendations | None = None,
+    engine_pods: list[dict[str, Any]] | None = None,
+    monitoring: tuple[bool, str, str] | None = None,
 ) -> dict[str, Any]:
     """The status subresource: phase, per-tier and summary conditions, /scale fields.
 
     `error` is (reason, message) when the spec could not be turned into children (the children
     are then left untouched). Transition times move only when a condition's status changes.
     `metrics` (ok, reason, message) becomes the MetricsAvailable condition, which is advisory: it
-    never affects Ready or the phase, since the engine serves fine without Prometheus.
+    never affects Ready or the phase, since the engine serves fine without Prometheus; `monitoring`
+    becomes MonitoringReady, advisory in the same way.
     """
-    tiers = [engine_tier(deploy), *(data_tiers or [])]
+    tiers = [engine_tier(deploy, engine_pods), *(data_tiers or [])]
     blocking = next((t for t in tiers if not t.ready), None)
     stalled = next((t for t in tiers if t.stalled), None)
     all_ready = blocking is None and not error
@@ -162,6 +227,8 @@ def compute_status(
     ]
     if metrics is not None:
         conditions.append(_condition(METRICS_AVAILABLE, *metrics, generation))
+    if monitoring is not None:
+        conditions.append(_condition(MONITORING_READY, *monitoring, generation))
 
     old = {c["type"]: c for c in (previous or {}).get("conditions", []) or []}
     for cond in conditions:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubernetes.utils.quantity import parse_quantity
 from pydantic import BaseModel, Field
 
 from brainai_common.engine_config import ConfigError, EngineConfig, config_from_mapping
@@ -193,8 +194,19 @@ REDIS_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"c
 
 
 def _resources(default: dict[str, dict[str, Any]], override: Any) -> dict[str, dict[str, Any]]:
-    """Default requests/limits with whatever the spec sets on top."""
-    return deep_merge(default, override.model_dump(exclude_none=True)) if override else default
+    """Default requests/limits with whatever the spec sets on top. A request above the default
+    limit raises that limit to the request (the API server refuses a request above its limit);
+    a request above an explicit limit is refused at admission instead."""
+    if not override:
+        return default
+    merged = deep_merge(default, override.model_dump(exclude_none=True))
+    explicit = override.limits.model_dump(exclude_none=True) if override.limits else {}
+    requests, limits = merged.get("requests", {}), dict(merged.get("limits", {}))
+    for resource, request in requests.items():
+        limit = limits.get(resource)
+        if resource not in explicit and limit is not None and parse_quantity(request) > parse_quantity(limit):
+            limits[resource] = request
+    return {**merged, "limits": limits} if limits else merged
 
 
 def _ref(ref: Any) -> tuple[str, str] | None:

@@ -72,3 +72,21 @@ def test_success_resets_the_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(controller_module, "reconcile_cluster", lambda *_, **__: "Ready")
     asyncio.run(ctl._reconcile(KEY))
     assert retry_delays(ctl, 1, monkeypatch) == [2]
+
+
+def test_events_wait_for_the_scheduled_retry_but_a_new_generation_does_not() -> None:
+    ctl = Controller(cast(Kube, None))
+
+    async def run() -> None:
+        ctl.retry_at[KEY] = controller_module.time.monotonic() + 30
+        ctl.failed_generation[KEY] = 4
+        ctl.enqueue(*KEY)  # a child changed, or our own status write came back
+        ctl.enqueue(*KEY, generation=4)
+        assert ctl.queue.qsize() == 0
+        ctl.enqueue(*KEY, generation=5)  # someone changed the spec: try it now
+        assert ctl.queue.qsize() == 1
+        ctl.pending.clear()
+        ctl._retry(KEY)  # the retry the failure scheduled
+        assert ctl.queue.qsize() == 2
+
+    asyncio.run(run())

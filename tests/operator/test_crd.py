@@ -71,6 +71,14 @@ def test_scale_subresource_and_printer_columns() -> None:
         "Replicas",
         "Ready",
         "Phase",
+        "Reason",
         "Age",
+        "Message",
+        "Engine",
+        "Postgres",
+        "Redis",
+        "Observed",
     ]
+    wide = {c["name"] for c in version["additionalPrinterColumns"] if c.get("priority") == 1}
+    assert wide == {"Engine", "Postgres", "Redis", "Observed"}  # -o wide adds the tiers' own reasons
     assert build_crd()["spec"]["names"]["shortNames"] == ["bac", "brain"]

@@ -116,3 +116,72 @@ def test_data_tiers_gate_ready() -> None:
     assert compute_status(1, "balanced", deployment(), None, T0, data_tiers=done)["phase"] == "Ready"
     failed = redis_tier(sts(6, 6), {"status": {"conditions": [{"type": "Failed", "status": "True"}]}}, 6)
     assert compute_status(1, "balanced", deployment(), None, T0, data_tiers=[failed])["phase"] == "Degraded"
+
+
+def pod(name: str, **status: Any) -> dict[str, Any]:
+    return {"metadata": {"name": name}, "status": status}
+
+
+UNSCHEDULABLE = pod(
+    "c-postgres-0",
+    conditions=[
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/3 nodes are available: 3 Insufficient cpu.",
+        }
+    ],
+)
+
+
+def test_a_pending_pod_names_the_schedulers_reason_and_stalls_the_cluster() -> None:
+    from brainai_operator.status import explain, postgres_tier
+
+    tier = explain(postgres_tier(None, None, 2), [UNSCHEDULABLE])
+    status = compute_status(1, "balanced", deployment(), None, T0, data_tiers=[tier])
+    assert status["phase"] == "Degraded"
+    ready = cond(status, "Ready")
+    assert ready["reason"] == "Unschedulable"
+    assert "Insufficient cpu" in ready["message"] and "c-postgres-0" in ready["message"]
+    assert cond(status, "Stalled")["status"] == "True"
+
+
+def test_engine_pods_explain_a_stuck_rollout() -> None:
+    waiting = pod(
+        "c-engine-x",
+        containerStatuses=[
+            {
+                "name": "engine",
+                "ready": False,
+                "state": {"waiting": {"reason": "ImagePullBackOff", "message": "no"}},
+            }
+        ],
+    )
+    status = compute_status(1, "balanced", deployment(available=0), None, T0, engine_pods=[waiting])
+    assert cond(status, "EngineReady")["reason"] == "ImagePullBackOff"
+    assert status["phase"] == "Degraded"
+
+
+def test_a_starting_or_probing_pod_is_progress_not_a_stall() -> None:
+    starting = pod(
+        "c-engine-y",
+        containerStatuses=[
+            {"name": "engine", "ready": False, "state": {"waiting": {"reason": "ContainerCreating"}}}
+        ],
+    )
+    probing = pod(
+        "c-engine-z", containerStatuses=[{"name": "engine", "ready": False, "state": {"running": {}}}]
+    )
+    status = compute_status(1, "balanced", deployment(available=1), None, T0, engine_pods=[starting, probing])
+    assert status["phase"] == "Progressing"
+    assert cond(status, "EngineReady")["reason"] == "RollingOut"
+    assert "readiness probe" in cond(status, "EngineReady")["message"]
+
+
+def test_monitoring_without_its_crds_is_reported_but_does_not_block_ready() -> None:
+    missing = (False, "CRDsMissing", "install the Prometheus Operator's CRDs")
+    status = compute_status(1, "balanced", deployment(), None, T0, monitoring=missing)
+    assert status["phase"] == "Ready"
+    assert cond(status, "MonitoringReady")["status"] == "False"
+    assert cond(status, "MonitoringReady")["reason"] == "CRDsMissing"

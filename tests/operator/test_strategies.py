@@ -92,3 +92,29 @@ def test_manual_replicas_without_autoscaling() -> None:
 def test_invalid_override_names_the_key() -> None:
     with pytest.raises(ConfigError, match=r"memory\.priority_weights"):
         resolve(spec(engine={"config": {"memory": {"priority_weights": {"low": 1}}}}))
+
+
+def test_a_request_above_the_strategys_limit_raises_that_limit() -> None:
+    from brainai_operator.api import BrainAIClusterSpec
+    from brainai_operator.strategies import resolve
+
+    spec = BrainAIClusterSpec.model_validate(
+        {
+            "engine": {"resources": {"requests": {"cpu": "4"}}},
+            "postgres": {"enabled": True, "resources": {"requests": {"memory": "16Gi"}}},
+        }
+    )
+    r = resolve(spec)
+    assert r.resources["limits"]["cpu"] == "4"  # balanced's default limit is 1
+    assert r.resources["limits"]["memory"] == "2Gi"  # untouched
+    assert r.postgres is not None and r.postgres.resources["limits"]["memory"] == "16Gi"
+
+
+def test_an_explicit_limit_is_kept() -> None:
+    from brainai_operator.api import BrainAIClusterSpec
+    from brainai_operator.strategies import resolve
+
+    spec = BrainAIClusterSpec.model_validate(
+        {"engine": {"resources": {"requests": {"cpu": "1"}, "limits": {"cpu": "3"}}}}
+    )
+    assert resolve(spec).resources["limits"]["cpu"] == "3"

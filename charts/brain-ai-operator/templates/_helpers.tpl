@@ -6,6 +6,37 @@
 {{- end -}}
 {{- end -}}
 
+{{/*
+NAME within 63 characters (a DNS-1123 label's limit): as it is when it fits, else its first 54
+characters and 8 hex digits of the SHA-256 of KEY, so two long names that share a prefix still
+differ. Called with a list: (list NAME KEY).
+*/}}
+{{- define "brain-ai-operator.fit" -}}
+{{- $name := index . 0 -}}
+{{- if le (len $name) 63 -}}
+{{- $name -}}
+{{- else -}}
+{{- printf "%s-%s" ($name | trunc 54 | trimSuffix "-") (index . 1 | sha256sum | trunc 8) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A namespaced object's name: the full name and a suffix ("metrics"), within 63 characters. */}}
+{{- define "brain-ai-operator.suffixedName" -}}
+{{- $name := printf "%s-%s" (include "brain-ai-operator.fullname" .context) .suffix -}}
+{{- include "brain-ai-operator.fit" (list $name $name) -}}
+{{- end -}}
+
+{{/*
+The name of the release's cluster-scoped objects (ClusterRole, ClusterRoleBinding): the full name
+and the release's namespace, so that releases of the same name in two namespaces do not collide.
+Namespaced objects keep the full name alone. Past 63 characters the hash is of namespace/release,
+the release's identity.
+*/}}
+{{- define "brain-ai-operator.clusterScopedName" -}}
+{{- $name := printf "%s-%s" (include "brain-ai-operator.fullname" .) .Release.Namespace -}}
+{{- include "brain-ai-operator.fit" (list $name (printf "%s/%s" .Release.Namespace .Release.Name)) -}}
+{{- end -}}
+
 {{- define "brain-ai-operator.selectorLabels" -}}
 app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}

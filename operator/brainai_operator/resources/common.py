@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from typing import Any
 
 MANAGED_BY = "brain-ai-operator"
@@ -11,6 +12,12 @@ INSTANCE_LABEL = "app.kubernetes.io/instance"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 CONFIG_HASH_ANNOTATION = "brainai.io/config-hash"
+# Longest child name: a StatefulSet's pods carry `controller-revision-hash: <name>-<10 chars>`, and
+# a label value has at most 63 characters; Services and Job names (a label too) fit under it.
+CHILD_NAME_LIMIT = 52
+# A BrainAICluster's name is a label value on every child and the prefix of Service names.
+CLUSTER_NAME_LIMIT = 63
+CLUSTER_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"  # DNS-1035: what a Service name allows
 
 
 def selector_labels(cluster: str, component: str) -> dict[str, str]:
@@ -40,8 +47,19 @@ def metadata(
     return meta
 
 
+def child_name(cluster: str, suffix: str) -> str:
+    """`<cluster>-<suffix>`, or, when that is too long, the cluster name cut short plus a hash of
+    the whole of it: deterministic, unique per cluster, and within CHILD_NAME_LIMIT."""
+    name = f"{cluster}-{suffix}"
+    if len(name) <= CHILD_NAME_LIMIT:
+        return name
+    digest = hashlib.sha256(cluster.encode()).hexdigest()[:8]
+    keep = CHILD_NAME_LIMIT - len(suffix) - len(digest) - 2
+    return f"{cluster[:keep].rstrip('-')}-{digest}-{suffix}"
+
+
 def engine_name(cluster: str) -> str:
-    return f"{cluster}-engine"
+    return child_name(cluster, "engine")
 
 
 def container_security(run_as: int) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from brainai_operator.resources.common import (
+    child_name,
     claim_template,
     container_security,
     labels,
@@ -30,15 +31,14 @@ SECRET_KEYS = ("superuser-password", "replication-password")
 
 
 def names(cluster: str) -> dict[str, str]:
-    base = f"{cluster}-postgres"
     return {
-        "headless": base,
-        "rw": f"{base}-rw",
-        "ro": f"{base}-ro",
-        "primary": f"{base}-primary",
-        "replica": f"{base}-replica",
-        "secret": f"{base}-credentials",
-        "scripts": f"{base}-scripts",
+        "headless": child_name(cluster, "postgres"),
+        "rw": child_name(cluster, "postgres-rw"),
+        "ro": child_name(cluster, "postgres-ro"),
+        "primary": child_name(cluster, "postgres-primary"),
+        "replica": child_name(cluster, "postgres-replica"),
+        "secret": child_name(cluster, "postgres-credentials"),
+        "scripts": child_name(cluster, "postgres-scripts"),
     }
 
 

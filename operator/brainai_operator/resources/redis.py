@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from brainai_operator.resources.common import (
+    child_name,
     claim_template,
     container_security,
     labels,
@@ -29,12 +30,15 @@ SECRET_KEYS = ("password",)
 
 
 def names(cluster: str) -> dict[str, str]:
-    base = f"{cluster}-redis"
-    return {"nodes": base, "secret": f"{base}-credentials", "scripts": f"{base}-scripts"}
+    return {
+        "nodes": child_name(cluster, "redis"),
+        "secret": child_name(cluster, "redis-credentials"),
+        "scripts": child_name(cluster, "redis-scripts"),
+    }
 
 
 def cluster_job_name(cluster: str, nodes: int) -> str:
-    return f"{cluster}-redis-cluster-n{nodes}"
+    return child_name(cluster, f"redis-cluster-n{nodes}")
 
 
 def build_redis_secret(cluster: str, namespace: str, passwords: dict[str, str]) -> dict[str, Any]:
