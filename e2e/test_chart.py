@@ -22,6 +22,7 @@ import yaml
 from brainai_operator import api
 from brainai_operator.resources import postgres, redis
 from brainai_operator.resources.cluster import build_desired
+from brainai_operator.resources.common import KEEP_WITH_DATA_ANNOTATION
 from brainai_operator.strategies import OperatorDefaults, resolve
 from e2e.conftest import run_operator
 from e2e.kube import TIER, Cluster, KubectlError, wait_until
@@ -353,6 +354,10 @@ def test_operator_pod_killed_mid_reconcile_converges_without_orphans(
         kinds = "deployment,statefulset,service,configmap,secret,job,pdb,networkpolicy,serviceaccount,hpa"
         found = cluster.items(kinds, namespace, "app.kubernetes.io/instance=phoenix")
         assert {(o["kind"], o["metadata"]["name"]) for o in found} == want
-        assert all(o["metadata"]["ownerReferences"][0]["uid"] == bac["metadata"]["uid"] for o in found)
+        for o in found:  # owned by the cluster, except what must outlive it with the retained volumes
+            if (o["metadata"].get("annotations") or {}).get(KEEP_WITH_DATA_ANNOTATION) == "true":
+                assert not o["metadata"].get("ownerReferences")
+            else:
+                assert o["metadata"]["ownerReferences"][0]["uid"] == bac["metadata"]["uid"]
     finally:
         cluster.helm("uninstall", "brain", "-n", release_namespace, "--wait", "--timeout", "120s")

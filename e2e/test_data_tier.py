@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from e2e.conftest import OPERATOR_LOG
-from e2e.kube import TIER, Cluster, wait_until
+from e2e.kube import IMAGES, TIER, Cluster, KubectlError, wait_until
 from e2e.test_operator import cluster_manifest, condition, engine_container, wait_ready
 
 pytestmark = pytest.mark.usefixtures("operator")
@@ -211,3 +211,51 @@ def test_external_services_come_from_secrets(cluster: Cluster, namespace: str) -
             timeout=90,
             what="the engine to report the unreachable database",
         )
+
+
+PG_ONLY = {"autoscaling": {"enabled": False}, "engine": {"replicas": 1}, "postgres": {"enabled": True}}
+
+
+def test_retained_credentials_outlive_the_cluster_and_the_tier(cluster: Cluster, namespace: str) -> None:
+    """With the default `Retain`, the volumes stay and so does the Secret with their passwords: a
+    re-created cluster and a re-enabled tier find the same password."""
+    cluster.apply(cluster_manifest("keep", PG_ONLY), namespace)
+    wait_ready(cluster, namespace, "keep", timeout=300)
+    secret = "keep-postgres-credentials"
+    password = secret_values(cluster, namespace, secret)["superuser-password"]
+    assert not cluster.get("secret", secret, namespace)["metadata"].get("ownerReferences")
+
+    cluster.patch("bac", "keep", namespace, {"spec": {"postgres": {"enabled": False}}})
+    wait_until(lambda: cluster.get("statefulset", "keep-postgres-primary", namespace) is None, timeout=60)
+    assert secret_values(cluster, namespace, secret)["superuser-password"] == password
+    cluster.patch("bac", "keep", namespace, {"spec": {"postgres": {"enabled": True}}})
+    wait_ready(cluster, namespace, "keep", timeout=300)
+    assert secret_values(cluster, namespace, secret)["superuser-password"] == password
+
+    cluster.kubectl("delete", "bac", "keep", "-n", namespace, "--wait=true")
+    assert cluster.get("pvc", "data-keep-postgres-primary-0", namespace) is not None
+    cluster.apply(cluster_manifest("keep", PG_ONLY), namespace)
+    wait_ready(cluster, namespace, "keep", timeout=300)
+    assert secret_values(cluster, namespace, secret)["superuser-password"] == password
+
+
+def test_a_lost_secret_next_to_kept_data_is_reported_not_replaced(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(cluster_manifest("lost", PG_ONLY), namespace)
+    wait_ready(cluster, namespace, "lost", timeout=300)
+    cluster.kubectl("delete", "secret", "lost-postgres-credentials", "-n", namespace)
+    cluster.kubectl("annotate", "bac", "lost", "-n", namespace, "poke=1")  # reconcile now
+    bac = cluster.wait_for("bac", "lost", namespace, lambda b: b["status"]["phase"] == "Degraded", timeout=60)
+    ready = condition(bac, "Ready")
+    assert ready["reason"] == "CredentialsMissing"
+    assert "lost-postgres-credentials" in ready["message"] and "restore" in ready["message"]
+    assert cluster.get("secret", "lost-postgres-credentials", namespace) is None  # no new password
+
+
+def test_a_postgres_major_version_change_is_refused(cluster: Cluster, namespace: str) -> None:
+    spec = {**PG_ONLY, "postgres": {"enabled": True, "image": IMAGES["postgres"]}}
+    cluster.apply(cluster_manifest("major", spec), namespace)
+    wait_ready(cluster, namespace, "major", timeout=300)
+    newer = IMAGES["postgres"].rsplit(":", 1)[0] + ":16"
+    with pytest.raises(KubectlError) as refused:
+        cluster.patch("bac", "major", namespace, {"spec": {"postgres": {"image": newer}}})
+    assert "spec.postgres.image" in refused.value.stderr and "major version" in refused.value.stderr

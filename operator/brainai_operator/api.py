@@ -382,6 +382,14 @@ class PostgresSpec(KubeModel):
                     + ": the operator sets them for streaming replication",
                     field_path=".parameters",
                 ),
+                cel(
+                    "!has(oldSelf.image) || !has(self.image) || "
+                    + " == ".join(f"{s}.image.find('[^/]+$').find(':[0-9]+')" for s in ("oldSelf", "self")),
+                    "spec.postgres.image must keep its PostgreSQL major version: a data directory is "
+                    "readable only by the major version that created it (dump and restore to upgrade)",
+                    field_path=".image",
+                    reason="FieldValueForbidden",
+                ),
             ]
         }
     )

@@ -27,6 +27,7 @@ from brainai_operator.resources.cluster import OWNED_KINDS, build_desired
 from brainai_operator.resources.common import (
     COMPONENT_LABEL,
     CONFIG_HASH_ANNOTATION,
+    KEEP_WITH_DATA_ANNOTATION,
     engine_name,
     owned_selector,
 )
@@ -113,7 +114,8 @@ class ApplyFailed(RuntimeError):
 def apply_desired(kube: Kube, owner: dict[str, Any], desired: list[dict[str, Any]]) -> None:
     ref = owner_reference(owner)
     for obj in desired:
-        obj["metadata"]["ownerReferences"] = [ref]
+        kept = (obj["metadata"].get("annotations") or {}).get(KEEP_WITH_DATA_ANNOTATION) == "true"
+        obj["metadata"]["ownerReferences"] = [] if kept else [ref]
         if obj["kind"] == "Deployment" and "replicas" not in obj["spec"]:
             meta = obj["metadata"]
             live = kube.get("apps/v1", "Deployment", meta["name"], meta["namespace"])
@@ -156,12 +158,47 @@ def load_passwords(kube: Kube, namespace: str, secret: str, keys: tuple[str, ...
     return {k: base64.b64decode(data[k]).decode() if k in data else secrets.token_urlsafe(24) for k in keys}
 
 
+class MajorVersionChange(RuntimeError):
+    """The primary's data directory was made by another PostgreSQL major version than the image now
+    asked for, which cannot read it."""
+
+
+def check_postgres_major(kube: Kube, name: str, namespace: str, r: Resolved) -> None:
+    if not r.postgres or r.postgres.external:
+        return
+    live = kube.get("apps/v1", "StatefulSet", postgres.names(name)["primary"], namespace)
+    containers = ((live or {}).get("spec", {}).get("template", {}).get("spec", {}) or {}).get(
+        "containers"
+    ) or []
+    if not containers:
+        return
+    running, wanted = postgres.major_version(containers[0]["image"]), postgres.major_version(r.postgres.image)
+    if running and wanted and running != wanted:
+        raise MajorVersionChange(
+            f"the PostgreSQL primary runs major version {running} ({containers[0]['image']}); "
+            f"{r.postgres.image} is {wanted} and cannot read its data directory: keep a {running}.x image "
+            "(spec.postgres.image or the operator's --postgres-image); upgrade by dump and restore"
+        )
+
+
+class CredentialsMissing(RuntimeError):
+    """Data exists whose passwords were in a Secret that is gone: a new password would lock the
+    engines and replicas out of it, so nothing is minted and status says what to do."""
+
+
 def tier_passwords(kube: Kube, name: str, namespace: str, r: Resolved) -> dict[str, dict[str, str]]:
     found: dict[str, dict[str, str]] = {}
     if r.postgres and not r.postgres.external:
-        found["postgres"] = load_passwords(
-            kube, namespace, postgres.names(name)["secret"], postgres.SECRET_KEYS
-        )
+        pg = postgres.names(name)
+        if kube.get("v1", "Secret", pg["secret"], namespace) is None:
+            claim = f"data-{pg['primary']}-0"
+            if kube.get("v1", "PersistentVolumeClaim", claim, namespace) is not None:
+                raise CredentialsMissing(
+                    f"PersistentVolumeClaim {claim} holds a PostgreSQL database whose passwords were in "
+                    f"Secret {pg['secret']}, which is gone: restore that Secret (keys "
+                    f"{', '.join(postgres.SECRET_KEYS)}), or delete the claim to start with an empty database"
+                )
+        found["postgres"] = load_passwords(kube, namespace, pg["secret"], postgres.SECRET_KEYS)
     if r.redis and not r.redis.external:
         found["redis"] = load_passwords(kube, namespace, redis.names(name)["secret"], redis.SECRET_KEYS)
     return found
@@ -271,15 +308,20 @@ def reconcile_cluster(
             kube.serves(MONITORING_API, kind) for kind in ("ServiceMonitor", "PrometheusRule")
         )
         monitoring = monitoring_state(resolved, monitoring_crds)
-        desired = build_desired(
-            name,
-            namespace,
-            resolved,
-            tier_passwords(kube, name, namespace, resolved),
-            monitoring_crds=monitoring_crds,
-        )
         try:
+            check_postgres_major(kube, name, namespace, resolved)
+            desired = build_desired(
+                name,
+                namespace,
+                resolved,
+                tier_passwords(kube, name, namespace, resolved),
+                monitoring_crds=monitoring_crds,
+            )
             apply_desired(kube, obj, desired)
+        except CredentialsMissing as exc:
+            error = ("CredentialsMissing", str(exc))
+        except MajorVersionChange as exc:
+            error = ("PostgresMajorVersionChange", str(exc))
         except ApplyFailed as exc:
             refused = exc
             error = ("ApplyFailed" if exc.refused else "APIServerError", str(exc))

@@ -12,6 +12,9 @@ INSTANCE_LABEL = "app.kubernetes.io/instance"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 CONFIG_HASH_ANNOTATION = "brainai.io/config-hash"
+# On a Secret whose passwords live inside retained volumes: applied without an ownerReference, so
+# neither deleting the cluster nor disabling the tier deletes it, and a later cluster reuses it.
+KEEP_WITH_DATA_ANNOTATION = "brainai.io/kept-with-data"
 # Longest child name: a StatefulSet's pods carry `controller-revision-hash: <name>-<10 chars>`, and
 # a label value has at most 63 characters; Services and Job names (a label too) fit under it.
 CHILD_NAME_LIMIT = 52
@@ -90,12 +93,16 @@ def claim_template(size: str, storage_class: str | None) -> dict[str, Any]:
     return {"metadata": {"name": "data"}, "spec": spec}
 
 
-def secret(name: str, namespace: str, cluster: str, component: str, values: dict[str, str]) -> dict[str, Any]:
-    """An Opaque Secret; `data` (not stringData) so re-applying the same values is a no-op."""
+def secret(
+    name: str, namespace: str, cluster: str, component: str, values: dict[str, str], retain: bool = False
+) -> dict[str, Any]:
+    """An Opaque Secret; `data` (not stringData) so re-applying the same values is a no-op.
+    `retain`: the passwords guard retained volumes, so the Secret outlives the cluster with them."""
+    annotations = {KEEP_WITH_DATA_ANNOTATION: "true"} if retain else None
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": metadata(name, namespace, cluster, component),
+        "metadata": metadata(name, namespace, cluster, component, annotations),
         "type": "Opaque",
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in sorted(values.items())},
     }

@@ -6,6 +6,7 @@ Passwords live only in the Secret; containers read them from env, never from arg
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from brainai_operator.resources.common import (
@@ -28,6 +29,13 @@ REPLICATION_USER = "replicator"
 PGDATA = "/var/lib/postgresql/data/pgdata"
 RUN_AS = 999  # the postgres user of the official image
 SECRET_KEYS = ("superuser-password", "replication-password")
+
+
+def major_version(image: str) -> str | None:
+    """PostgreSQL's major version from an image tag (`postgres:15.4-bookworm` -> "15"), if it says."""
+    tag = image.rsplit("/", 1)[-1].partition("@")[0].partition(":")[2]
+    digits = re.match(r"[0-9]+", tag)
+    return digits.group(0) if digits else None
 
 
 def names(cluster: str) -> dict[str, str]:
@@ -55,7 +63,7 @@ def build_postgres_secret(
         else ""
     )
     values = {**passwords, "database-url": rw, "database-read-url": ro}
-    return secret(n["secret"], namespace, cluster, COMPONENT, values)
+    return secret(n["secret"], namespace, cluster, COMPONENT, values, retain=tier.retention == "Retain")
 
 
 INIT_REPLICATION = """\

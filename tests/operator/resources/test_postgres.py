@@ -57,3 +57,20 @@ def test_external_database_builds_nothing_and_wires_the_engine() -> None:
     assert not [k for k in found if k[0] == "StatefulSet"]
     env = found[("Deployment", "c-engine")]["spec"]["template"]["spec"]["containers"][0]["env"]
     assert {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "db", "key": "url"}}} in env
+
+
+def test_major_version_from_the_image_tag() -> None:
+    from brainai_operator.resources.postgres import major_version
+
+    assert major_version("postgres:15") == "15"
+    assert major_version("registry:5000/team/postgres:16.4-bookworm") == "16"  # not the registry port
+    assert major_version("postgres") is None and major_version("postgres:latest") is None
+
+
+def test_retained_credentials_are_marked_to_outlive_the_cluster() -> None:
+    from brainai_operator.resources.common import KEEP_WITH_DATA_ANNOTATION
+
+    kept = objs()[("Secret", "c-postgres-credentials")]["metadata"]["annotations"]
+    assert kept == {KEEP_WITH_DATA_ANNOTATION: "true"}
+    deleted = objs(storage={"retention": "Delete"})[("Secret", "c-postgres-credentials")]["metadata"]
+    assert KEEP_WITH_DATA_ANNOTATION not in (deleted.get("annotations") or {})
