@@ -265,6 +265,32 @@ def test_storage_class_is_immutable(cluster: Cluster, crd: str, namespace: str) 
     assert "immutable" in rejected.value.stderr
 
 
+@pytest.mark.parametrize(
+    ("before", "after", "message"),
+    [
+        ({}, {"storageClassName": "fast"}, "spec.postgres.storage.storageClassName is immutable"),
+        ({"storageClassName": "fast"}, {}, "spec.postgres.storage.storageClassName is immutable"),
+        ({"size": "20Gi"}, {"size": "10Gi"}, "cannot shrink"),
+    ],
+    ids=["class-added", "class-removed", "size-shrunk"],
+)
+def test_storage_transitions_are_checked(
+    cluster: Cluster, crd: str, namespace: str, before: dict[str, Any], after: dict[str, Any], message: str
+) -> None:
+    def manifest(storage: dict[str, Any]) -> dict[str, Any]:
+        postgres = {"enabled": True, "storage": storage}
+        return {"apiVersion": "brainai.io/v1alpha1", "kind": "BrainAICluster", "metadata": {"name": "vol"},
+                "spec": {"postgres": postgres}}  # fmt: skip
+
+    cluster.apply(manifest(before), namespace)
+    try:
+        with pytest.raises(KubectlError) as rejected:
+            cluster.apply(manifest(after), namespace)
+        assert message in rejected.value.stderr
+    finally:
+        cluster.kubectl("delete", "bac", "vol", "-n", namespace, "--wait=false")
+
+
 def test_valid_examples_are_accepted_with_defaults(cluster: Cluster, crd: str, namespace: str) -> None:
     manifest = {
         "apiVersion": "brainai.io/v1alpha1",

@@ -310,6 +310,17 @@ class SchedulingSpec(KubeModel):
     )
 
 
+def storage_class_stays(tier: str) -> JsonDict:
+    """Adding or removing a StorageClass after creation would move nothing: claims keep theirs."""
+    has = "has({0}.storage) && has({0}.storage.storageClassName)"
+    return cel(
+        f"({has.format('oldSelf')}) == ({has.format('self')})",
+        f"spec.{tier}.storage.storageClassName is immutable: it cannot be added or removed after "
+        "creation either (existing claims keep their StorageClass)",
+        field_path=".storage",
+    )
+
+
 class StorageSpec(KubeModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -318,6 +329,13 @@ class StorageSpec(KubeModel):
                     "!has(self.size) || (quantity(string(self.size)).compareTo(quantity('1Mi')) >= 0 && "
                     "quantity(string(self.size)).compareTo(quantity('64Ti')) <= 0)",
                     "size must be between 1Mi and 64Ti",
+                    field_path=".size",
+                ),
+                cel(
+                    "!has(oldSelf.size) || !has(self.size) || "
+                    "quantity(string(self.size)).compareTo(quantity(string(oldSelf.size))) >= 0",
+                    "size cannot shrink: a claim can only grow (growing needs a StorageClass that allows "
+                    "volume expansion)",
                     field_path=".size",
                 ),
             ]
@@ -333,6 +351,7 @@ class StorageSpec(KubeModel):
     storage_class_name: str | None = Field(
         default=None,
         max_length=253,
+        pattern=DNS_SUBDOMAIN_PATTERN,
         json_schema_extra=immutable("storageClassName"),
         description="StorageClass of the claims; unset: the cluster default. Immutable: claims cannot move.",
     )
@@ -390,6 +409,7 @@ class PostgresSpec(KubeModel):
                     field_path=".image",
                     reason="FieldValueForbidden",
                 ),
+                storage_class_stays("postgres"),
             ]
         }
     )
@@ -440,6 +460,8 @@ class PostgresSpec(KubeModel):
 
 class RedisSpec(KubeModel):
     """Redis Cluster as the engines' shared cache and change feed."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [storage_class_stays("redis")]})
 
     enabled: bool = Field(default=False, description="Give the engines a Redis Cluster.")
     external: ExternalRef | None = Field(

@@ -94,11 +94,26 @@ class Kube:
         )
         return applied.to_dict()
 
-    def delete(self, api_version: str, kind: str, name: str, namespace: str | None) -> None:
+    def delete(
+        self, api_version: str, kind: str, name: str, namespace: str | None, propagation: str = "Background"
+    ) -> None:
+        """Delete; `propagation` Orphan leaves the object's dependents (e.g. a StatefulSet's pods)."""
         with contextlib.suppress(NotFoundError):
             self.resource(api_version, kind).delete(
-                name=name, namespace=namespace, body={"propagationPolicy": "Background"}
+                name=name, namespace=namespace, body={"propagationPolicy": propagation}
             )
+
+    def patch(
+        self, api_version: str, kind: str, name: str, namespace: str | None, body: dict[str, Any]
+    ) -> None:
+        """A JSON merge patch under the operator's field manager."""
+        self.resource(api_version, kind).patch(
+            name=name,
+            namespace=namespace,
+            body=body,
+            content_type="application/merge-patch+json",
+            field_manager=FIELD_MANAGER,
+        )
 
     def patch_status(
         self, api_version: str, kind: str, name: str, namespace: str, status: dict[str, Any]

@@ -18,7 +18,7 @@ from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError
 from pydantic import ValidationError
 
 from brainai_common.engine_config import ConfigError
-from brainai_operator import api, autopilot
+from brainai_operator import api, autopilot, immutable
 from brainai_operator.advisor import Advice
 from brainai_operator.client import FIELD_MANAGER, Kube
 from brainai_operator.clock import rfc3339, utcnow
@@ -105,14 +105,20 @@ class ApplyFailed(RuntimeError):
     `refused`: the object itself was rejected (400/403/422), so only a spec change can help;
     otherwise the server failed (a 500, a timeout) and a retry may succeed."""
 
-    def __init__(self, obj: dict[str, Any], exc: DynamicApiError):
-        reason = exc.summary() if hasattr(exc, "summary") else str(exc)
-        self.refused = exc.status in (400, 403, 422)
+    def __init__(self, obj: dict[str, Any], reason: str, refused: bool):
+        self.refused = refused
         super().__init__(f"{obj['kind']}/{obj['metadata']['name']}: {reason}"[:1024])
 
+    @classmethod
+    def from_api(cls, obj: dict[str, Any], exc: DynamicApiError) -> ApplyFailed:
+        reason = exc.summary() if hasattr(exc, "summary") else str(exc)
+        return cls(obj, reason, exc.status in (400, 403, 422))
 
-def apply_desired(kube: Kube, owner: dict[str, Any], desired: list[dict[str, Any]]) -> None:
+
+def apply_desired(kube: Kube, owner: dict[str, Any], desired: list[dict[str, Any]]) -> list[str]:
+    """Apply every child; returns what had to be replaced rather than updated (see `immutable`)."""
     ref = owner_reference(owner)
+    replaced: list[str] = []
     for obj in desired:
         kept = (obj["metadata"].get("annotations") or {}).get(KEEP_WITH_DATA_ANNOTATION) == "true"
         obj["metadata"]["ownerReferences"] = [] if kept else [ref]
@@ -128,10 +134,19 @@ def apply_desired(kube: Kube, owner: dict[str, Any], desired: list[dict[str, Any
             kube.apply(obj)
         except NotFoundError as exc:
             if obj["apiVersion"] not in OPTIONAL_APIS:
-                raise ApplyFailed(obj, exc) from exc
+                raise ApplyFailed.from_api(obj, exc) from exc
             kube.forget(obj["apiVersion"], obj["kind"])  # its CRD went away since we last looked
         except DynamicApiError as exc:
-            raise ApplyFailed(obj, exc) from exc
+            if exc.status != 422:
+                raise ApplyFailed.from_api(obj, exc) from exc
+            try:
+                done = immutable.replace(kube, obj)
+            except immutable.CannotReplace as why:
+                raise ApplyFailed(obj, str(why), refused=True) from exc
+            if done is None:
+                raise ApplyFailed.from_api(obj, exc) from exc
+            replaced.append(done)
+    return replaced
 
 
 def prune(kube: Kube, owner: dict[str, Any], desired: list[dict[str, Any]]) -> list[str]:
@@ -317,7 +332,7 @@ def reconcile_cluster(
                 tier_passwords(kube, name, namespace, resolved),
                 monitoring_crds=monitoring_crds,
             )
-            apply_desired(kube, obj, desired)
+            replaced = apply_desired(kube, obj, desired)
         except CredentialsMissing as exc:
             error = ("CredentialsMissing", str(exc))
         except MajorVersionChange as exc:
@@ -326,6 +341,8 @@ def reconcile_cluster(
             refused = exc
             error = ("ApplyFailed" if exc.refused else "APIServerError", str(exc))
         else:
+            for done in replaced:
+                kube.event(obj, "Replaced", done)
             removed = prune(kube, obj, desired)
             if removed:
                 kube.event(obj, "Pruned", f"deleted children no longer desired: {', '.join(removed)}")
