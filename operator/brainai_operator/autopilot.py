@@ -10,6 +10,7 @@ for, and at most `maxChangesPerHour` times an hour.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,8 +18,10 @@ from typing import Any
 from brainai_operator import api
 from brainai_operator.clock import parse_rfc3339, rfc3339
 from brainai_operator.quantities import cores, cpu_quantity, memory_quantity, nbytes
+from brainai_operator.rightsizing import window_shortfall
 from brainai_operator.strategies import Resolved, resolve
 
+log = logging.getLogger(__name__)
 HOUR = dt.timedelta(hours=1)
 MIN_RESOURCE_CHANGE = 0.10  # relative; smaller moves are noise and would only roll the pods
 
@@ -153,13 +156,18 @@ def plan(
     recent = [t for t in (previous.change_times or []) if now - parse_rfc3339(t) < HOUR] if previous else []
     last = previous.last_change_time if previous else None
     current = apply_settings(spec, resolved, applied) if applied else resolved
-    if rec is None:
+    thin = window_shortfall(rec) if rec is not None else None
+    if rec is None or thin is not None:
+        message = "waiting for a recommendation"
+        if rec is not None:  # thin evidence: keep what is applied, and say why
+            message = f"not applied: too little usage behind the recommendation ({thin})"
+            log.info("autopilot: %s; generated at %s over %s", message, rec.generated_at, rec.window)
         waiting = api.AutopilotStatus(
             enabled=True,
             applied=applied,
             last_change_time=last,
             change_times=recent or None,
-            message="waiting for a recommendation",
+            message=message,
         )
         return Plan(current, waiting)
     target = target_settings(rec, autopilot, resolved.autoscaling is not None)

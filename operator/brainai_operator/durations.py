@@ -11,6 +11,10 @@ from dataclasses import dataclass
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
+# The least engine usage the advisor recommends from; `rightsizing`'s docstring says why 30 minutes.
+# Here rather than there so the CLI can state it in --help without importing numpy.
+MIN_EVIDENCE_SECONDS = 30 * 60
+
 
 def parse_duration(text: str) -> int:
     """Seconds in a Prometheus-style duration such as 90s, 5m, 1h or 2d."""
@@ -21,10 +25,23 @@ def parse_duration(text: str) -> int:
 
 
 def format_duration(seconds: float) -> str:
+    """The largest unit that divides `seconds` exactly (3600 → 1h, 90 → 90s): a value that parses back."""
     for unit in ("d", "h", "m"):
         if seconds >= _UNITS[unit] and seconds % _UNITS[unit] == 0:
             return f"{int(seconds // _UNITS[unit])}{unit}"
     return f"{int(seconds)}s"
+
+
+def human_duration(seconds: float) -> str:
+    """The largest unit and the one below it, rounded down (1h30m, 18m30s, 45s; 3630 → 1h): for
+    messages, where 1110s reads badly."""
+    left = max(0, int(seconds))
+    counts = []
+    for unit in ("d", "h", "m", "s"):
+        count, left = divmod(left, _UNITS[unit])
+        counts.append((count, unit))
+    first = next((i for i, (count, _) in enumerate(counts) if count), len(counts) - 1)
+    return "".join(f"{count}{unit}" for count, unit in counts[first : first + 2] if count) or "0s"
 
 
 @dataclass(frozen=True)

@@ -66,68 +66,273 @@ def _duration(text: str) -> str:
     return text
 
 
-def _load_cluster(args: argparse.Namespace) -> dict[str, Any]:
-    if args.file:
-        import yaml
+# `recommend` exit statuses; --help lists them (_recommend_epilog).
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2  # argparse's own status for bad arguments, reused for bad input and configuration
+EXIT_UNREACHABLE = 3
+EXIT_NO_DATA = 4
+EXIT_INSUFFICIENT = 5
 
-        with open(args.file, encoding="utf-8") as fh:
-            docs = [d for d in yaml.safe_load_all(fh) if d and d.get("kind") == "BrainAICluster"]
-        match = [d for d in docs if d["metadata"]["name"] == args.cluster] or docs
-        if not match:
-            raise SystemExit(f"no BrainAICluster in {args.file}")
-        obj = match[0]
-        obj["metadata"].setdefault("namespace", args.namespace)
-        return obj
+
+def _recommend_epilog() -> str:
+    from brainai_operator.durations import MIN_EVIDENCE_SECONDS, format_duration
+
+    return f"""\
+evidence: no advice from less than --min-evidence of engine usage (default \
+{format_duration(MIN_EVIDENCE_SECONDS)}), counted as the
+steps in the window where an engine pod reported CPU. A window of a few minutes (or a cluster only
+minutes old) measures start-up, not the workload; the default 1h window leaves room for gaps.
+
+exit status:
+  0  recommendations printed
+  1  unexpected failure (--log-level debug shows where)
+  2  bad arguments or input: no cluster named, unreadable file, invalid spec, no Prometheus URL
+  3  Prometheus or the Kubernetes API could not be reached or refused a request
+  4  no engine metrics for the cluster in the window
+  5  insufficient data: less engine usage than --min-evidence
+"""
+
+
+class CommandFailed(Exception):
+    """Ends `recommend` with one `error: ...` line on stderr and `code` as the exit status."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _documents(path: str) -> list[dict[str, Any]]:
+    """The BrainAIClusters in a YAML file, `kind: List` items included (what `kubectl get -o yaml` writes)."""
+    import yaml
+
     from brainai_operator import api
-    from brainai_operator.client import Kube
 
-    obj = Kube().get(api.API_VERSION, api.KIND, args.cluster, args.namespace)
-    if obj is None:
-        raise SystemExit(f"BrainAICluster {args.namespace}/{args.cluster} not found")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            docs = list(yaml.safe_load_all(fh))
+    except OSError as exc:
+        raise CommandFailed(EXIT_USAGE, f"cannot read {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CommandFailed(EXIT_USAGE, f"{path} is not valid YAML: {first}") from None
+    found: list[dict[str, Any]] = []
+    for doc in docs:  # extended as it goes: a List's items are read after the documents
+        if isinstance(doc, dict) and doc.get("kind") == "List":
+            docs.extend(doc.get("items") or [])
+        elif isinstance(doc, dict) and doc.get("kind") == api.KIND:
+            meta = doc.get("metadata")
+            if not isinstance(meta, dict) or not meta.get("name"):
+                raise CommandFailed(EXIT_USAGE, f"a BrainAICluster in {path} has no metadata.name")
+            found.append(doc)
+    return found
+
+
+def _cluster_from_file(path: str, name: str | None, namespace: str | None) -> dict[str, Any]:
+    """The one BrainAICluster in `path` that CLUSTER and -n select; its metadata names it, so with a
+    single cluster in the file neither is needed."""
+    docs = _documents(path)
+    if not docs:
+        raise CommandFailed(EXIT_USAGE, f"no BrainAICluster in {path}")
+
+    def label(doc: dict[str, Any]) -> str:
+        meta = doc["metadata"]
+        return f"{meta.get('namespace') or namespace or 'default'}/{meta['name']}"
+
+    match = [
+        d
+        for d in docs
+        if (name is None or d["metadata"]["name"] == name)
+        and (namespace is None or d["metadata"].get("namespace") in (None, namespace))
+    ]
+    if not match:
+        wanted = " ".join(
+            w for w in (name and f"named {name}", namespace and f"in namespace {namespace}") if w
+        )
+        holds = ", ".join(label(d) for d in docs)
+        raise CommandFailed(EXIT_USAGE, f"no BrainAICluster {wanted} in {path} (it holds {holds})")
+    if len(match) > 1:
+        names = ", ".join(label(d) for d in match)
+        raise CommandFailed(
+            EXIT_USAGE, f"{path} holds {len(match)} BrainAIClusters ({names}): name one as CLUSTER (and -n)"
+        )
+    obj = match[0]
+    obj["metadata"]["namespace"] = obj["metadata"].get("namespace") or namespace or "default"
     return obj
 
 
-def _recommend(args: argparse.Namespace) -> int:
-    """The advisor's report for one cluster: the same queries and arithmetic as the operator's loop."""
-    import json
+def _api_host() -> str:
+    """The API server the loaded configuration points at, for messages."""
+    from kubernetes import client as k8s
 
+    from brainai_operator.prometheus import display_url
+
+    return display_url(k8s.Configuration.get_default_copy().host or "") or "(unknown)"
+
+
+def _cluster_from_api(name: str, namespace: str) -> dict[str, Any]:
+    """The BrainAICluster from the API server, each way that can fail turned into one line."""
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config import ConfigException
+    from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+    from brainai_operator import api
+    from brainai_operator.client import Kube
+    from brainai_operator.prometheus import connection_failure
+
+    log = logging.getLogger(__name__)
+    try:
+        kube = Kube()  # the dynamic client asks the server for its version here already
+        obj = kube.get(api.API_VERSION, api.KIND, name, namespace)
+    except ConfigException as exc:
+        log.debug("no Kubernetes configuration", exc_info=True)
+        raise CommandFailed(
+            EXIT_USAGE,
+            f"no Kubernetes configuration ({exc}); pass -f FILE to read the BrainAICluster from a file",
+        ) from None
+    except ResourceNotFoundError:
+        raise CommandFailed(
+            EXIT_UNREACHABLE,
+            f"the Kubernetes API at {_api_host()} does not serve {api.KIND} (is the CRD installed?)",
+        ) from None
+    except ApiException as exc:
+        log.debug("reading %s %s/%s", api.KIND, namespace, name, exc_info=True)
+        raise CommandFailed(
+            EXIT_UNREACHABLE,
+            f"the Kubernetes API at {_api_host()} refused to read {api.KIND} {namespace}/{name} "
+            f"(HTTP {exc.status} {exc.reason})",
+        ) from None
+    except Exception as exc:  # urllib3 and socket errors: the API server is not there
+        log.debug("reading %s %s/%s", api.KIND, namespace, name, exc_info=True)
+        raise CommandFailed(
+            EXIT_UNREACHABLE,
+            f"the Kubernetes API at {_api_host()} is unreachable ({connection_failure(exc)})",
+        ) from None
+    if obj is None:
+        raise CommandFailed(EXIT_USAGE, f"{api.KIND} {namespace}/{name} not found")
+    return obj
+
+
+def _load_cluster(args: argparse.Namespace) -> dict[str, Any]:
+    if args.file:
+        return _cluster_from_file(args.file, args.cluster, args.namespace)
+    return _cluster_from_api(args.cluster, args.namespace or "default")
+
+
+def _invalid_spec(exc: Exception) -> str:
+    """The first problem of a spec in one line (pydantic's own text spans several)."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        errors = exc.errors()
+        first = errors[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "spec"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        return f"spec.{where}: {first.get('msg', 'invalid')}{more}"
+    return " ".join(str(exc).split())
+
+
+def _cli_logging(level: str) -> None:
+    """Our messages at `level`; the HTTP libraries only at debug, since theirs quote whole request URLs
+    (for Prometheus, the URL-encoded queries)."""
+    number = logging.getLevelName(level.upper())  # LOG_LEVEL may hold anything
+    number = number if isinstance(number, int) else logging.WARNING
+    logging.basicConfig(level=number, format="%(levelname)s %(name)s: %(message)s")
+    quiet = logging.DEBUG if number <= logging.DEBUG else logging.ERROR
+    for noisy in ("urllib3", "requests", "kubernetes", "prometheus_api_client"):
+        logging.getLogger(noisy).setLevel(quiet)
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    """The advisor's report for one cluster: the same queries and arithmetic as the operator's loop.
+
+    Every way it can fail ends in one line on stderr and an exit status of its own (_recommend_epilog);
+    the detail is at --log-level debug.
+    """
+    _cli_logging(args.log_level)
+    try:
+        return _recommend_one(args)
+    except CommandFailed as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        logging.getLogger(__name__).debug("recommend failed", exc_info=True)
+        text = " ".join(str(exc).split())[:300]
+        sys.stderr.write(f"error: {type(exc).__name__}: {text} (--log-level debug shows where)\n")
+        return EXIT_INTERNAL
+
+
+def _recommend_one(args: argparse.Namespace) -> int:
+    import json
+    from urllib.parse import urlsplit
+
+    from pydantic import ValidationError
+
+    from brainai_operator import api
     from brainai_operator.advisor import format_report
     from brainai_operator.clock import rfc3339, utcnow
-    from brainai_operator.durations import Window
-    from brainai_operator.prometheus import AdvisorSettings, PrometheusError, connect, fetch_usage, targets
-    from brainai_operator.rightsizing import recommend
+    from brainai_operator.durations import Window, parse_duration
+    from brainai_operator.prometheus import PrometheusError, connect, display_url, fetch_usage
+    from brainai_operator.rightsizing import Current, recommend, shortfall
+    from brainai_operator.strategies import ConfigError, resolve
 
     obj = _load_cluster(args)
-    settings = AdvisorSettings(prometheus_url=args.prometheus_url or None, window=args.window or "1h")
-    found = targets([obj], settings)
-    if not found:
-        sys.stderr.write("the BrainAICluster's spec is invalid: `kubectl describe` shows why\n")
-        return 2
-    target = found[0]
-    url = args.prometheus_url or target.url
+    key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+    where = f"{key[0]}/{key[1]}"
+    try:
+        spec = api.BrainAIClusterSpec.model_validate(obj.get("spec") or {})
+        current = Current.of(resolve(spec))
+    except (ValidationError, ConfigError) as exc:
+        raise CommandFailed(EXIT_USAGE, f"{api.KIND} {where} has an invalid {_invalid_spec(exc)}") from None
+    monitoring = spec.monitoring
+    url = args.prometheus_url or (monitoring.prometheus_url if monitoring else None)
     if not url:
-        sys.stderr.write("no Prometheus: pass --prometheus-url or set spec.monitoring.prometheusUrl\n")
-        return 2
-    window = Window.of(args.window or target.window)
+        raise CommandFailed(
+            EXIT_USAGE,
+            f"no Prometheus URL for {where}: pass --prometheus-url, set PROMETHEUS_URL, "
+            "or set spec.monitoring.prometheusUrl",
+        )
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CommandFailed(EXIT_USAGE, f"not an http(s) URL for Prometheus: {display_url(url)!r}")
+    window = Window.of(args.window or (monitoring.window if monitoring else None) or "1h")
     now = utcnow()
     try:
         with connect(url) as prom:
-            usage, _, _ = fetch_usage(prom, [target.key], window, now.timestamp())
+            usage, _, _ = fetch_usage(prom, [key], window, now.timestamp())
     except PrometheusError as exc:
-        sys.stderr.write(f"{exc.reason}: {exc}\n")
-        return 3
-    rec = recommend(usage[target.key], target.current, window, rfc3339(now))
-    if rec is None:
-        sys.stderr.write(
-            f"NoData: no engine metrics for {target.key[0]}/{target.key[1]} "
-            f"over the last {window.label} at {url}\n"
-        )
-        return 4
+        raise CommandFailed(EXIT_UNREACHABLE, str(exc)) from None
+    found = usage[key]
+    no_data = CommandFailed(
+        EXIT_NO_DATA,
+        f"no engine metrics for {where} (service {key[1]}-engine) over the last {window.label} "
+        f"at {display_url(url)}: is a ServiceMonitor scraping it?",
+    )
+    if found.samples == 0:
+        raise no_data
+    thin = shortfall(found, window, parse_duration(args.min_evidence))
+    if thin is not None:
+        sys.stderr.write(thin.message(key, window) + "\n")
+        return EXIT_INSUFFICIENT
+    rec = recommend(found, current, window, rfc3339(now))
+    if rec is None:  # CPU but no memory series
+        raise no_data
     if args.json:
         sys.stdout.write(json.dumps(rec.wire(), indent=2) + "\n")
     else:
-        sys.stdout.write(format_report(target.key, target.current, rec, usage[target.key], args.width))
+        sys.stdout.write(format_report(key, current, rec, found, args.width))
     return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
 
 
 def _crd(_: argparse.Namespace) -> int:
@@ -138,6 +343,8 @@ def _crd(_: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from brainai_operator.durations import MIN_EVIDENCE_SECONDS, format_duration
+
     parser = argparse.ArgumentParser(
         prog="brain-ai-operator", description="Kubernetes operator for BrainAICluster resources."
     )
@@ -201,10 +408,25 @@ def main(argv: list[str] | None = None) -> int:
     run.set_defaults(func=_run)
 
     recommend = sub.add_parser(
-        "recommend", help="print right-sizing recommendations for one BrainAICluster from Prometheus"
+        "recommend",
+        help="print right-sizing recommendations for one BrainAICluster from Prometheus",
+        description="Right-sizing recommendations for one BrainAICluster from its engines' usage\n"
+        "in Prometheus: the same queries and arithmetic as the operator's advisor.",
+        epilog=_recommend_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    recommend.add_argument("cluster", help="BrainAICluster name")
-    recommend.add_argument("-n", "--namespace", default="default")
+    recommend.add_argument(
+        "cluster",
+        nargs="?",
+        metavar="CLUSTER",
+        help="BrainAICluster name (optional with -f: the file's metadata names it)",
+    )
+    recommend.add_argument(
+        "-n",
+        "--namespace",
+        default=None,
+        help="its namespace (default: the file's metadata.namespace, else default)",
+    )
     recommend.add_argument(
         "--prometheus-url",
         default=os.environ.get("PROMETHEUS_URL", ""),
@@ -212,7 +434,16 @@ def main(argv: list[str] | None = None) -> int:
         "(env PROMETHEUS_URL; default: the cluster's spec.monitoring.prometheusUrl)",
     )
     recommend.add_argument(
-        "--window", type=_duration, default=None, help="history to read, e.g. 1h (default 1h)"
+        "--window",
+        type=_duration,
+        default=None,
+        help="history to read, e.g. 1h (default: spec.monitoring.window, else 1h)",
+    )
+    recommend.add_argument(
+        "--min-evidence",
+        type=_duration,
+        default=format_duration(MIN_EVIDENCE_SECONDS),
+        help="least engine usage to advise on (default %(default)s; below it: exit status 5)",
     )
     recommend.add_argument(
         "-f",
@@ -220,13 +451,21 @@ def main(argv: list[str] | None = None) -> int:
         help="read the BrainAICluster from this YAML file instead of the Kubernetes API",
     )
     recommend.add_argument("--json", action="store_true", help="print the recommendation as JSON")
-    recommend.add_argument("--width", type=int, default=60, help="columns of the charts")
+    recommend.add_argument("--width", type=_positive, default=60, help="columns of the charts")
+    recommend.add_argument(
+        "--log-level",
+        default=os.environ.get("LOG_LEVEL", "warning"),
+        choices=["debug", "info", "warning", "error"],
+        help="debug shows why a request failed in full",
+    )
     recommend.set_defaults(func=_recommend)
 
     crd = sub.add_parser("crd", help="print the BrainAICluster CustomResourceDefinition")
     crd.set_defaults(func=_crd)
 
     args = parser.parse_args(argv)
+    if args.command == "recommend" and not (args.cluster or args.file):
+        recommend.error("name the BrainAICluster (CLUSTER), or pass -f FILE to read it from a file")
     return args.func(args)
 
 

@@ -109,11 +109,15 @@ class Usage:
 
     @property
     def memory_peak(self) -> np.ndarray:
-        """Largest pod's memory at each step (NaN where none reported)."""
-        if not self.memory.size or np.all(np.isnan(self.memory)):
+        """Largest pod's memory at each step (NaN where none reported).
+
+        fmax skips NaN and yields NaN only where every pod lacks a sample, which a young cluster's
+        early steps do; nanmax would warn about each such step.
+        """
+        if not self.memory.size:
             return np.full(len(self.times), np.nan)
-        with np.errstate(all="ignore"):
-            return np.where(np.all(np.isnan(self.memory), axis=0), np.nan, np.nanmax(self.memory, axis=0))
+        peak: np.ndarray = np.fmax.reduce(self.memory, axis=0)
+        return peak
 
     @property
     def samples(self) -> int:

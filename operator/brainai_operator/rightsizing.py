@@ -2,6 +2,17 @@
 
 Pure numpy, no network and no clock (`prometheus.py` does the I/O and the schedule), so each rule
 can be tested with synthetic arrays. Every number comes with a reason a person can check.
+
+Minimum evidence: no advice from less than 30 minutes of engine usage (`MIN_EVIDENCE_SECONDS`),
+counted as the steps where a pod reported CPU times the step. A sample count cannot be the
+measure: `Window.of` gives every window about 120 steps, so five minutes and a day look alike.
+Thirty minutes because the first minutes of a pod are warm-up (index loading, caches filling),
+which would set the p95 request and the peak-based limits; because the memory trend is quoted per
+hour and a shorter fit extrapolates it more than twice; and because it is half the default 1h
+window, so a healthy cluster is never refused over a missed scrape or a pod restart while a
+cluster minutes old is. `brain-ai-operator recommend` refuses below it with its own exit status,
+the advisor reports InsufficientData instead of a recommendation, and autopilot does not act on a
+recommendation whose window is shorter.
 """
 
 from __future__ import annotations
@@ -14,8 +25,8 @@ import numpy as np
 
 from brainai_operator import api
 from brainai_operator.api import Strategy
-from brainai_operator.durations import Window
-from brainai_operator.promql import Usage
+from brainai_operator.durations import MIN_EVIDENCE_SECONDS, Window, human_duration, parse_duration
+from brainai_operator.promql import Key, Usage
 from brainai_operator.quantities import (
     GI,
     MI,
@@ -96,9 +107,70 @@ class Current:
         )
 
 
+@dataclass(frozen=True)
+class Shortfall:
+    """Too little evidence to advise on: what the minimum asks for and what the window held."""
+
+    need: str
+    have: str
+    window_too_short: bool = False  # no wait helps: the window itself is shorter than the minimum
+
+    def __str__(self) -> str:
+        return f"need at least {self.need}, have {self.have}"
+
+    def message(self, key: Key, window: Window) -> str:
+        """One line naming the cluster and the window, ending in `(need at least X, have Y)`."""
+        where = f"{key[0]}/{key[1]}"
+        if self.window_too_short:
+            return f"insufficient data: a {window.label} window is too short to advise {where} on ({self})"
+        return f"insufficient data: too little engine usage for {where} in the last {window.label} ({self})"
+
+
+def evidence_seconds(usage: Usage, window: Window) -> int:
+    """Seconds of the window with data: the steps where an engine pod reported CPU, times the step."""
+    return min(window.seconds, usage.samples * window.step)
+
+
+def shortfall(
+    usage: Usage, window: Window, minimum: int = MIN_EVIDENCE_SECONDS, rules: Rules = DEFAULT_RULES
+) -> Shortfall | None:
+    """Why `usage` is too thin to advise on, or None when it is enough.
+
+    Two floors: `minimum` seconds of data, and `rules.min_samples` steps (what a percentile needs
+    at all, which matters for windows so long that each step is many minutes).
+    """
+    if usage.samples < rules.min_samples:
+        return Shortfall(f"{rules.min_samples} samples", str(usage.samples))
+    have = evidence_seconds(usage, window)
+    if have < minimum:
+        return Shortfall(human_duration(minimum), human_duration(have), window.seconds < minimum)
+    return None
+
+
+def window_shortfall(rec: api.Recommendations, minimum: int = MIN_EVIDENCE_SECONDS) -> Shortfall | None:
+    """What a finished recommendation lacks, judged from its window alone: the window bounds the data
+    it saw, so one shorter than `minimum` is thin whatever it held. The advisor gates the data itself;
+    this catches recommendations it did not gate, such as ones kept in status from before it did."""
+    try:
+        seconds = parse_duration(rec.window)
+    except ValueError:
+        return Shortfall(human_duration(minimum), f"a window of {rec.window!r}", True)
+    if seconds < minimum:
+        return Shortfall(human_duration(minimum), human_duration(seconds), True)
+    return None
+
+
 def _finite(values: np.ndarray) -> np.ndarray:
     flat = np.asarray(values, dtype=float).ravel()
     return flat[np.isfinite(flat)]
+
+
+def _require(values: np.ndarray, what: str) -> np.ndarray:
+    """The finite values; none is the caller's mistake (numpy would warn and then fail obscurely)."""
+    used = _finite(values)
+    if not used.size:
+        raise ValueError(f"no {what} samples to recommend from")
+    return used
 
 
 def recommend_cpu(
@@ -108,7 +180,7 @@ def recommend_cpu(
 
     `cpu` holds per-pod cores (any shape; NaN ignored). Returns (request, limit, reason).
     """
-    used = _finite(cpu)
+    used = _require(cpu, "CPU")
     average, high, peak = (
         float(np.mean(used)),
         float(np.percentile(used, rules.request_percentile)),
@@ -121,8 +193,9 @@ def recommend_cpu(
     verb = "raise" if request > current.cpu_request else "reduce"
     if request == current.cpu_request:
         verb = "keep"
+    share = f"{average / current.cpu_request:.0%} of the" if current.cpu_request > 0 else "a"
     reason = (
-        f"CPU: currently using {average / current.cpu_request:.0%} of the "
+        f"CPU: currently using {share} "
         f"{human_cores(current.cpu_request)} request on average (p{rules.request_percentile:g} "
         f"{high:.2f}, peak {peak:.2f} cores per pod); {verb} the request "
         + (
@@ -140,7 +213,7 @@ def recommend_memory(
 ) -> tuple[int, int, str]:
     """Request from a high percentile of per-pod memory plus headroom; limit from the peak plus headroom
     (memory over the limit kills the pod, so the peak, not an average, decides it)."""
-    used = _finite(memory)
+    used = _require(memory, "memory")
     high, peak = float(np.percentile(used, rules.request_percentile)), float(np.max(used))
     request = round_memory(high * (1 + rules.request_headroom))
     limit = max(request, round_memory(max(peak * (1 + rules.memory_limit_headroom), rules.min_memory_limit)))
@@ -195,8 +268,11 @@ def recommend_replicas(
     Returns (min, max, capacity in requests/s per pod, reason).
     """
     target = current.target_cpu_utilization or rules.target_cpu_utilization
+    cpu = np.nan_to_num(np.asarray(cpu_total, float))
+    if not cpu.size or cpu_request <= 0:
+        raise ValueError("no CPU steps, or no CPU request, to size replicas from")
     capacity = pod_capacity(total_rps, cpu_total, cpu_request, target)
-    cpu_need = np.nan_to_num(np.asarray(cpu_total, float)) / (cpu_request * target)
+    cpu_need = cpu / (cpu_request * target)
     need = cpu_need
     if capacity:
         need = np.maximum(cpu_need, np.nan_to_num(np.asarray(total_rps, float)) / capacity)
@@ -208,7 +284,7 @@ def recommend_replicas(
         f"{float(np.median(rps)):.1f} req/s typical, {float(np.max(rps)):.1f} at peak; one pod serves "
         f"~{capacity:.1f} req/s at {target:.0%} CPU"
         if capacity and rps.size
-        else f"{float(np.median(cpu_total)):.2f} cores typical, {float(np.max(cpu_total)):.2f} at peak"
+        else f"{float(np.median(cpu)):.2f} cores typical, {float(np.max(cpu)):.2f} at peak"
     )
     reason = (
         f"Replicas: {load} → minReplicas {low}, maxReplicas {high} "
@@ -243,7 +319,10 @@ def recommend_strategy(
 def recommend(
     usage: Usage, current: Current, window: Window, generated_at: str, rules: Rules = DEFAULT_RULES
 ) -> api.Recommendations | None:
-    """The whole recommendation for one cluster, or None when the window holds too little data."""
+    """The whole recommendation for one cluster, or None when the window holds too little data.
+
+    It does not apply the evidence minimum: callers check `shortfall` first and say why they refuse.
+    """
     if usage.samples < rules.min_samples or not _finite(usage.cpu).size or not _finite(usage.memory).size:
         return None
     cpu_request, cpu_limit, cpu_reason = recommend_cpu(usage.cpu, current, rules)
@@ -289,7 +368,7 @@ def recommend(
             request_rate_peak=_round(np.max(rps)),
             learn_share=_round(share),
             latency_p95_seconds=_round(np.percentile(latency, 95)) if latency.size else None,
-            replicas_average=_round(np.mean(replicas[replicas > 0])),
+            replicas_average=_round(np.mean(replicas[replicas > 0])),  # samples > 0: never empty
             replicas_peak=int(np.max(replicas)),
             pod_capacity_rps=_round(capacity) if capacity else None,
         ),

@@ -1,0 +1,123 @@
+"""Admission = reconcile: for generated BrainAIClusters, the API server admits exactly the specs the
+operator can build, and what it builds the API server accepts.
+
+The generator mixes valid values with the edge cases that once slipped through (names no Service
+can carry, label syntax, requests above a default limit, quantity forms, Unicode spaces, secret
+keys, engine settings). Each example is sent to the real API server with a server-side dry run:
+nothing is stored, so this runs in seconds and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from brainai_common.engine_config import ConfigError
+from brainai_operator.api import BrainAIClusterSpec
+from brainai_operator.resources.cluster import build_desired
+from brainai_operator.resources.common import CLUSTER_NAME_LIMIT, CLUSTER_NAME_PATTERN
+from brainai_operator.strategies import resolve
+from e2e.kube import Cluster, KubectlError
+
+pytestmark = pytest.mark.kwok  # API semantics only: no pod has to run
+
+PASSWORDS = {"postgres": {"superuser-password": "a", "replication-password": "b"}, "redis": {"password": "c"}}
+
+names = st.one_of(
+    st.from_regex(r"[a-z]([-a-z0-9]{0,20}[a-z0-9])?", fullmatch=True),
+    st.sampled_from(["1brain", "brain.ai", "b" * 63, "b" * 64, "a-" * 20 + "z", "Brain"]),
+)
+cpu = st.one_of(
+    st.sampled_from(["100m", "500m", "1", "2", "4", "1500m", "1e1.5", "2e0", "-1", "0", "5000", ".5"]),
+    st.integers(min_value=0, max_value=6),
+)
+memory = st.sampled_from(["128Mi", "1Gi", "2Gi", "16Gi", "1.5Gi", "999999Ei", "1e1.5", "ten"])
+label_keys = st.sampled_from(
+    ["disk", "kubernetes.io/arch", "", "disk type!", "-x", "a" * 64, "example.com/tier"]
+)
+label_values = st.sampled_from(["ssd", "", "v" * 63, "v" * 64, "bad value", "amd64"])
+images = st.sampled_from(["brain-ai/engine:0.1.0", "bad image", "brain-ai/engine:0.1.0\u00a0", "x"])
+secret_keys = st.sampled_from(["token", "api/token", "database url", "a.b_c-d", ""])
+frequencies = st.sampled_from(["continuous", "hourly", "weekly", 30, -1, 0.5])
+
+
+@st.composite
+def specs(draw: st.DrawFn) -> dict[str, Any]:
+    spec: dict[str, Any] = {}
+    engine: dict[str, Any] = {}
+    if draw(st.booleans()):
+        requests = {"cpu": draw(cpu)} if draw(st.booleans()) else {}
+        if draw(st.booleans()):
+            requests["memory"] = draw(memory)
+        limits = {"cpu": draw(cpu)} if draw(st.booleans()) else {}
+        engine["resources"] = {k: v for k, v in (("requests", requests), ("limits", limits)) if v}
+    if draw(st.booleans()):
+        engine["image"] = draw(images)
+    if draw(st.booleans()):
+        engine["authTokenSecretRef"] = {"name": "token", "key": draw(secret_keys)}
+    if draw(st.booleans()):
+        engine["config"] = {"memory": {"consolidation_frequency": draw(frequencies)}}
+    if engine:
+        spec["engine"] = engine
+    if draw(st.booleans()):
+        spec["scheduling"] = {"nodeSelector": {draw(label_keys): draw(label_values)}}
+    if draw(st.booleans()):
+        spec["autoscaling"] = {"targetMemoryUtilization": draw(st.integers(min_value=-1, max_value=101))}
+    if draw(st.booleans()):
+        postgres: dict[str, Any] = {"enabled": True}
+        if draw(st.booleans()):
+            postgres["resources"] = {"requests": {"memory": draw(memory)}}
+        if draw(st.booleans()):
+            postgres["storage"] = {"storageClassName": draw(st.sampled_from(["fast", "Fast!", "a.b"]))}
+        spec["postgres"] = postgres
+    if draw(st.booleans()):
+        spec["redis"] = {"enabled": True, "masters": draw(st.integers(min_value=2, max_value=8))}
+    if draw(st.booleans()):
+        spec["monitoring"] = {"enabled": True, "labels": {draw(label_keys): draw(label_values)}}
+    return spec
+
+
+def operator_builds(name: str, spec: dict[str, Any], namespace: str) -> list[dict[str, Any]] | str:
+    """The children the operator would apply, or why it cannot build any."""
+    if len(name) > CLUSTER_NAME_LIMIT or not re.match(CLUSTER_NAME_PATTERN, name):
+        return f"no child can be named after {name!r}"
+    try:
+        return build_desired(name, namespace, resolve(BrainAIClusterSpec.model_validate(spec)), PASSWORDS)
+    except (ValidationError, ConfigError, ValueError) as exc:
+        return str(exc).splitlines()[0]
+
+
+def dry_run(cluster: Cluster, manifests: list[dict[str, Any]], namespace: str) -> str | None:
+    """None when the API server would accept every manifest, else what it said."""
+    try:
+        cluster.kubectl(
+            "apply", "--dry-run=server", "--server-side", "-n", namespace, "-f", "-",
+            input=yaml.safe_dump_all(manifests),
+        )  # fmt: skip
+        return None
+    except KubectlError as exc:
+        return exc.stderr.strip()
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=names, spec=specs())
+def test_the_api_server_admits_exactly_what_the_operator_can_build(
+    cluster: Cluster, crd: str, namespace: str, name: str, spec: dict[str, Any]
+) -> None:
+    manifest = {"apiVersion": "brainai.io/v1alpha1", "kind": "BrainAICluster", "metadata": {"name": name}}
+    refused = dry_run(cluster, [{**manifest, "spec": spec}], namespace)
+    built = operator_builds(name, spec, namespace)
+    case = json.dumps({"name": name, "spec": spec}, ensure_ascii=True)
+    if refused is not None:
+        assert isinstance(built, str), f"admission refused what the operator builds: {case}\n{refused}"
+        return
+    assert not isinstance(built, str), f"admitted but the operator cannot build it ({built}): {case}"
+    children = dry_run(cluster, built, namespace)
+    assert children is None, f"admitted and built, but the API server refuses a child: {case}\n{children}"
