@@ -198,6 +198,8 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         {"engine": {"authTokenSecretRef": {"name": "token", "key": "api/token"}}},
         "spec.engine.authTokenSecretRef.key",
     ),
+    ("window-zero", {"monitoring": {"enabled": True, "window": "0h"}}, "spec.monitoring.window"),
+    ("interval-zero", {"monitoring": {"enabled": True, "interval": "0s"}}, "spec.monitoring.interval"),
     (
         "cpu-fractional-exponent",
         {"engine": {"resources": {"requests": {"cpu": "1e1.5"}}}},

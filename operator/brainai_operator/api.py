@@ -31,7 +31,7 @@ QUANTITY_PATTERN = (  # sizes only: no sign
     r"^(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?[0-9]+))?$"  # an exponent is a whole number
 )
-DURATION_PATTERN = r"^[0-9]+(s|m|h|d)$"
+DURATION_PATTERN = r"^[1-9][0-9]*(s|m|h|d)$"  # a zero window or interval means nothing
 # Printable ASCII without spaces: RE2 (the API server) and Python read this class the same way,
 # where `\s` differs (ASCII there, Unicode here), so admission and the reconciler agree.
 IMAGE_PATTERN = r"^[!-~]+$"
@@ -532,7 +532,7 @@ class MonitoringSpec(KubeModel):
     )
     interval: str = Field(
         default="30s",
-        pattern=r"^[0-9]+(ms|s|m|h)$",
+        pattern=r"^[1-9][0-9]*(ms|s|m|h)$",
         description="How often Prometheus scrapes the engine pods (the scaling guide's metrics_interval).",
     )
     labels: LabelMap | None = label_map_field(
