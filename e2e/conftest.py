@@ -151,7 +151,7 @@ def crd(cluster: Cluster) -> str:
         None,
         lambda c: any(
             x["type"] == "Established" and x["status"] == "True"
-            for x in c.get("status", {}).get("conditions", [])
+            for x in (c.get("status") or {}).get("conditions") or []  # null right after creation
         ),
         what="the CRD to be Established",
     )

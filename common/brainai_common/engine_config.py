@@ -69,8 +69,8 @@ class MemoryConfig(_Section):
     consolidation_batch_size: int = Field(
         default=100, ge=1, description="Working items examined per consolidation pass."
     )
-    consolidation_frequency: str | float = Field(
-        default="continuous", description="'continuous', 'hourly', 'daily' or a period in seconds."
+    consolidation_frequency: str | int = Field(
+        default="continuous", description="'continuous', 'hourly', 'daily' or a whole number of seconds."
     )
     decay_half_life_hours: float = Field(
         default=24.0,
@@ -104,7 +104,7 @@ class MemoryConfig(_Section):
 
     @field_validator("consolidation_frequency")
     @classmethod
-    def _frequency(cls, value: str | float) -> str | float:
+    def _frequency(cls, value: str | int) -> str | int:
         if isinstance(value, str) and value not in CONSOLIDATION_PERIODS:
             raise ValueError(f"must be one of {sorted(CONSOLIDATION_PERIODS)} or a number of seconds")
         if not isinstance(value, str) and value < 0:

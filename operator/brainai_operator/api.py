@@ -14,7 +14,8 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from kubernetes.utils.quantity import parse_quantity
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
@@ -126,7 +127,11 @@ Quantity = Annotated[
 ]
 
 
+RESOURCE_BOUNDS = (("cpu", "1024", "1024 cores"), ("memory", "16Ti", "16Ti"))
+
+
 class ResourceList(KubeModel):
+    # Every CEL rule here has its Python twin below: admission and the reconciler must agree.
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
@@ -136,13 +141,21 @@ class ResourceList(KubeModel):
                     f"{r} must be between 0 and {shown}",
                     field_path=f".{r}",
                 )
-                for r, top, shown in (("cpu", "1024", "1024 cores"), ("memory", "16Ti", "16Ti"))
+                for r, top, shown in RESOURCE_BOUNDS
             ]
         }
     )
 
     cpu: Quantity | None = Field(default=None, description="CPU, in cores or millicores (e.g. 500m, 2).")
     memory: Quantity | None = Field(default=None, description="Memory, in bytes (e.g. 1Gi, 512Mi).")
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ResourceList:
+        for r, top, shown in RESOURCE_BOUNDS:
+            value = getattr(self, r)
+            if value is not None and not 0 <= parse_quantity(value) <= parse_quantity(top):
+                raise ValueError(f"{r} must be between 0 and {shown}")
+        return self
 
 
 def _not_above(resource: str) -> str:
@@ -175,6 +188,15 @@ class ComputeResources(KubeModel):
     limits: ResourceList | None = Field(
         default=None, description="Maximum resources; memory over the limit restarts the pod."
     )
+
+    @model_validator(mode="after")
+    def _requests_not_above_limits(self) -> ComputeResources:
+        for r in ("cpu", "memory"):
+            request = getattr(self.requests, r, None) if self.requests else None
+            limit = getattr(self.limits, r, None) if self.limits else None
+            if request is not None and limit is not None and parse_quantity(request) > parse_quantity(limit):
+                raise ValueError(f"requests.{r} must be less than or equal to limits.{r}")
+        return self
 
 
 class SecretKeyRef(KubeModel):
@@ -343,6 +365,13 @@ class StorageSpec(KubeModel):
     )
 
     size: Quantity = Field(default="10Gi", description="Size of each PersistentVolumeClaim.")
+
+    @model_validator(mode="after")
+    def _size_bounded(self) -> StorageSpec:
+        if not parse_quantity("1Mi") <= parse_quantity(self.size) <= parse_quantity("64Ti"):
+            raise ValueError("size must be between 1Mi and 64Ti")
+        return self
+
     retention: Literal["Retain", "Delete"] = Field(
         default="Retain",
         description="What happens to the claims when the BrainAICluster (or a pod, on scale-in) goes away: "
@@ -456,6 +485,18 @@ class PostgresSpec(KubeModel):
         "checkpoint_completion_target 0.9, wal_buffers 64MB, default_statistics_target 500, "
         "max_connections 200).",
     )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PostgresSpec:
+        if self.external is not None and self.read_replicas is not None:
+            raise ValueError("spec.postgres.readReplicas does not apply to an external database")
+        parameters = self.parameters or {}
+        if any(not re.match(PARAMETER_NAME_PATTERN, k) or len(k) > 63 for k in parameters):
+            raise ValueError("spec.postgres.parameters keys must be postgresql.conf setting names")
+        owned = [p for p in REPLICATION_PARAMETERS if p in parameters]
+        if owned:
+            raise ValueError(f"spec.postgres.parameters must not set {', '.join(owned)}")
+        return self
 
 
 class RedisSpec(KubeModel):
@@ -605,6 +646,22 @@ class AutopilotBounds(KubeModel):
     memory_request_min: Quantity | None = Field(default=None, description="Smallest memory request per pod.")
     memory_request_max: Quantity | None = Field(default=None, description="Largest memory request per pod.")
 
+    @model_validator(mode="after")
+    def _ordered(self) -> AutopilotBounds:
+        pairs: list[tuple[str, int | str | None, str, int | str | None]] = [
+            ("minReplicas", self.min_replicas, "maxReplicas", self.max_replicas)
+        ]
+        pairs += [
+            ("cpuRequestMin", self.cpu_request_min, "cpuRequestMax", self.cpu_request_max),
+            ("memoryRequestMin", self.memory_request_min, "memoryRequestMax", self.memory_request_max),
+        ]
+        for low_name, low, high_name, high in pairs:
+            if low is not None and high is not None and parse_quantity(low) > parse_quantity(high):
+                raise ValueError(
+                    f"spec.autopilot.bounds.{low_name} must be less than or equal to {high_name}"
+                )
+        return self
+
 
 class AutopilotSpec(KubeModel):
     """Apply the advisor's recommendations to the running engine, within bounds.
@@ -652,6 +709,16 @@ class BrainAIClusterSpec(KubeModel):
         default=None,
         description="Apply the advisor's right-sizing recommendations automatically, within bounds.",
     )
+
+    @model_validator(mode="after")
+    def _cluster_rules(self) -> BrainAIClusterSpec:
+        scaling = self.autoscaling
+        low, high = scaling.min_replicas, scaling.max_replicas
+        if low is not None and high is not None and low > high:
+            raise ValueError("spec.autoscaling.minReplicas must be less than or equal to maxReplicas")
+        if self.engine.replicas is not None and scaling.enabled:
+            raise ValueError("spec.engine.replicas must be unset while spec.autoscaling.enabled is true")
+        return self
 
 
 class Condition(KubeModel):

@@ -116,15 +116,20 @@ def model_schema(model: type[api.BaseModel], defaults: bool = True) -> dict[str,
 def engine_config_schema() -> dict[str, Any]:
     """The engine's own config model as the schema of `spec.engine.config` (no defaults: overrides)."""
     schema = model_schema(EngineConfig, defaults=False)
-    # A string-or-number union has no structural type: CEL admits exactly what the engine accepts.
+    # A string-or-number union has no structural type and CEL cannot check an untyped field: through
+    # the CRD it is a name or a whole number of seconds (int-or-string), checked like the engine does.
     periods = ", ".join(f"'{p}'" for p in sorted(CONSOLIDATION_PERIODS))
-    schema["properties"]["memory"]["properties"]["consolidation_frequency"]["x-kubernetes-validations"] = [
-        api.cel(
-            f"type(self) == string ? self in [{periods}] : "
-            "(type(self) == int || type(self) == double) && double(self) >= 0.0",
-            f"memory.consolidation_frequency must be one of {periods} or a number of seconds >= 0",
-        )
-    ]
+    memory = schema["properties"]["memory"]["properties"]
+    memory["consolidation_frequency"] = {
+        "description": memory["consolidation_frequency"]["description"],
+        "x-kubernetes-int-or-string": True,
+        "x-kubernetes-validations": [
+            api.cel(
+                f"type(self) == string ? self in [{periods}] : self >= 0",
+                f"memory.consolidation_frequency must be one of {periods} or a whole number of seconds >= 0",
+            )
+        ],
+    }
     for section, keys in OPERATOR_OWNED_CONFIG.items():
         if keys is None:
             schema["properties"].pop(section, None)

@@ -194,19 +194,24 @@ REDIS_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"c
 
 
 def _resources(default: dict[str, dict[str, Any]], override: Any) -> dict[str, dict[str, Any]]:
-    """Default requests/limits with whatever the spec sets on top. A request above the default
-    limit raises that limit to the request (the API server refuses a request above its limit);
-    a request above an explicit limit is refused at admission instead."""
+    """Default requests/limits with whatever the spec sets on top. The API server refuses a request
+    above its limit, so a default gives way to an explicit value: an explicit request above the
+    default limit raises the limit, an explicit limit below the default request lowers the request.
+    Both explicit and crossed is refused at admission."""
     if not override:
         return default
     merged = deep_merge(default, override.model_dump(exclude_none=True))
-    explicit = override.limits.model_dump(exclude_none=True) if override.limits else {}
-    requests, limits = merged.get("requests", {}), dict(merged.get("limits", {}))
-    for resource, request in requests.items():
-        limit = limits.get(resource)
-        if resource not in explicit and limit is not None and parse_quantity(request) > parse_quantity(limit):
-            limits[resource] = request
-    return {**merged, "limits": limits} if limits else merged
+    set_requests = override.requests.model_dump(exclude_none=True) if override.requests else {}
+    set_limits = override.limits.model_dump(exclude_none=True) if override.limits else {}
+    requests, limits = dict(merged.get("requests", {})), dict(merged.get("limits", {}))
+    for resource in set(requests) & set(limits):
+        if parse_quantity(requests[resource]) <= parse_quantity(limits[resource]):
+            continue
+        if resource in set_requests and resource not in set_limits:
+            limits[resource] = requests[resource]
+        elif resource in set_limits and resource not in set_requests:
+            requests[resource] = limits[resource]
+    return {**merged, "requests": requests, "limits": limits}
 
 
 def _ref(ref: Any) -> tuple[str, str] | None:

@@ -118,3 +118,11 @@ def test_an_explicit_limit_is_kept() -> None:
         {"engine": {"resources": {"requests": {"cpu": "1"}, "limits": {"cpu": "3"}}}}
     )
     assert resolve(spec).resources["limits"]["cpu"] == "3"
+
+
+def test_a_limit_below_the_strategys_request_lowers_that_request() -> None:
+    from brainai_operator.api import BrainAIClusterSpec
+    from brainai_operator.strategies import resolve
+
+    spec = BrainAIClusterSpec.model_validate({"engine": {"resources": {"limits": {"cpu": "100m"}}}})
+    assert resolve(spec).resources["requests"]["cpu"] == "100m"  # balanced asks for 500m by default
