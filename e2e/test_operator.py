@@ -345,3 +345,23 @@ def test_child_refused_by_the_api_server_is_reported(cluster: Cluster, namespace
         '[{"op": "remove", "path": "/spec/scheduling"}]',
     )
     wait_ready(cluster, namespace, "refused", timeout=120)
+
+
+def test_a_pod_the_scheduler_cannot_place_is_named_in_kubectl_get(cluster: Cluster, namespace: str) -> None:
+    """Status says why, not just `RollingOut 0/1`: the scheduler's own message reaches the table."""
+    spec = {
+        "autoscaling": {"enabled": False},
+        "engine": {"replicas": 1, "resources": {"requests": {"cpu": "1000"}, "limits": {"cpu": "1000"}}},
+    }
+    cluster.apply(cluster_manifest("huge", spec, fit_nodes=False), namespace)
+    bac = cluster.wait_for(
+        "bac", "huge", namespace, lambda b: (b.get("status") or {}).get("phase") == "Degraded", timeout=120
+    )
+    ready = condition(bac, "Ready")
+    assert ready["reason"] == "Unschedulable"
+    assert "Insufficient cpu" in ready["message"]
+    assert condition(bac, "Stalled")["status"] == "True"
+    table = cluster.kubectl("get", "bac", "huge", "-n", namespace)
+    assert "Unschedulable" in table and "Insufficient cpu" in table
+    wide = cluster.kubectl("get", "bac", "huge", "-n", namespace, "-o", "wide")
+    assert "ENGINE" in wide.splitlines()[0] and "POSTGRES" in wide.splitlines()[0]
