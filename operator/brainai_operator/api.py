@@ -364,7 +364,11 @@ class StorageSpec(KubeModel):
         }
     )
 
-    size: Quantity = Field(default="10Gi", description="Size of each PersistentVolumeClaim.")
+    size: Quantity = Field(
+        default="10Gi",
+        description="Size of each PersistentVolumeClaim. Can grow (the claims are expanded where their "
+        "StorageClass allows volume expansion), never shrink.",
+    )
 
     @model_validator(mode="after")
     def _size_bounded(self) -> StorageSpec:
@@ -458,7 +462,8 @@ class PostgresSpec(KubeModel):
         max_length=512,
         pattern=IMAGE_PATTERN,
         description="PostgreSQL image. Unset: the operator's default (its --postgres-image; the Helm "
-        "chart's brain-ai/postgres:15, else postgres:15).",
+        "chart's brain-ai/postgres:15, else postgres:15). Its major version cannot change once the "
+        "database exists.",
     )
     read_replicas: int | None = Field(
         default=None, ge=0, le=15, description="Streaming read replicas. Default from the strategy."
