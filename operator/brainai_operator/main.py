@@ -22,9 +22,11 @@ def _run(args: argparse.Namespace) -> int:
     from brainai_operator.prometheus import AdvisorSettings
     from brainai_operator.strategies import OperatorDefaults
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    level = logging.getLevelName(args.log_level.upper())  # LOG_LEVEL skips argparse's choices
+    if not isinstance(level, int):
+        sys.stderr.write(f"error: log level {args.log_level!r}: use debug, info, warning or error\n")
+        return 2
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("kubernetes", "kopf.objects", "kopf.activities"):  # one line per watch event otherwise
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     start_http_server(args.metrics_port)

@@ -398,3 +398,13 @@ def test_unreadable_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
     code, _, err = run(capsys, "-f", str(tmp_path / "missing.yaml"))
     assert code == 2
     assert err == f"error: cannot read {tmp_path / 'missing.yaml'}: No such file or directory\n"
+
+
+def test_run_refuses_a_bad_log_level_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from brainai_operator.main import main as operator_main
+
+    monkeypatch.setenv("LOG_LEVEL", "bogus")
+    assert operator_main(["run"]) == 2
+    assert "log level 'bogus'" in capsys.readouterr().err
