@@ -16,7 +16,7 @@ import numpy as np
 
 from brainai_operator import api
 from brainai_operator.promql import Key, Usage
-from brainai_operator.quantities import MI, cpu_quantity, human_bytes, human_cores, memory_quantity
+from brainai_operator.quantities import cpu_quantity, human_bytes, human_cores, memory_quantity
 from brainai_operator.rightsizing import Current
 
 
@@ -72,11 +72,6 @@ def table(rows: Sequence[Sequence[str]], indent: int = 2, gap: int = 2) -> list[
     ]
 
 
-def _bytes(value: float) -> str:
-    """human_bytes, with KiB below a MiB (a slow memory trend would read as 0MiB)."""
-    return f"{value / 1024:.0f}KiB" if abs(value) < MI else human_bytes(value)
-
-
 def _seconds(value: float) -> str:
     return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.2f}s"
 
@@ -89,7 +84,7 @@ EVIDENCE_FORMATS: dict[str, Callable[[Any], str]] = {
     "cpuPeakCores": lambda v: f"{human_cores(v)} per pod",
     "memoryP95Bytes": lambda v: f"{human_bytes(v)} per pod",
     "memoryPeakBytes": lambda v: f"{human_bytes(v)} per pod",
-    "memoryGrowthBytesPerHour": lambda v: f"{'+' if v >= 0 else '-'}{_bytes(abs(v))} per hour",
+    "memoryGrowthBytesPerHour": lambda v: f"{'+' if v >= 0 else '-'}{human_bytes(abs(v))} per hour",
     "requestRateAverage": lambda v: f"{v:.1f} req/s",
     "requestRatePeak": lambda v: f"{v:.1f} req/s",
     "learnShare": lambda v: f"{v:.0%} of API requests",

@@ -42,4 +42,8 @@ def human_cores(value: float) -> str:
 
 
 def human_bytes(value: float) -> str:
-    return f"{value / GI:.1f}GiB" if value >= GI else f"{value / MI:.0f}MiB"
+    """GiB, MiB, or KiB below a MiB (so a slow memory trend does not read as 0MiB)."""
+    size = abs(value)
+    if size >= GI:
+        return f"{value / GI:.1f}GiB"
+    return f"{value / MI:.0f}MiB" if size >= MI else f"{value / 1024:.0f}KiB"

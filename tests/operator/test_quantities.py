@@ -51,3 +51,4 @@ def test_human_forms_for_reasons() -> None:
     assert human_cores(1) == "1 core" and human_cores(0.5) == "0.5 cores"
     assert human_cores(2.25) == "2.25 cores"
     assert human_bytes(3 * GI) == "3.0GiB" and human_bytes(600 * MI) == "600MiB"
+    assert human_bytes(300 * 1024) == "300KiB"
