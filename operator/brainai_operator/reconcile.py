@@ -275,6 +275,36 @@ def _previous_autopilot(previous: dict[str, Any]) -> api.AutopilotStatus | None:
     return api.AutopilotStatus.model_validate(found) if found else None
 
 
+def converge(
+    kube: Kube, obj: dict[str, Any], resolved: Resolved
+) -> tuple[tuple[bool, str, str] | None, tuple[str, str, ApplyFailed | None] | None]:
+    """Apply what `resolved` asks for and prune what it no longer does. Returns the MonitoringReady
+    state and, when the children could not be converged, (reason, message, the refusal to re-raise
+    after status is written)."""
+    name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
+    monitoring_crds = bool(resolved.monitoring) and all(
+        kube.serves(MONITORING_API, kind) for kind in ("ServiceMonitor", "PrometheusRule")
+    )
+    monitoring = monitoring_state(resolved, monitoring_crds)
+    try:
+        check_postgres_major(kube, name, namespace, resolved)
+        passwords = tier_passwords(kube, name, namespace, resolved)
+        desired = build_desired(name, namespace, resolved, passwords, monitoring_crds=monitoring_crds)
+        replaced = apply_desired(kube, obj, desired)
+    except CredentialsMissing as exc:
+        return monitoring, ("CredentialsMissing", str(exc), None)
+    except MajorVersionChange as exc:
+        return monitoring, ("PostgresMajorVersionChange", str(exc), None)
+    except ApplyFailed as exc:
+        return monitoring, ("ApplyFailed" if exc.refused else "APIServerError", str(exc), exc)
+    for done in replaced:
+        kube.event(obj, "Replaced", done)
+    removed = prune(kube, obj, desired)
+    if removed:
+        kube.event(obj, "Pruned", f"deleted children no longer desired: {', '.join(removed)}")
+    return monitoring, None
+
+
 def reconcile_cluster(
     kube: Kube,
     namespace: str,
@@ -319,33 +349,9 @@ def reconcile_cluster(
             recommendations = recommendations.model_copy(update={"autopilot": pilot.status})
     monitoring: tuple[bool, str, str] | None = None
     if resolved and not paused:
-        monitoring_crds = bool(resolved.monitoring) and all(
-            kube.serves(MONITORING_API, kind) for kind in ("ServiceMonitor", "PrometheusRule")
-        )
-        monitoring = monitoring_state(resolved, monitoring_crds)
-        try:
-            check_postgres_major(kube, name, namespace, resolved)
-            desired = build_desired(
-                name,
-                namespace,
-                resolved,
-                tier_passwords(kube, name, namespace, resolved),
-                monitoring_crds=monitoring_crds,
-            )
-            replaced = apply_desired(kube, obj, desired)
-        except CredentialsMissing as exc:
-            error = ("CredentialsMissing", str(exc))
-        except MajorVersionChange as exc:
-            error = ("PostgresMajorVersionChange", str(exc))
-        except ApplyFailed as exc:
-            refused = exc
-            error = ("ApplyFailed" if exc.refused else "APIServerError", str(exc))
-        else:
-            for done in replaced:
-                kube.event(obj, "Replaced", done)
-            removed = prune(kube, obj, desired)
-            if removed:
-                kube.event(obj, "Pruned", f"deleted children no longer desired: {', '.join(removed)}")
+        monitoring, failure = converge(kube, obj, resolved)
+        if failure is not None:
+            error, refused = (failure[0], failure[1]), failure[2]
 
     deploy = kube.get("apps/v1", "Deployment", engine_name(name), namespace)
     config_hash = ((deploy or {}).get("metadata", {}).get("annotations") or {}).get(CONFIG_HASH_ANNOTATION)
