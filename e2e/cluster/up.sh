@@ -89,7 +89,20 @@ for i in $(seq 0 $((CLUSTER_NODES - 1))); do
 done | kc apply -f - >/dev/null
 log "waiting for $CLUSTER_NODES nodes and the metrics API"
 kc wait --for=condition=Ready node --all --timeout=120s >/dev/null
-kc wait --for=condition=Available apiservice/v1beta1.metrics.k8s.io --timeout=120s >/dev/null
+metrics_available() { kc wait --for=condition=Available apiservice/v1beta1.metrics.k8s.io --timeout="$1" >/dev/null 2>&1; }
+if ! metrics_available 45s; then
+  # metrics-server exits for good when it starts before the API server answers (a race on a loaded
+  # machine), and kwok does not restart it: restart the components once, the API server first.
+  log "metrics API not available; restarting the cluster's components"
+  kwokctl stop cluster --name "$CLUSTER_NAME" >&2
+  kwokctl start cluster --name "$CLUSTER_NAME" >&2
+  until api_ready; do
+    ((SECONDS - t0 < 420)) || { log "API server did not come back"; exit 1; }
+    sleep 1
+  done
+  metrics_available 120s \
+    || { log "metrics API still not available: see $CLUSTER_DIR/logs/metrics-server.log"; exit 1; }
+fi
 log "cluster $CLUSTER_NAME ready: $(kc get nodes --no-headers | wc -l) nodes, API $(kc config view --minify -o jsonpath='{.clusters[0].cluster.server}')"
 
 echo "export KUBECONFIG=$KUBECONFIG_PATH"
