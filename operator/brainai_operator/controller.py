@@ -140,16 +140,17 @@ class Controller:
         RECONCILES.labels("error").inc()
         log.error("reconcile %s/%s failed, retrying in %.1fs: %s", *key, delay, failure_summary(exc))
         log.debug("reconcile %s/%s failure", *key, exc_info=exc)
-        if not isinstance(exc, ApplyFailed):  # an ApplyFailed pass has written status already
-            try:
-                await asyncio.to_thread(record_failure, self.kube, *key, exc)
-            except Exception as report:
-                log.debug("could not record the failure of %s/%s: %s", *key, report)
         try:
             obj = await asyncio.to_thread(self.kube.get, api.API_VERSION, api.KIND, key[1], key[0])
-            self.failed_generation[key] = (obj or {}).get("metadata", {}).get("generation")
-        except Exception:
-            self.failed_generation[key] = None
+        except Exception as report:
+            obj = None
+            log.debug("could not read %s/%s after its failure: %s", *key, report)
+        self.failed_generation[key] = (obj or {}).get("metadata", {}).get("generation")
+        if obj is not None and not isinstance(exc, ApplyFailed):  # ApplyFailed wrote status already
+            try:
+                await asyncio.to_thread(record_failure, self.kube, obj, exc)
+            except Exception as report:
+                log.debug("could not record the failure of %s/%s: %s", *key, report)
         self.retry_at[key] = time.monotonic() + delay
         asyncio.get_running_loop().call_later(delay, self._retry, key)
 

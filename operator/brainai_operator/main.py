@@ -12,6 +12,13 @@ from typing import Any
 from brainai_operator import __version__
 
 
+def log_level(name: str) -> int | None:
+    """The logging level called `name`, or None: LOG_LEVEL may hold anything (argparse's choices do
+    not check defaults)."""
+    number = logging.getLevelName(name.upper())
+    return number if isinstance(number, int) else None
+
+
 def _run(args: argparse.Namespace) -> int:
     import kopf
     from prometheus_client import start_http_server
@@ -22,8 +29,8 @@ def _run(args: argparse.Namespace) -> int:
     from brainai_operator.prometheus import AdvisorSettings
     from brainai_operator.strategies import OperatorDefaults
 
-    level = logging.getLevelName(args.log_level.upper())  # LOG_LEVEL skips argparse's choices
-    if not isinstance(level, int):
+    level = log_level(args.log_level)
+    if level is None:
         sys.stderr.write(f"error: log level {args.log_level!r}: use debug, info, warning or error\n")
         return 2
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -236,8 +243,7 @@ def _invalid_spec(exc: Exception) -> str:
 def _cli_logging(level: str) -> None:
     """Our messages at `level`; the HTTP libraries only at debug, since theirs quote whole request URLs
     (for Prometheus, the URL-encoded queries)."""
-    number = logging.getLevelName(level.upper())  # LOG_LEVEL may hold anything
-    number = number if isinstance(number, int) else logging.WARNING
+    number = log_level(level) or logging.WARNING
     logging.basicConfig(level=number, format="%(levelname)s %(name)s: %(message)s")
     quiet = logging.DEBUG if number <= logging.DEBUG else logging.ERROR
     for noisy in ("urllib3", "requests", "kubernetes", "prometheus_api_client"):

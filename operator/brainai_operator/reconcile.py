@@ -32,15 +32,14 @@ from brainai_operator.resources.common import (
     owned_selector,
 )
 from brainai_operator.status import (
-    FALSE,
     MESSAGE_LIMIT,
-    TRUE,
     Tier,
     advisor_state,
     compute_status,
     engine_tier,
     explain,
     external_tier,
+    failed_status,
     postgres_tier,
     redis_tier,
 )
@@ -166,9 +165,8 @@ def prune(kube: Kube, owner: dict[str, Any], desired: list[dict[str, Any]]) -> l
     return removed
 
 
-def load_passwords(kube: Kube, namespace: str, secret: str, keys: tuple[str, ...]) -> dict[str, str]:
-    """The passwords already in `secret`, and new random ones for any key it lacks."""
-    live = kube.get("v1", "Secret", secret, namespace)
+def load_passwords(live: dict[str, Any] | None, keys: tuple[str, ...]) -> dict[str, str]:
+    """The passwords already in the `live` Secret, and new random ones for any key it lacks."""
     data = (live or {}).get("data") or {}
     return {k: base64.b64decode(data[k]).decode() if k in data else secrets.token_urlsafe(24) for k in keys}
 
@@ -205,7 +203,8 @@ def tier_passwords(kube: Kube, name: str, namespace: str, r: Resolved) -> dict[s
     found: dict[str, dict[str, str]] = {}
     if r.postgres and not r.postgres.external:
         pg = postgres.names(name)
-        if kube.get("v1", "Secret", pg["secret"], namespace) is None:
+        live = kube.get("v1", "Secret", pg["secret"], namespace)
+        if live is None:
             claim = f"data-{pg['primary']}-0"
             if kube.get("v1", "PersistentVolumeClaim", claim, namespace) is not None:
                 raise CredentialsMissing(
@@ -213,9 +212,10 @@ def tier_passwords(kube: Kube, name: str, namespace: str, r: Resolved) -> dict[s
                     f"Secret {pg['secret']}, which is gone: restore that Secret (keys "
                     f"{', '.join(postgres.SECRET_KEYS)}), or delete the claim to start with an empty database"
                 )
-        found["postgres"] = load_passwords(kube, namespace, pg["secret"], postgres.SECRET_KEYS)
+        found["postgres"] = load_passwords(live, postgres.SECRET_KEYS)
     if r.redis and not r.redis.external:
-        found["redis"] = load_passwords(kube, namespace, redis.names(name)["secret"], redis.SECRET_KEYS)
+        live = kube.get("v1", "Secret", redis.names(name)["secret"], namespace)
+        found["redis"] = load_passwords(live, redis.SECRET_KEYS)
     return found
 
 
@@ -418,35 +418,16 @@ def failure_summary(exc: BaseException) -> str:
 
 
 def record_failure(
-    kube: Kube, namespace: str, name: str, exc: BaseException, clock: Callable[[], dt.datetime] = utcnow
+    kube: Kube, obj: dict[str, Any], exc: BaseException, clock: Callable[[], dt.datetime] = utcnow
 ) -> None:
     """A pass that failed before it could write status still leaves Ready=False and a Warning event
     saying why. Best effort: the API server may be what failed."""
-    obj = kube.get(api.API_VERSION, api.KIND, name, namespace)
-    if obj is None or obj["metadata"].get("deletionTimestamp"):
+    if obj["metadata"].get("deletionTimestamp"):
         return
+    name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
     previous = obj.get("status") or {}
     message = f"reconcile failed: {failure_summary(exc)}"[:MESSAGE_LIMIT]
-    generation = obj["metadata"].get("generation", 0)
-    now = rfc3339(clock())
-    old = {c["type"]: c for c in previous.get("conditions") or []}
-    failed = {"Ready": FALSE, "Degraded": TRUE, "Stalled": TRUE}
-    conditions = []
-    for type_, state in failed.items():
-        before = old.get(type_) or {}
-        since = before.get("lastTransitionTime", now) if before.get("status") == state else now
-        conditions.append(
-            {
-                "type": type_,
-                "status": state,
-                "reason": "ReconcileError",
-                "message": message,
-                "observedGeneration": generation,
-                "lastTransitionTime": since,
-            }
-        )
-    conditions += [c for t, c in old.items() if t not in failed]
-    status = {**previous, "phase": "Degraded", "conditions": conditions}
+    status = failed_status(previous, obj["metadata"].get("generation", 0), message, rfc3339(clock()))
     if status != previous:
         kube.patch_status(api.API_VERSION, api.KIND, name, namespace, status)
         kube.event(obj, "ReconcileError", message, warning=True)

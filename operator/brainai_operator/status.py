@@ -230,13 +230,7 @@ def compute_status(
     if monitoring is not None:
         conditions.append(_condition(MONITORING_READY, *monitoring, generation))
 
-    old = {c["type"]: c for c in (previous or {}).get("conditions", []) or []}
-    for cond in conditions:
-        before = old.get(cond.type)
-        if before is not None and before.get("status") == cond.status:
-            cond.last_transition_time = before.get("lastTransitionTime", now)
-        else:
-            cond.last_transition_time = now
+    _carry_transition_times(conditions, previous, now)
 
     phase: Phase
     if paused:
@@ -264,6 +258,32 @@ def compute_status(
         recommendations=recommendations,
     )
     return status.wire()
+
+
+def _carry_transition_times(conditions: list[Condition], previous: dict[str, Any] | None, now: str) -> None:
+    """A condition's lastTransitionTime moves only when its status changes."""
+    old = {c["type"]: c for c in (previous or {}).get("conditions") or []}
+    for cond in conditions:
+        before = old.get(cond.type)
+        if before is not None and before.get("status") == cond.status:
+            cond.last_transition_time = before.get("lastTransitionTime", now)
+        else:
+            cond.last_transition_time = now
+
+
+def failed_status(previous: dict[str, Any], generation: int, message: str, now: str) -> dict[str, Any]:
+    """Status after a pass that failed before it could observe the children: Ready False, Degraded
+    and Stalled True with the failure as their message; every other condition is kept as it was."""
+    failed = [
+        _condition("Ready", False, "ReconcileError", message, generation),
+        _condition("Degraded", True, "ReconcileError", message, generation),
+        _condition("Stalled", True, "ReconcileError", message, generation),
+    ]
+    _carry_transition_times(failed, previous, now)
+    names = {c.type for c in failed}
+    kept = [c for c in previous.get("conditions") or [] if c["type"] not in names]
+    wire = [c.wire() for c in failed]
+    return {**previous, "phase": "Degraded", "conditions": wire + kept}
 
 
 def advisor_state(

@@ -73,13 +73,14 @@ class MemoryIndexes:
                 self.vectors.add(id_arr, vecs)
         self.dirty = True
 
-    def add_rows(self, rows: list[IndexRow]) -> None:
+    def add_rows(self, rows: list[IndexRow], token_lists: list[list[str]] | None = None) -> None:
         self.add(
             [r[0] for r in rows],
             [r[1] for r in rows],
             [r[2] for r in rows],
             [r[3] for r in rows],
             [r[4] for r in rows],
+            token_lists,
         )
 
     def remove(self, ids: Iterable[int]) -> None:
@@ -97,27 +98,20 @@ class MemoryIndexes:
         """Rebuild from storage; the vector index loads its snapshot when one matches."""
         snap = storage.snapshot_dir()
         loaded_upto = 0
-        use_snapshot = snap is not None and self.config.search.precomputed_indexes
-        if self.vectors is not None and snap is not None and use_snapshot and self.vectors.load(snap):
-            loaded_upto = self.vectors.max_id
+        v = self.vectors
+        if v is not None and snap is not None and self.config.search.precomputed_indexes and v.load(snap):
+            loaded_upto = v.max_id
             alive = np.asarray(storage.memory_ids(), dtype=np.int64)
-            known = self.vectors.ids()
+            known = v.ids()
             dead = known[~np.isin(known, alive)]
             if len(dead):
-                self.vectors.remove(dead.tolist())
+                v.remove(dead.tolist())
         vectors, self.vectors = self.vectors, None
         pending_ids: list[np.ndarray] = []
         pending_tokens: list[list[str]] = []
         for rows in storage.iter_memory_rows(batch=REBUILD_BATCH):
             tokens = [tokenize(r[1]) for r in rows]
-            self.add(
-                [r[0] for r in rows],
-                [r[1] for r in rows],
-                [r[2] for r in rows],
-                [r[3] for r in rows],
-                [r[4] for r in rows],
-                tokens,
-            )
+            self.add_rows(rows, tokens)
             if vectors is not None:
                 new = [i for i, r in enumerate(rows) if r[0] > loaded_upto]
                 pending_ids.append(np.asarray([rows[i][0] for i in new], dtype=np.int64))
