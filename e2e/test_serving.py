@@ -102,9 +102,20 @@ def test_replicas_stream_and_engines_read_through_the_ro_service(
 ) -> None:
     primary = f"{NAME}-postgres-primary-0"
     replicas = [f"{NAME}-postgres-replica-{i}" for i in range(2)]
-    streaming = psql(cluster, shared, primary, "select application_name, state from pg_stat_replication")
-    states = [line.split("\t")[1] for line in streaming.splitlines()]
-    assert states == ["streaming", "streaming"], streaming
+    # Ready says each replica's server is up; its stream may still be catching up a moment later.
+    streams = "select application_name, state from pg_stat_replication order by 1"
+    expected = "\n".join(f"{r}\tstreaming" for r in replicas)
+    last = ""
+
+    def both_streaming() -> bool:
+        nonlocal last
+        last = psql(cluster, shared, primary, streams)
+        return last == expected
+
+    try:
+        wait_until(both_streaming, timeout=60)
+    except TimeoutError:
+        pytest.fail(f"replicas not both streaming under their pods' names; pg_stat_replication: {last!r}")
     for replica in replicas:  # the replicas' own logs say so too
         assert "started streaming WAL from primary" in cluster.kubectl("logs", replica, "-n", shared)
 

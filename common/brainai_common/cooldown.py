@@ -51,6 +51,11 @@ class Cooldown:
         self.until = 0.0
 
     @property
+    def remaining(self) -> float:
+        """Seconds until the last failure's cooldown has elapsed (0 when it has)."""
+        return max(self.until - self._clock(), 0.0) if self.failures else 0.0
+
+    @property
     def cooling(self) -> bool:
         """True while the last failure's cooldown has not elapsed."""
         return self.failures > 0 and self._clock() < self.until

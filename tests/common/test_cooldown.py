@@ -17,9 +17,11 @@ def test_doubles_up_to_the_cap_and_resets() -> None:
     clock = Clock()
     c = Cooldown(1.0, 5.0, jitter=0.0, clock=clock)
     assert [c.fail() for _ in range(5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
-    assert c.cooling
-    clock.now += 5.0
-    assert not c.cooling
+    assert c.cooling and c.remaining == 5.0
+    clock.now += 3.5
+    assert c.remaining == 1.5
+    clock.now += 1.5
+    assert not c.cooling and c.remaining == 0.0
     c.reset()
     assert c.fail() == 1.0
 
@@ -39,7 +41,7 @@ def test_replicas_failing_together_spread_out() -> None:
 
 def test_cooling_only_after_a_failure() -> None:
     c = Cooldown(1.0, 2.0)
-    assert not c.cooling
+    assert not c.cooling and c.remaining == 0.0
 
 
 @pytest.mark.parametrize("args", [(0.0, 1.0, 0.1), (2.0, 1.0, 0.1), (1.0, 2.0, 1.0), (1.0, 2.0, -0.1)])

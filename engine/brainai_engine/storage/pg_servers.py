@@ -40,7 +40,12 @@ TCP_SETTINGS = {
 
 
 class ServerDown(Exception):
-    """This server cannot be used right now (connection-level failure or cooldown)."""
+    """This server cannot be used right now (connection-level failure or cooldown); `retry_after`
+    is when it will next be tried, so a 503's Retry-After tells clients the truth."""
+
+    def __init__(self, name: str, retry_after: float = COOLDOWN_S) -> None:
+        super().__init__(name)
+        self.retry_after = retry_after
 
 
 def safe_dsn(conninfo: str) -> str:
@@ -146,7 +151,7 @@ class Server:
             if self.up:
                 return
             if self._cooldown.cooling or self._probing:
-                raise ServerDown(self.name)
+                raise ServerDown(self.name, self._cooldown.remaining)
             self._probing = True
         try:
             probe = psycopg.connect(self.conninfo, autocommit=True)
@@ -154,8 +159,8 @@ class Server:
         except psycopg.Error as exc:
             with self._lock:
                 self._probing = False
-                self._cooldown.fail()
-            raise ServerDown(self.name) from exc
+                wait = self._cooldown.fail()
+            raise ServerDown(self.name, wait) from exc
         old = self.pool
         self.pool = self._new_pool()
         threading.Thread(target=old.close, kwargs={"timeout": 1.0}, daemon=True).start()
@@ -222,17 +227,19 @@ class Servers:
     def read(self, fn: Callable[[psycopg.Connection], T], *, primary: bool = False) -> tuple[T, Server]:
         """fn on the first server that answers; recovery conflicts on a replica also fall through."""
         last: BaseException | None = None
+        waits: list[float] = []
         for server in [self.primary] if primary else self.read_order():
             try:
                 return server.run(fn, timeout=min(server.timeout, 2.0)), server
             except ServerDown as exc:
                 last = exc
+                waits.append(exc.retry_after)
             except (pg_errors.SerializationFailure, pg_errors.QueryCanceled, pg_errors.UndefinedTable) as exc:
                 if server is self.primary:
                     raise
                 # A replica cancelled the query for WAL replay, or has not replayed the schema yet.
                 last = exc
-        raise ServerDown("no database server reachable for reads") from last
+        raise ServerDown("no database server reachable for reads", min(waits, default=COOLDOWN_S)) from last
 
     def close(self) -> None:
         for server in [*self.replicas, self.primary]:

@@ -112,7 +112,7 @@ class PostgresStorage(Storage):
         try:
             return self.servers.read(fn, primary=primary)
         except ServerDown as exc:
-            raise StorageUnavailable(str(exc), COOLDOWN_S) from exc
+            raise StorageUnavailable(str(exc), exc.retry_after) from exc
 
     def on_commit(self, listener: Callable[[int], None]) -> None:
         """Call listener(last change id) after every committed write (change notifications)."""
@@ -126,7 +126,7 @@ class PostgresStorage(Storage):
             result, last_change = self.servers.primary.run(lambda conn: self._write_tx(conn, batch))
         except ServerDown as exc:
             raise StorageUnavailable(
-                "PostgreSQL primary unreachable; the write was not stored", COOLDOWN_S
+                "PostgreSQL primary unreachable; the write was not stored", exc.retry_after
             ) from exc
         except psycopg.errors.ReadOnlySqlTransaction as exc:
             raise StorageUnavailable(

@@ -79,12 +79,14 @@ echo "host replication replicator all scram-sha-256" >> "$PGDATA/pg_hba.conf"
 
 CLONE_PRIMARY = """\
 #!/bin/bash
-# Seeds an empty replica volume from the primary; a seeded one is left alone.
+# Seeds an empty replica volume from the primary; a seeded one is left alone. The stream carries
+# the pod's name, so the primary's pg_stat_replication says which replica each row is.
 set -euo pipefail
 if [ -s "$PGDATA/PG_VERSION" ]; then exit 0; fi
 until pg_isready -q -h "$PRIMARY_HOST" -p 5432; do echo "waiting for $PRIMARY_HOST"; sleep 2; done
 export PGPASSWORD="$REPLICATION_PASSWORD"
-pg_basebackup -h "$PRIMARY_HOST" -U replicator -D "$PGDATA" -R -X stream --checkpoint=fast
+pg_basebackup -d "host=$PRIMARY_HOST port=5432 user=replicator application_name=$POD_NAME" \\
+  -D "$PGDATA" -R -X stream --checkpoint=fast
 chmod 0700 "$PGDATA"
 """
 
@@ -200,6 +202,7 @@ def build_postgres_replicas(cluster: str, namespace: str, tier: DataTier) -> dic
         "env": [
             {"name": "PGDATA", "value": PGDATA},
             {"name": "PRIMARY_HOST", "value": names(cluster)["rw"]},
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             _secret_env(cluster, "REPLICATION_PASSWORD", "replication-password"),
         ],
         "securityContext": container_security(RUN_AS),

@@ -230,9 +230,10 @@ def test_primary_down_reads_continue_writes_fail_fast_then_recover(
             store.write(WriteBatch(new_memories=[memory("lost")]))
         assert err.value.retry_after > 0
         started = time.monotonic()
-        with pytest.raises(StorageUnavailable):
+        with pytest.raises(StorageUnavailable) as again:
             store.write(WriteBatch(new_memories=[memory("lost")]))
         assert time.monotonic() - started < 1.0  # no pool timeout while the primary is known down
+        assert again.value.retry_after <= err.value.retry_after  # what is left of the cooldown
         assert store.reachability() == {"primary": False, "replica-0": True}
     finally:
         pg_cluster.start_primary()
