@@ -43,25 +43,50 @@ else
   operator=$!
   trap 'kill $operator 2>/dev/null || true' EXIT
 fi
-kubectl apply -n "$NS" -f examples/balanced.yaml
-kubectl wait -n "$NS" --for=condition=Ready brainaicluster/brain-balanced --timeout=300s
-kubectl get -n "$NS" brainaicluster,deployment,hpa,service,pdb,pods
+# examples/balanced.yaml's shape at demo size: engines autoscaled on a shared PostgreSQL (a primary
+# and one streaming replica) and a 3-node Redis Cluster, with requests small enough for a laptop.
+kubectl apply -n "$NS" -f - <<'YAML'
+apiVersion: brainai.io/v1alpha1
+kind: BrainAICluster
+metadata:
+  name: brain-demo
+spec:
+  strategy: balanced
+  autoscaling: {minReplicas: 2, maxReplicas: 4}
+  engine:
+    resources: {requests: {cpu: 100m, memory: 256Mi}}
+  postgres:
+    enabled: true
+    readReplicas: 1
+    resources: {requests: {cpu: 100m, memory: 256Mi}}
+  redis:
+    enabled: true
+    masters: 3
+    replicasPerMaster: 0
+    resources: {requests: {cpu: 50m, memory: 64Mi}}
+YAML
+kubectl wait -n "$NS" --for=condition=Ready brainaicluster/brain-demo --timeout=420s
+kubectl get -n "$NS" brainaicluster,deployment,statefulset,hpa,service,pdb,pods
 
 if [[ $tier == kind ]]; then
   say "4. The engine pods answering learn/search through their Service, from a pod in the cluster"
   kubectl -n "$NS" run demo-client --image=brain-ai/engine:0.1.0 --image-pull-policy=IfNotPresent \
     --restart=Never --rm -i --quiet --command -- python3 - <<'PY'
-import http.client, json, urllib.parse
-# One keep-alive connection: the Service picked one engine pod for it. This example's pods each
-# keep their own embedded store; spec.postgres and spec.redis make every pod share one.
-conn = http.client.HTTPConnection("brain-balanced-engine", 8080, timeout=10)
+import http.client, json, time, urllib.parse
+# A new connection per call, so the Service spreads them over the engine pods: every pod serves
+# the same PostgreSQL store, and a text learned on one is searchable on the others within a second.
 def call(method, path, body=None):
+    conn = http.client.HTTPConnection("brain-demo-engine", 8080, timeout=10)
     conn.request(method, "/api/v1" + path, json.dumps(body) if body else None, {"Content-Type": "application/json"})
     return json.loads(conn.getresponse().read())
 for text in ["Machine learning is fascinating", "Kubernetes operators reconcile desired state"]:
     learned = call("POST", "/learn", {"text": text})
     print(f"POST /learn {text!r}: {learned['memories_stored']} memory, {learned['concepts_created']} concepts")
-found = call("GET", "/memory/search?" + urllib.parse.urlencode({"query": "machine learning"}))
+for _ in range(30):  # propagation to the other pods takes well under a second
+    found = call("GET", "/memory/search?" + urllib.parse.urlencode({"query": "machine learning"}))
+    if found["total"]:
+        break
+    time.sleep(0.1)
 print(f"GET /memory/search?query=machine learning: {found['total']} hit(s), top: "
       f"{found['results'][0]['memory']['content']!r}")
 PY

@@ -77,7 +77,7 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         engine["replicas"] = draw(st.integers(min_value=0, max_value=4))
     if draw(st.booleans()):
-        postgres: dict[str, Any] = {"enabled": True}
+        postgres: dict[str, Any] = {"enabled": draw(st.sampled_from([True, True, False]))}
         if draw(st.booleans()):
             postgres["resources"] = {"requests": {"memory": draw(memory)}}
         if draw(st.booleans()):

@@ -16,7 +16,7 @@ from brainai_operator.advisor import Advice
 from brainai_operator.client import Kube
 from brainai_operator.reconcile import reconcile_cluster
 from e2e.kube import Cluster
-from e2e.test_operator import cluster_manifest, condition, engine_container
+from e2e.test_operator import SHARED_STORE, cluster_manifest, condition, engine_container
 
 T0 = dt.datetime(2025, 1, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -54,8 +54,8 @@ def recommendation() -> api.Recommendations:
 
 def test_autopilot_applies_recommendations_within_bounds(cluster: Cluster, crd: str, namespace: str) -> None:
     kube = Kube(k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig)))
-    spec = {"autopilot": {"enabled": True, "bounds": {"maxReplicas": 10}}}
-    cluster.apply(cluster_manifest("pilot", spec, fit_nodes=False), namespace)
+    spec = {**SHARED_STORE, "autopilot": {"enabled": True, "bounds": {"maxReplicas": 10}}}
+    cluster.apply(cluster_manifest("pilot", spec, fit_engine=False), namespace)
     advice = Advice(True, True, "Available", "usage over the last 1h", recommendation())
     reconcile_cluster(kube, namespace, "pilot", advice, clock=lambda: T0)
 
@@ -89,7 +89,8 @@ def test_autopilot_applies_recommendations_within_bounds(cluster: Cluster, crd: 
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (4, 10)
 
     # Autopilot off: back to exactly what the spec says.
-    cluster.apply(cluster_manifest("pilot", {"autopilot": {"enabled": False}}, fit_nodes=False), namespace)
+    off = {**SHARED_STORE, "autopilot": {"enabled": False}}
+    cluster.apply(cluster_manifest("pilot", off, fit_engine=False), namespace)
     reconcile_cluster(kube, namespace, "pilot", down, clock=lambda: later)
     deploy = cluster.get("deployment", "pilot-engine", namespace)
     assert engine_container(deploy)["resources"]["requests"] == {"cpu": "500m", "memory": "1Gi"}

@@ -11,7 +11,7 @@ import pytest
 
 from e2e.kube import Cluster
 from e2e.pods import LoadRun
-from e2e.test_operator import cluster_manifest, wait_ready
+from e2e.test_operator import SHARED_STORE, cluster_manifest, wait_ready
 
 pytestmark = [pytest.mark.kind, pytest.mark.usefixtures("operator")]
 
@@ -25,11 +25,12 @@ def cpu_utilization(hpa: dict) -> int | None:
 
 def test_the_hpa_scales_the_engines_up_under_load_and_back_down(cluster: Cluster, namespace: str) -> None:
     spec = {
+        **SHARED_STORE,
         "autoscaling": {
             "minReplicas": 1,
             "maxReplicas": 3,
             "behavior": {"scaleDown": {"stabilizationWindowSeconds": 15}},
-        }
+        },
     }
     cluster.apply(cluster_manifest("busy", spec), namespace)
     wait_ready(cluster, namespace, "busy", timeout=180)

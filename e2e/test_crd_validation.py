@@ -12,6 +12,9 @@ import pytest
 from e2e.kube import Cluster, KubectlError
 
 OFF = {"autoscaling": {"enabled": False}}
+# A shared store the operator does not run: the HPA applies, no data tier is built.
+EXTERNAL_DB = {"postgres": {"enabled": True, "external": {"secretRef": {"name": "db", "key": "url"}}}}
+EMBEDDED_ONE_POD = "needs spec.postgres.enabled: true"
 
 # (id, spec, text the error must contain)
 INVALID: list[tuple[str, dict[str, Any], str]] = [
@@ -22,7 +25,22 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("replicas-negative", {**OFF, "engine": {"replicas": -1}}, "spec.engine.replicas"),
     ("replicas-absurd", {**OFF, "engine": {"replicas": 100000}}, "spec.engine.replicas"),
     ("replicas-type", {**OFF, "engine": {"replicas": "three"}}, "spec.engine.replicas"),
-    ("replicas-with-hpa", {"engine": {"replicas": 3}}, "spec.engine.replicas"),
+    ("replicas-with-hpa", {**EXTERNAL_DB, "engine": {"replicas": 3}}, "spec.engine.replicas must be unset"),
+    (
+        "replicas-on-embedded",
+        {**OFF, "engine": {"replicas": 2}},
+        f"spec.engine.replicas above 1 {EMBEDDED_ONE_POD}",
+    ),
+    (
+        "hpa-on-embedded",
+        {"autoscaling": {"enabled": True}},
+        f"spec.autoscaling.enabled: true {EMBEDDED_ONE_POD}",
+    ),
+    (
+        "hpa-postgres-off",
+        {"autoscaling": {"enabled": True, "minReplicas": 1}, "postgres": {"enabled": False}},
+        f"spec.autoscaling.enabled: true {EMBEDDED_ONE_POD}",
+    ),
     ("image-empty", {"engine": {"image": ""}}, "spec.engine.image"),
     ("pull-policy", {"engine": {"imagePullPolicy": "Sometimes"}}, "spec.engine.imagePullPolicy"),
     ("port-privileged", {"engine": {"port": 80}}, "spec.engine.port"),
@@ -309,7 +327,10 @@ def test_valid_examples_are_accepted_with_defaults(cluster: Cluster, crd: str, n
 
 
 VALID = [
-    ("memory-target-zero", {"autoscaling": {"targetMemoryUtilization": 0}}),
+    ("memory-target-zero", {**EXTERNAL_DB, "autoscaling": {"targetMemoryUtilization": 0}}),
+    ("one-engine-on-embedded", {**OFF, "engine": {"replicas": 1}}),
+    ("hpa-by-default-on-a-shared-store", EXTERNAL_DB),
+    ("replicas-on-a-shared-store", {**EXTERNAL_DB, **OFF, "engine": {"replicas": 5}}),
     ("consolidation-seconds", {"engine": {"config": {"memory": {"consolidation_frequency": 30}}}}),
     ("consolidation-named", {"engine": {"config": {"memory": {"consolidation_frequency": "hourly"}}}}),
     ("prefixed-label-key", {"scheduling": {"nodeSelector": {"kubernetes.io/arch": "amd64"}}}),
@@ -330,3 +351,19 @@ def test_valid_specs_are_admitted_and_the_operator_can_build_them(
     stored = cluster.get("bac", "fine", namespace)
     assert build_desired("fine", namespace, resolve(BrainAIClusterSpec.model_validate(stored["spec"])))
     cluster.kubectl("delete", "bac", "fine", "-n", namespace, "--wait=false")
+
+
+def test_scaling_past_one_engine_pod_on_the_embedded_store_is_refused(
+    cluster: Cluster, crd: str, namespace: str
+) -> None:
+    """`kubectl scale` goes through the same rules as an apply."""
+    manifest = {"apiVersion": "brainai.io/v1alpha1", "kind": "BrainAICluster", "metadata": {"name": "solo"}}
+    cluster.apply({**manifest, "spec": {**OFF, "engine": {"replicas": 1}}}, namespace)
+    try:
+        with pytest.raises(KubectlError) as refused:
+            cluster.kubectl("scale", "brainaicluster/solo", "-n", namespace, "--replicas=2")
+        assert f"spec.engine.replicas above 1 {EMBEDDED_ONE_POD}" in refused.value.stderr
+        cluster.kubectl("scale", "brainaicluster/solo", "-n", namespace, "--replicas=0")
+        assert cluster.get("bac", "solo", namespace)["spec"]["engine"]["replicas"] == 0
+    finally:
+        cluster.kubectl("delete", "bac", "solo", "-n", namespace, "--wait=false")

@@ -18,35 +18,40 @@ pytestmark = pytest.mark.usefixtures("operator")
 
 
 # Each kind node offers only the host's CPUs: test clusters request little CPU per pod (limits
-# stay the strategy's), so that several fit at once. Tests about the strategies' own requests
-# pass fit=False.
+# stay the strategy's), so that several fit at once. Tests about the strategies' own engine
+# requests pass fit_engine=False; the data tiers' requests are always made small.
 TEST_CPU_REQUEST = "50m"
+TEST_DATA_MEMORY_REQUEST = "256Mi"  # PostgreSQL's default request is 4Gi a pod
+# The smallest shared store (a PostgreSQL primary): what more than one engine pod, or an HPA, needs.
+SHARED_STORE: dict[str, Any] = {"postgres": {"enabled": True, "readReplicas": 0}}
 
 
-def fit(spec: dict[str, Any]) -> dict[str, Any]:
-    """The spec with a small CPU request for every pod it runs (engine, managed data tiers)."""
+def fit(spec: dict[str, Any], fit_engine: bool = True) -> dict[str, Any]:
+    """The spec with small requests for every pod it runs (engine CPU, managed data tiers' CPU and memory)."""
     spec = copy.deepcopy(spec)
     for tier in ("engine", "postgres", "redis"):
         section = spec.get(tier) or {}
-        if tier == "engine" or (section.get("enabled") and not section.get("external")):
+        data_tier = tier != "engine" and section.get("enabled") and not section.get("external")
+        if (tier == "engine" and fit_engine) or data_tier:
             requests = spec.setdefault(tier, {}).setdefault("resources", {}).setdefault("requests", {})
             requests["cpu"] = TEST_CPU_REQUEST
+            if data_tier:
+                requests["memory"] = TEST_DATA_MEMORY_REQUEST
     return spec
 
 
-def example(name: str, fit_nodes: bool = True) -> dict[str, Any]:
+def example(name: str, fit_engine: bool = True) -> dict[str, Any]:
     manifest = yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text())
-    if fit_nodes:
-        manifest["spec"] = fit(manifest["spec"])
+    manifest["spec"] = fit(manifest["spec"], fit_engine)
     return manifest
 
 
-def cluster_manifest(name: str, spec: dict[str, Any], fit_nodes: bool = True) -> dict[str, Any]:
+def cluster_manifest(name: str, spec: dict[str, Any], fit_engine: bool = True) -> dict[str, Any]:
     return {
         "apiVersion": "brainai.io/v1alpha1",
         "kind": "BrainAICluster",
         "metadata": {"name": name},
-        "spec": fit(spec) if fit_nodes else spec,
+        "spec": fit(spec, fit_engine),
     }
 
 
@@ -65,8 +70,8 @@ def engine_container(deploy: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_example_reaches_ready_with_expected_children(cluster: Cluster, namespace: str) -> None:
-    cluster.apply(example("balanced", fit_nodes=False), namespace)
-    wait_ready(cluster, namespace, "brain-balanced")
+    cluster.apply(example("balanced", fit_engine=False), namespace)
+    wait_ready(cluster, namespace, "brain-balanced", timeout=300)
 
     bac = cluster.get("bac", "brain-balanced", namespace)
     status = bac["status"]
@@ -152,7 +157,7 @@ def test_strategy_switch_reshapes_and_rolls_the_engine(cluster: Cluster, namespa
 
 def test_scale_subresource_when_autoscaling_is_off(cluster: Cluster, namespace: str) -> None:
     cluster.apply(example("query-focused"), namespace)
-    wait_ready(cluster, namespace, "brain-query")
+    wait_ready(cluster, namespace, "brain-query", timeout=300)
     assert cluster.get("deployment", "brain-query-engine", namespace)["spec"]["replicas"] == 4
     assert cluster.get("hpa", "brain-query-engine", namespace) is None
 
@@ -176,13 +181,14 @@ def test_turning_autoscaling_on_keeps_replicas_and_leaves_them_to_the_hpa(
     cluster: Cluster, namespace: str
 ) -> None:
     cluster.apply(
-        cluster_manifest("handoff", {"engine": {"replicas": 5}, "autoscaling": {"enabled": False}}), namespace
-    )
-    wait_ready(cluster, namespace, "handoff")
-    cluster.apply(
-        cluster_manifest("handoff", {"autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 8}}),
+        cluster_manifest(
+            "handoff", {**SHARED_STORE, "engine": {"replicas": 5}, "autoscaling": {"enabled": False}}
+        ),
         namespace,
     )
+    wait_ready(cluster, namespace, "handoff", timeout=180)
+    scaling = {"autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 8}}
+    cluster.apply(cluster_manifest("handoff", {**SHARED_STORE, **scaling}), namespace)
     cluster.wait_for("hpa", "handoff-engine", namespace, lambda h: h is not None)
     seen = []
     deadline = time.monotonic() + 8
@@ -205,7 +211,7 @@ def test_turning_autoscaling_on_keeps_replicas_and_leaves_them_to_the_hpa(
 
 def test_drift_in_owned_fields_is_reverted(cluster: Cluster, namespace: str) -> None:
     cluster.apply(
-        cluster_manifest("drift", {"autoscaling": {"enabled": False}, "engine": {"replicas": 2}}), namespace
+        cluster_manifest("drift", {"autoscaling": {"enabled": False}, "engine": {"replicas": 1}}), namespace
     )
     wait_ready(cluster, namespace, "drift")
     cluster.kubectl(
@@ -227,7 +233,7 @@ def test_drift_in_owned_fields_is_reverted(cluster: Cluster, namespace: str) -> 
         "deployment",
         "drift-engine",
         namespace,
-        lambda d: engine_container(d)["image"] == "brain-ai/engine:0.1.0" and d["spec"]["replicas"] == 2,
+        lambda d: engine_container(d)["image"] == "brain-ai/engine:0.1.0" and d["spec"]["replicas"] == 1,
         timeout=60,
         what="the operator to revert the hand edit",
     )
@@ -280,7 +286,7 @@ def test_paused_cluster_is_left_alone_and_says_so(cluster: Cluster, namespace: s
 
 def test_deleting_the_cluster_removes_every_child(cluster: Cluster, namespace: str) -> None:
     cluster.apply(example("learning-focused"), namespace)
-    wait_ready(cluster, namespace, "brain-learning")
+    wait_ready(cluster, namespace, "brain-learning", timeout=300)
     hpa = cluster.get("hpa", "brain-learning-engine", namespace)
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 10)  # cost-optimized
     assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu"]
@@ -290,13 +296,15 @@ def test_deleting_the_cluster_removes_every_child(cluster: Cluster, namespace: s
     selector = "app.kubernetes.io/instance=brain-learning"
 
     def leftovers() -> list[str]:
-        kinds = "deployment,replicaset,pod,service,configmap,pdb,networkpolicy,serviceaccount,hpa"
+        kinds = (
+            "deployment,replicaset,statefulset,job,pod,service,configmap,pdb,networkpolicy,serviceaccount,hpa"
+        )
         items = json.loads(cluster.kubectl("get", kinds, "-n", namespace, "-l", selector, "-o", "json"))[
             "items"
         ]
         return [f"{i['kind']}/{i['metadata']['name']}" for i in items]
 
-    wait_until(lambda: not leftovers(), timeout=60, what="garbage collection of every child")
+    wait_until(lambda: not leftovers(), timeout=180, what="garbage collection of every child")
 
 
 def test_invalid_config_override_is_reported_not_applied(cluster: Cluster, namespace: str) -> None:
@@ -353,7 +361,7 @@ def test_a_pod_the_scheduler_cannot_place_is_named_in_kubectl_get(cluster: Clust
         "autoscaling": {"enabled": False},
         "engine": {"replicas": 1, "resources": {"requests": {"cpu": "1000"}, "limits": {"cpu": "1000"}}},
     }
-    cluster.apply(cluster_manifest("huge", spec, fit_nodes=False), namespace)
+    cluster.apply(cluster_manifest("huge", spec, fit_engine=False), namespace)
     bac = cluster.wait_for(
         "bac", "huge", namespace, lambda b: (b.get("status") or {}).get("phase") == "Degraded", timeout=120
     )

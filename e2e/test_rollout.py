@@ -13,7 +13,7 @@ import pytest
 
 from e2e.kube import Cluster, wait_until
 from e2e.pods import LoadRun, pod_names
-from e2e.test_operator import cluster_manifest, wait_ready
+from e2e.test_operator import SHARED_STORE, cluster_manifest, wait_ready
 
 pytestmark = [pytest.mark.kind, pytest.mark.usefixtures("operator")]
 
@@ -31,7 +31,12 @@ def rolled_out(cluster: Cluster, namespace: str, old: set[str]) -> bool:
 
 
 def test_strategy_switch_rolls_the_engines_with_no_failed_request(cluster: Cluster, namespace: str) -> None:
-    spec = {"strategy": "balanced", "autoscaling": {"enabled": False}, "engine": {"replicas": 2}}
+    spec = {
+        **SHARED_STORE,
+        "strategy": "balanced",
+        "autoscaling": {"enabled": False},
+        "engine": {"replicas": 2},
+    }
     cluster.apply(cluster_manifest("roll", spec), namespace)
     wait_ready(cluster, namespace, "roll", timeout=180)
     old = set(pod_names(cluster, namespace, ENGINES))

@@ -15,7 +15,15 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from kubernetes.utils.quantity import parse_quantity
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
@@ -236,7 +244,8 @@ class EngineSpec(KubeModel):
         le=1000,
         description="Engine pods when autoscaling is disabled (the /scale subresource sets this). "
         "Must be unset while autoscaling is enabled: the HPA owns the count then. "
-        "Default comes from the strategy.",
+        "Default: 3 with spec.postgres.enabled (the scaling guide's Deployment); on the embedded store "
+        "1, and at most 1.",
     )
     resources: ComputeResources | None = Field(
         default=None,
@@ -290,7 +299,11 @@ class AutoscalingPreset(StrEnum):
 class AutoscalingSpec(KubeModel):
     """A HorizontalPodAutoscaler (autoscaling/v2) on the engine Deployment."""
 
-    enabled: bool = Field(default=True, description="Create an HPA that owns the engine replica count.")
+    enabled: bool | None = Field(
+        default=None,
+        description="Create an HPA that owns the engine replica count. Unset: on with a shared store "
+        "(spec.postgres.enabled), off on the embedded store, where only one engine pod can run.",
+    )
     preset: AutoscalingPreset = Field(
         default=AutoscalingPreset.STANDARD,
         description="standard: the scaling guide's 3-20 replicas, CPU 70%, memory 80%. cost-optimized: 2-10 "
@@ -449,8 +462,8 @@ class PostgresSpec(KubeModel):
 
     enabled: bool = Field(
         default=False,
-        description="Use PostgreSQL as the engines' shared store. Unset or false: "
-        "each engine pod uses its embedded SQLite.",
+        description="Use PostgreSQL as the engines' shared store, which more than one engine pod "
+        "(and autoscaling) needs. Unset or false: one engine pod on its embedded SQLite store.",
     )
     external: ExternalRef | None = Field(
         default=None,
@@ -721,9 +734,23 @@ class BrainAIClusterSpec(KubeModel):
         low, high = scaling.min_replicas, scaling.max_replicas
         if low is not None and high is not None and low > high:
             raise ValueError("spec.autoscaling.minReplicas must be less than or equal to maxReplicas")
-        if self.engine.replicas is not None and scaling.enabled:
+        if self.engine.replicas is not None and self.autoscaling_enabled:
             raise ValueError("spec.engine.replicas must be unset while spec.autoscaling.enabled is true")
+        if not self.shared_store:
+            if scaling.enabled:
+                raise ValueError(f"spec.autoscaling.enabled: true {NEEDS_SHARED_STORE}")
+            if (self.engine.replicas or 0) > 1:
+                raise ValueError(f"spec.engine.replicas above 1 {NEEDS_SHARED_STORE}")
         return self
+
+    @property
+    def shared_store(self) -> bool:
+        """PostgreSQL (run by the operator or external) holds the memories every engine pod serves."""
+        return bool(self.postgres and self.postgres.enabled)
+
+    @property
+    def autoscaling_enabled(self) -> bool:
+        return self.shared_store if self.autoscaling.enabled is None else self.autoscaling.enabled
 
 
 class Condition(KubeModel):
@@ -813,6 +840,26 @@ class BrainAIClusterStatus(KubeModel):
     )
 
 
+def describe_invalid_spec(exc: ValidationError) -> str:
+    """The first problem of a spec in one line, naming its field (pydantic's own text spans several
+    lines and links to its docs); for status messages, events and CLI errors."""
+    errors = exc.errors()
+    first = errors[0]
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    if not message.startswith("spec."):
+        message = f"spec.{where}: {message}" if where else f"spec: {message}"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return message + more
+
+
+NEEDS_SHARED_STORE = (
+    "needs spec.postgres.enabled: true: on the embedded SQLite store each engine pod keeps its own "
+    "memories, so a second pod would answer from a different store"
+)
+_SHARED = "(has(self.postgres) && has(self.postgres.enabled) && self.postgres.enabled)"
+_SCALING_SET = "(has(self.autoscaling) && has(self.autoscaling.enabled))"
+
 CLUSTER_RULES = [
     cel(
         "!has(self.autoscaling) || !has(self.autoscaling.minReplicas) || !has(self.autoscaling.maxReplicas)"
@@ -822,9 +869,20 @@ CLUSTER_RULES = [
     ),
     cel(
         "!has(self.engine) || !has(self.engine.replicas) || "
-        "(has(self.autoscaling) && has(self.autoscaling.enabled) && !self.autoscaling.enabled)",
-        "spec.engine.replicas must be unset while spec.autoscaling.enabled is true: the HPA owns the "
-        "replica count (set spec.autoscaling.enabled: false to scale by hand)",
+        f"({_SCALING_SET} ? !self.autoscaling.enabled : !{_SHARED})",
+        "spec.engine.replicas must be unset while spec.autoscaling.enabled is true (the default with "
+        "spec.postgres.enabled): the HPA owns the replica count (set spec.autoscaling.enabled: false to "
+        "scale by hand)",
+        field_path=".engine.replicas",
+    ),
+    cel(
+        f"{_SHARED} || !{_SCALING_SET} || !self.autoscaling.enabled",
+        f"spec.autoscaling.enabled: true {NEEDS_SHARED_STORE}",
+        field_path=".autoscaling.enabled",
+    ),
+    cel(
+        f"{_SHARED} || !has(self.engine) || !has(self.engine.replicas) || self.engine.replicas <= 1",
+        f"spec.engine.replicas above 1 {NEEDS_SHARED_STORE}",
         field_path=".engine.replicas",
     ),
 ]

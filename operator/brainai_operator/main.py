@@ -228,15 +228,12 @@ def _load_cluster(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _invalid_spec(exc: Exception) -> str:
-    """The first problem of a spec in one line (pydantic's own text spans several)."""
     from pydantic import ValidationError
 
+    from brainai_operator import api
+
     if isinstance(exc, ValidationError):
-        errors = exc.errors()
-        first = errors[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "spec"
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        return f"spec.{where}: {first.get('msg', 'invalid')}{more}"
+        return api.describe_invalid_spec(exc)
     return " ".join(str(exc).split())
 
 

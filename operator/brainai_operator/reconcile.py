@@ -330,7 +330,7 @@ def reconcile_cluster(
     try:
         spec = api.BrainAIClusterSpec.model_validate(obj.get("spec") or {})
     except ValidationError as exc:
-        error = ("InvalidSpec", str(exc))
+        error = ("InvalidSpec", api.describe_invalid_spec(exc))
 
     paused = bool(spec and spec.paused)
     resolved: Resolved | None = None

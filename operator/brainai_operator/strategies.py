@@ -161,7 +161,7 @@ def _overlay(base: BaseModel, override: BaseModel | None) -> dict[str, Any]:
 
 def resolve_autoscaling(spec: BrainAIClusterSpec) -> HPASettings | None:
     scaling = spec.autoscaling
-    if not scaling.enabled:
+    if not spec.autoscaling_enabled:
         return None
     preset = AUTOSCALING_PRESETS[AutoscalingPreset(scaling.preset)]
     fields = {k: v for k, v in scaling.model_dump(exclude_none=True).items() if k in HPASettings.model_fields}
@@ -271,7 +271,8 @@ def resolve(spec: BrainAIClusterSpec, defaults: OperatorDefaults | None = None) 
     if autoscaling:
         replicas = autoscaling.min_replicas
     else:
-        replicas = engine.replicas if engine.replicas is not None else DEFAULT_REPLICAS
+        default = DEFAULT_REPLICAS if spec.shared_store else 1
+        replicas = engine.replicas if engine.replicas is not None else default
     postgres = spec.postgres
     read_replicas = (
         postgres.read_replicas

@@ -15,8 +15,11 @@ from brainai_operator.strategies import resolve
 T0 = dt.datetime(2025, 1, 1, 12, 0, tzinfo=dt.UTC)
 
 
+SHARED = {"postgres": {"enabled": True}}  # a shared store: several engine pods and an HPA
+
+
 def spec(**autopilot: Any) -> api.BrainAIClusterSpec:
-    return api.BrainAIClusterSpec.model_validate({"autopilot": {"enabled": True, **autopilot}})
+    return api.BrainAIClusterSpec.model_validate({**SHARED, "autopilot": {"enabled": True, **autopilot}})
 
 
 def rec(
@@ -142,14 +145,19 @@ def test_bounds_edits_take_effect_at_once() -> None:
 def test_turning_off_returns_to_the_spec() -> None:
     s = spec()
     first = plan(s, resolve(s), rec(), None, T0)
-    off = api.BrainAIClusterSpec.model_validate({"autopilot": {"enabled": False}})
+    off = api.BrainAIClusterSpec.model_validate({**SHARED, "autopilot": {"enabled": False}})
     out = plan(off, resolve(off), rec(), first.status, T0)
     assert out.resolved == resolve(off)
 
 
 def test_no_hpa_leaves_replicas_to_scale() -> None:
     s = api.BrainAIClusterSpec.model_validate(
-        {"autopilot": {"enabled": True}, "autoscaling": {"enabled": False}, "engine": {"replicas": 3}}
+        {
+            **SHARED,
+            "autopilot": {"enabled": True},
+            "autoscaling": {"enabled": False},
+            "engine": {"replicas": 3},
+        }
     )
     out = plan(s, resolve(s), rec(), None, T0)
     assert out.resolved.replicas == 3 and out.resolved.autoscaling is None

@@ -6,7 +6,8 @@ from brainai_operator.strategies import resolve
 
 
 def spec(**fields) -> BrainAIClusterSpec:
-    return BrainAIClusterSpec.model_validate(fields)
+    """A cluster on a shared store (the production shape), unless `postgres` says otherwise."""
+    return BrainAIClusterSpec.model_validate({"postgres": {"enabled": True}, **fields})
 
 
 def test_balanced_is_the_seed_production_shape() -> None:
@@ -59,7 +60,7 @@ def test_explicit_fields_override_the_preset() -> None:
             strategy="learning-focused",
             engine={"config": {"learning": {"workers": 4}}, "resources": {"limits": {"memory": "8Gi"}}},
             autoscaling={"maxReplicas": 6, "behavior": {"scaleDown": {"stabilizationWindowSeconds": 30}}},
-            postgres={"readReplicas": 0},
+            postgres={"enabled": True, "readReplicas": 0},
         )
     )
     assert r.engine_config["learning"]["workers"] == 4
@@ -87,6 +88,27 @@ def test_manual_replicas_without_autoscaling() -> None:
     r = resolve(spec(engine={"replicas": 7}, autoscaling={"enabled": False}))
     assert r.autoscaling is None and r.replicas == 7
     assert resolve(spec(autoscaling={"enabled": False})).replicas == 3
+
+
+def test_the_embedded_store_is_one_engine_pod_without_an_hpa() -> None:
+    alone = resolve(BrainAIClusterSpec.model_validate({}))
+    assert alone.autoscaling is None and alone.replicas == 1 and alone.postgres is None
+    external = {"enabled": True, "external": {"secretRef": {"name": "db", "key": "url"}}}
+    assert resolve(spec(postgres=external)).autoscaling is not None  # an external database is shared too
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"engine": {"replicas": 2}, "autoscaling": {"enabled": False}}, "spec.engine.replicas"),
+        ({"engine": {"replicas": 2}}, "spec.engine.replicas"),
+        ({"autoscaling": {"enabled": True}}, "spec.autoscaling.enabled"),
+        ({"autoscaling": {"enabled": True}, "postgres": {"enabled": False}}, "spec.autoscaling.enabled"),
+    ],
+)
+def test_more_than_one_engine_pod_on_the_embedded_store_is_refused(fields: dict, field: str) -> None:
+    with pytest.raises(ValueError, match=f"{field}.*needs spec.postgres.enabled: true"):
+        BrainAIClusterSpec.model_validate(fields)
 
 
 def test_invalid_override_names_the_key() -> None:

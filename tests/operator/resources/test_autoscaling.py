@@ -4,7 +4,8 @@ from brainai_operator.strategies import resolve
 
 
 def hpa(**spec):
-    return build_engine_hpa("demo", "ns", resolve(BrainAIClusterSpec.model_validate(spec)).autoscaling)
+    shared = BrainAIClusterSpec.model_validate({"postgres": {"enabled": True}, **spec})
+    return build_engine_hpa("demo", "ns", resolve(shared).autoscaling)
 
 
 def test_seed_hpa() -> None:

@@ -2,13 +2,18 @@ from typing import Any
 
 from brainai_operator.api import BrainAIClusterSpec
 from brainai_operator.resources.cluster import OWNED_KINDS, build_desired
-from brainai_operator.resources.common import CONFIG_HASH_ANNOTATION
+from brainai_operator.resources.common import COMPONENT_LABEL, CONFIG_HASH_ANNOTATION
+from brainai_operator.resources.engine import COMPONENT
 from brainai_operator.strategies import resolve
+
+# A shared store, external so that the desired set stays the engine tier's.
+SHARED = {"enabled": True, "external": {"secretRef": {"name": "db", "key": "url"}}}
 
 
 def desired(**spec: Any) -> dict[str, dict[str, Any]]:
+    """The engine tier's objects by kind."""
     objs = build_desired("demo", "ns", resolve(BrainAIClusterSpec.model_validate(spec)))
-    return {o["kind"]: o for o in objs}
+    return {o["kind"]: o for o in objs if o["metadata"]["labels"][COMPONENT_LABEL] == COMPONENT}
 
 
 def pod(objs: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -16,7 +21,7 @@ def pod(objs: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def test_desired_set_is_complete_and_labelled() -> None:
-    objs = desired()
+    objs = desired(postgres=SHARED)
     assert set(objs) == {
         "ServiceAccount",
         "ConfigMap",
@@ -34,10 +39,17 @@ def test_desired_set_is_complete_and_labelled() -> None:
 
 
 def test_replicas_left_to_the_hpa() -> None:
-    assert "replicas" not in desired()["Deployment"]["spec"]
-    manual = desired(engine={"replicas": 4}, autoscaling={"enabled": False})
+    assert "replicas" not in desired(postgres=SHARED)["Deployment"]["spec"]
+    manual = desired(engine={"replicas": 4}, autoscaling={"enabled": False}, postgres=SHARED)
     assert manual["Deployment"]["spec"]["replicas"] == 4
     assert "HorizontalPodAutoscaler" not in manual
+
+
+def test_the_embedded_store_runs_one_engine_pod_and_no_hpa() -> None:
+    objs = desired()
+    assert objs["Deployment"]["spec"]["replicas"] == 1
+    assert "HorizontalPodAutoscaler" not in objs
+    assert desired(engine={"replicas": 0})["Deployment"]["spec"]["replicas"] == 0
 
 
 def test_pod_is_locked_down_and_probed_with_seed_timings() -> None:
