@@ -218,6 +218,13 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("window-zero", {"monitoring": {"enabled": True, "window": "0h"}}, "spec.monitoring.window"),
     ("interval-zero", {"monitoring": {"enabled": True, "interval": "0s"}}, "spec.monitoring.interval"),
+    # A CRD field is either number or string, never both, and CEL cannot see an untyped one: a
+    # fractional JSON number is refused by type, naming the field ("0.5" or 500m are the forms).
+    (
+        "cpu-fractional-number",
+        {"engine": {"resources": {"requests": {"cpu": 0.5}}}},
+        "spec.engine.resources.requests.cpu in body",
+    ),
     (
         "cpu-fractional-exponent",
         {"engine": {"resources": {"requests": {"cpu": "1e1.5"}}}},
