@@ -705,6 +705,12 @@ class AutopilotSpec(KubeModel):
     )
 
 
+NEEDS_SHARED_STORE = (
+    "needs spec.postgres.enabled: true: on the embedded SQLite store each engine pod keeps its own "
+    "memories, so a second pod would answer from a different store"
+)
+
+
 class BrainAIClusterSpec(KubeModel):
     strategy: Strategy = Field(
         default=Strategy.BALANCED,
@@ -853,10 +859,6 @@ def describe_invalid_spec(exc: ValidationError) -> str:
     return message + more
 
 
-NEEDS_SHARED_STORE = (
-    "needs spec.postgres.enabled: true: on the embedded SQLite store each engine pod keeps its own "
-    "memories, so a second pod would answer from a different store"
-)
 _SHARED = "(has(self.postgres) && has(self.postgres.enabled) && self.postgres.enabled)"
 _SCALING_SET = "(has(self.autoscaling) && has(self.autoscaling.enabled))"
 
