@@ -13,6 +13,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from brainai_engine.api.serving import MAX_HEADER_BYTES, MAX_HEADERS, MAX_URL_BYTES
+
 _REF = "#/components/schemas/{model}"
 _PATH_PARAM = re.compile(r"{([a-zA-Z_]+)(?::[a-z]+)?}")
 
@@ -110,6 +112,11 @@ def build_openapi(endpoints: list[EndpointDoc], *, title: str, version: str, aut
             responses["415"] = _error_ref("Content-Type is not application/json")
         if ep.protected and auth:
             responses["401"] = _error_ref("Missing or invalid bearer token")
+        # Refused by the server before any route runs (brainai_engine.api.serving's bounds).
+        responses["414"] = _error_ref(f"Request URL over {MAX_URL_BYTES // 1024} KiB")
+        responses["431"] = _error_ref(
+            f"Request headers over {MAX_HEADER_BYTES // 1024} KiB or {MAX_HEADERS} fields"
+        )
         if ep.protected:
             responses["503"] = _error_ref("Too many concurrent requests")
         op["responses"] = responses

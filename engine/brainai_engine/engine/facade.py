@@ -671,9 +671,13 @@ class Engine:
         self.close()
 
 
+MAX_MEMORY_ID = 2**63 - 1  # ids are 64-bit signed integers in SQLite and PostgreSQL (bigint)
+
+
 def _parse_id(memory_id: str) -> int | None:
-    try:
-        value = int(memory_id)
-    except (TypeError, ValueError):
+    """The id, or None for text no memory can have: anything but ASCII digits (int() would also
+    take " 7", "+7", "7_0" and other scripts' digits), 0, or past 64 bits."""
+    if not (isinstance(memory_id, str) and memory_id.isascii() and memory_id.isdigit()):
         return None
-    return value if value > 0 else None
+    value = int(memory_id)
+    return value if 0 < value <= MAX_MEMORY_ID else None

@@ -279,6 +279,9 @@ def test_unknown_names_and_ids_are_404(client: TestClient) -> None:
     assert_error(client.get(f"{API}/concepts/no-such-concept-xyz/related"), 404, "not_found")
     assert_error(client.get(f"{API}/memory/999999999"), 404, "not_found")
     assert_error(client.get(f"{API}/memory/not-a-number"), 404, "not_found")
+    for beyond in ("9223372036854775808", "1" + "0" * 40, "0", "-1", "+1", "1_0", "%201", "%D9%A1"):
+        assert_error(client.get(f"{API}/memory/{beyond}"), 404, "not_found")
+        assert_error(client.delete(f"{API}/memory/{beyond}"), 404, "not_found")
     assert_error(client.get(f"{API}/concepts/%F0%9F%A7%A0"), 404, "not_found")  # emoji name
 
 
