@@ -27,6 +27,8 @@ DATA_DIR = "/var/lib/brain-ai"
 AUTH_DIR = "/etc/brain-ai-auth"
 RUN_AS = 10001
 PRESTOP_SECONDS = 5
+STARTUP_PERIOD_SECONDS = 2
+STARTUP_BUDGET_SECONDS = 600  # loading a store of millions of memories, with room to spare
 
 
 def render_engine_config(r: Resolved) -> str:
@@ -141,6 +143,15 @@ def _pod_spec(cluster: str, r: Resolved) -> dict[str, Any]:
             *data_tier_env(cluster, r),
         ],
         "resources": r.resources,
+        # The server listens only once its store is open and its index caught up, which on a large
+        # store takes longer than liveness allows: until /health answers, this probe alone runs
+        # (liveness and readiness wait), for up to STARTUP_BUDGET_SECONDS.
+        "startupProbe": {
+            "httpGet": {"path": "/health", **probe},
+            "periodSeconds": STARTUP_PERIOD_SECONDS,
+            "timeoutSeconds": 2,
+            "failureThreshold": STARTUP_BUDGET_SECONDS // STARTUP_PERIOD_SECONDS,
+        },
         "livenessProbe": {
             "httpGet": {"path": "/health", **probe},
             "initialDelaySeconds": 30,

@@ -71,6 +71,10 @@ def test_pod_is_locked_down_and_probed_with_seed_timings() -> None:
         5,
         5,
     )
+    # Loading a large store happens before the server listens: startup covers it, not liveness.
+    startup = container["startupProbe"]
+    assert startup["httpGet"]["path"] == "/health"
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 600 and startup["periodSeconds"] <= 2
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert {"/etc/brain-ai", "/var/lib/brain-ai", "/tmp"} <= mounts  # writable paths despite read-only root
 
