@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import logging
+import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,9 +20,13 @@ from pydantic import ValidationError
 from brainai_common.cooldown import Cooldown
 from brainai_common.engine_config import ConfigError, EngineConfig, load_config
 from brainai_engine.models import MAX_SEARCH_LIMIT, ConceptSearchQuery, MemorySearchQuery
+from brainai_engine.storage.lock import StoreLocked
 
 if TYPE_CHECKING:
     from brainai_engine.engine.facade import Engine
+
+URL_ENV, TOKEN_ENV = "BRAIN_AI_URL", "BRAIN_AI_TOKEN"
+REMOTE_BATCH_BYTES = 192 * 1024  # well inside the server's default 1 MiB body limit, as JSON
 
 log = logging.getLogger("brainai_engine")
 
@@ -52,6 +59,35 @@ def _open_engine_when_reachable(config: EngineConfig) -> Engine:
             delay = cooldown.fail()
             log.warning("storage not reachable yet (%s); retrying in %.1fs", exc, delay)
             time.sleep(delay)
+
+
+@contextlib.contextmanager
+def _target(args: argparse.Namespace, config: EngineConfig) -> Iterator[Any]:
+    """The running server at --url, else the store itself (refused while another process has it)."""
+    if args.url:
+        try:
+            from brainai_engine.tools.remote import RemoteEngine, RemoteError
+        except ImportError:
+            needs = "error: --url needs the HTTP client: pip install 'brain-ai-engine[tools]'"
+            raise SystemExit(needs) from None
+
+        with RemoteEngine(args.url, args.token) as remote:
+            try:
+                yield remote
+            except RemoteError as exc:
+                raise SystemExit(f"error: {exc}") from None
+    else:
+        with _open_engine(config) as engine:
+            yield engine
+
+
+def _checkpoint_dir(args: argparse.Namespace, config: EngineConfig) -> Path:
+    """Ingest checkpoints: in the store's data dir, or for a server under the user's state dir,
+    one directory per server URL, so that a run against another server starts from scratch."""
+    if not args.url:
+        return Path(config.server.data_dir)
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return state / "brain-ai" / "ingest" / hashlib.sha256(args.url.rstrip("/").encode()).hexdigest()[:16]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -100,14 +136,15 @@ def cmd_learn(args: argparse.Namespace) -> int:
     if missing:
         print(f"error: not a readable file: {', '.join(missing)}", file=sys.stderr)
         return 2
-    with _open_engine(config) as engine:
+    with _target(args, config) as engine:
         bar = tqdm(total=0, unit="B", unit_scale=True, file=sys.stderr, desc="learn", disable=args.quiet)
         ingestor = Ingestor(
             engine,
-            config.server.data_dir,
+            _checkpoint_dir(args, config),
             priority=args.priority,
             batch_texts=args.batch_size,
             on_bytes=bar.update,
+            **({"batch_bytes": REMOTE_BATCH_BYTES} if args.url else {}),
         )
         bar.total = sum(ingestor.remaining(p.resolve()) for p in paths)
         bar.refresh()
@@ -140,7 +177,7 @@ def _short(text: str, width: int = 100) -> str:
 def cmd_search(args: argparse.Namespace) -> int:
     config = _config(args)
     query = MemorySearchQuery(query=args.query, limit=args.limit)
-    with _open_engine(config) as engine:
+    with _target(args, config) as engine:
         result = engine.search_memories(query)
     if args.json:
         print(result.model_dump_json())
@@ -154,7 +191,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_concepts(args: argparse.Namespace) -> int:
     config = _config(args)
     query = ConceptSearchQuery(query=args.query, limit=args.limit)
-    with _open_engine(config) as engine:
+    with _target(args, config) as engine:
         result = engine.search_concepts(query)
     if args.json:
         print(result.model_dump_json())
@@ -200,6 +237,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="PATH", help="TOML config file (defaults when omitted)")
+    client = argparse.ArgumentParser(add_help=False)
+    client.add_argument(
+        "--url",
+        default=os.environ.get(URL_ENV) or None,
+        help=f"a running server to talk to (default: ${URL_ENV}); without it, the store in the "
+        "config's data dir, which only one process at a time may open",
+    )
+    client.add_argument(
+        "--token", default=os.environ.get(TOKEN_ENV) or None, help=f"its bearer token (default: ${TOKEN_ENV})"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", parents=[common], help="serve the HTTP API")
@@ -208,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", help="data directory (default: server.data_dir)")
     serve.set_defaults(func=cmd_serve)
 
-    learn = sub.add_parser("learn", parents=[common], help="bulk-learn text files ('-' reads stdin)")
+    learn = sub.add_parser("learn", parents=[common, client], help="bulk-learn text files ('-' reads stdin)")
     learn.add_argument("paths", nargs="+", metavar="PATH")
     learn.add_argument("--priority", choices=["low", "medium", "high", "critical"], default="medium")
     learn.add_argument("--batch-size", type=int, default=64, help="texts per learn_batch call")
@@ -217,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     learn.set_defaults(func=cmd_learn)
 
     for name, func, what in (("search", cmd_search, "memories"), ("concepts", cmd_concepts, "concepts")):
-        p = sub.add_parser(name, parents=[common], help=f"search {what}")
+        p = sub.add_parser(name, parents=[common, client], help=f"search {what}")
         p.add_argument("query")
         p.add_argument("--limit", type=_limit, default=10)
         p.add_argument("--json", action="store_true", help="print the raw result as JSON")
@@ -247,6 +294,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"invalid input: {exc}", file=sys.stderr)
         return 2
+    except StoreLocked as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+
     except KeyboardInterrupt:
         return 130
     return code

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from brainai_engine import cli
 from brainai_engine.engine import ingest
 from brainai_engine.engine.facade import Engine
 from brainai_engine.engine.ingest import Checkpoints, iter_pieces
+from brainai_engine.tools.server_process import ServerProcess
 from tests.engine.engine_helpers import write_config
 
 PARAGRAPH = (
@@ -171,3 +173,55 @@ def test_bad_config_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[st
     bad.write_text("[server]\nport = 'eighty'\n", encoding="utf-8")
     assert cli.main(["search", "x", "--config", str(bad)]) == 2
     assert "config error" in capsys.readouterr().err
+
+
+# -- one process per store; the CLI talks to a running server through --url ------------------------
+def cli_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "brainai_engine.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_a_second_process_on_a_store_is_refused_naming_the_holder(tmp_path: Path) -> None:
+    corpus = make_corpus(tmp_path / "corpus.txt", 4)
+    config = str(write_config(tmp_path / "c.toml", tmp_path / "data"))
+    with ServerProcess(tmp_path / "data", config_path=config) as server:
+        for argv in (["learn", str(corpus)], ["search", "machine"], ["concepts", "learning"]):
+            refused = cli_process(*argv, "--config", config)
+            assert refused.returncode == 3, refused.stderr
+            assert f"is open in process {server.proc.pid}" in refused.stderr  # type: ignore[union-attr]
+            assert "serve" in refused.stderr and "--url" in refused.stderr
+            assert "Traceback" not in refused.stderr
+        second = cli_process("serve", "--config", config, "--port", "1")
+        assert second.returncode == 3 and "is open in process" in second.stderr
+        server.kill()  # kill -9: the kernel drops the lock with the process
+    assert memory_count(Path(config)) == 0  # and this process may open the store now
+
+
+def test_learn_search_and_concepts_through_a_running_server(tmp_path: Path) -> None:
+    corpus = make_corpus(tmp_path / "corpus.txt", 30, tag="srv")
+    config = str(write_config(tmp_path / "c.toml", tmp_path / "data"))
+    state = {"XDG_STATE_HOME": str(tmp_path / "state")}
+    with ServerProcess(tmp_path / "data", config_path=config) as server:
+        learned = cli_process("learn", str(corpus), "--url", server.base_url, "--json", env=state)
+        assert learned.returncode == 0, learned.stderr
+        summary = json.loads(learned.stdout)
+        assert summary["memories_stored"] >= 30 and summary["bytes"] == corpus.stat().st_size
+        assert "learn" in learned.stderr  # the progress bar
+        # Resumable as on a local store: a second run finds the file done.
+        again = cli_process("learn", str(corpus), "--url", server.base_url, "--json", env=state)
+        assert json.loads(again.stdout)["per_file"][0]["status"] == "already done"
+        # BRAIN_AI_URL instead of --url; the server, not this process, has the store.
+        env = {**state, "BRAIN_AI_URL": server.base_url}
+        found = cli_process("search", "Paragraph srv7", "--json", env=env)
+        assert found.returncode == 0, found.stderr
+        assert any("srv7" in hit["memory"]["content"] for hit in json.loads(found.stdout)["results"])
+        concepts = cli_process("concepts", "learning", env=env)
+        assert concepts.returncode == 0 and " 1. [" in concepts.stdout
+    assert memory_count(Path(config)) == summary["memories_stored"]  # in the server's store
+    gone = cli_process("search", "x", "--url", server.base_url)
+    assert gone.returncode == 1 and f"cannot reach the engine at {server.base_url}" in gone.stderr

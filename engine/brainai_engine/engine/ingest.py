@@ -15,12 +15,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, Protocol
 
-from brainai_engine.models import MAX_BATCH_TEXTS, BatchLearnRequest, Priority
+from brainai_engine.models import MAX_BATCH_TEXTS, BatchLearnRequest, BatchLearnResult, Priority
 
-if TYPE_CHECKING:
-    from brainai_engine.engine.facade import Engine
+
+class Learner(Protocol):
+    """What ingest needs: an Engine on the local store, or a running server (tools.remote)."""
+
+    def learn_batch(self, req: BatchLearnRequest) -> BatchLearnResult: ...
+
 
 HEAD_BYTES = 65536
 DEFAULT_TEXT_BYTES = 2048
@@ -156,15 +160,17 @@ class Ingestor:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Learner,
         data_dir: str | Path,
         *,
         priority: Priority = "medium",
         batch_texts: int = DEFAULT_BATCH_TEXTS,
         text_bytes: int = DEFAULT_TEXT_BYTES,
+        batch_bytes: int = MAX_BATCH_BYTES,
         on_bytes: Callable[[int], object] | None = None,
     ) -> None:
         self.engine = engine
+        self.batch_bytes = max(1, batch_bytes)
         self.checkpoints = Checkpoints(data_dir)
         self.priority = priority
         self.batch_texts = max(1, min(batch_texts, MAX_BATCH_TEXTS))
@@ -228,9 +234,9 @@ class Ingestor:
         try:
             for piece in iter_pieces(stream, start, self.text_bytes):
                 batch.append(piece)
-                batch_bytes += len(piece.text)
+                batch_bytes += len(piece.text.encode("utf-8"))
                 batch_texts += bool(piece.text)
-                if batch_texts >= self.batch_texts or batch_bytes >= MAX_BATCH_BYTES:
+                if batch_texts >= self.batch_texts or batch_bytes >= self.batch_bytes:
                     flush()
             if batch:
                 flush()

@@ -29,6 +29,7 @@ from brainai_engine.storage.base import (
     WriteBatch,
     WriteResult,
 )
+from brainai_engine.storage.lock import StoreLock
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS memories (
@@ -108,17 +109,22 @@ class SQLiteStorage(Storage):
         self.codec = _Codec(storage or StorageConfig())
         self._cache_kib = (storage or StorageConfig()).buffer_pool_size_mb * 1024
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = StoreLock(self.path).acquire()
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._closed = False
-        self._writer = self._connect()
-        self._writer.executescript(SCHEMA)
-        row = self._writer.execute(
-            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'memories'), 0), "
-            "coalesce((SELECT max(id) FROM memories), 0))"
-        ).fetchone()
+        try:
+            self._writer = self._connect()
+            self._writer.executescript(SCHEMA)
+            row = self._writer.execute(
+                "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'memories'), 0), "
+                "coalesce((SELECT max(id) FROM memories), 0))"
+            ).fetchone()
+        except BaseException:
+            self._lock.release()
+            raise
         self._next_id = int(row[0]) + 1
 
     def _connect(self) -> sqlite3.Connection:
@@ -330,6 +336,7 @@ class SQLiteStorage(Storage):
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
+        self._lock.release()
 
     def snapshot_dir(self) -> Path | None:
         return self.path.with_name(self.path.name + ".index")

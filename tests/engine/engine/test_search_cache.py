@@ -134,6 +134,7 @@ def test_disabled_cache_and_budget(open_engine: Callable[..., Engine]) -> None:
     q = MemorySearchQuery(query="willow")
     assert not engine.search_memories(q).cached and not engine.search_memories(q).cached
     assert len(engine.search_cache) == 0
+    engine.close()  # one process at a time per store
     small = open_engine(performance={"query_cache_size_mb": 1})
     small.import_memories([f"ember {i} " + "x" * 5000 for i in range(50)])
     for i in range(50):

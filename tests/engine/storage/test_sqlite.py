@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from brainai_common.engine_config import DatabaseConfig, StorageConfig
 from brainai_engine.storage.base import ConceptRecord, WriteBatch
+from brainai_engine.storage.lock import StoreLocked
 from brainai_engine.storage.sqlite import SQLiteStorage
 from tests.engine.storage.contract import check_write_and_read_back_everything, memory
 
@@ -102,3 +104,12 @@ def test_concurrent_readers_during_writes(store: SQLiteStorage) -> None:
     for t in threads:
         t.join()
     assert not errors and store.ping()
+
+
+def test_one_process_at_a_time_opens_a_store(tmp_path: Path) -> None:
+    first = SQLiteStorage(tmp_path / "one.db")
+    with pytest.raises(StoreLocked, match=rf"one.db is open in process {os.getpid()} on "):
+        SQLiteStorage(tmp_path / "one.db")
+    SQLiteStorage(tmp_path / "other.db").close()  # another store is another lock
+    first.close()
+    SQLiteStorage(tmp_path / "one.db").close()  # released on close
