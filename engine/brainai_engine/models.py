@@ -130,7 +130,13 @@ class MemoryHit(BaseModel):
 
 class MemorySearchResult(BaseModel):
     query: str
-    total: int = Field(description="Matches before limit/offset (bounded by the candidate pool).")
+    total: int = Field(description="Memories matching the query, before limit/offset.")
+    total_exact: bool = Field(
+        default=True,
+        description="Whether `total` was counted. False: an estimate, when the query's words are so "
+        "common that counting every match would cost more than the search (lexical backend), or "
+        "the matches within the candidate pool (vector backend).",
+    )
     results: list[MemoryHit]
     cached: bool = Field(
         default=False,

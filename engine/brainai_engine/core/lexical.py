@@ -25,8 +25,10 @@ only such common words and at least that long) could reach. Also exact; a hard b
 confidence/recency orders need every match, so there candidates are bounded by `max_postings` in
 total, taking the most recent postings. `exact=True` evaluates every posting with neither bound nor
 pruning, as a full scan would (the benchmark's reference).
-`total` is exact when every posting list was unioned whole, otherwise estimated assuming the words
-occur independently, N * (1 - prod(1 - df/N)), and never below the candidates found.
+`total` is exact when every posting list was unioned whole, or when the query's postings number at
+most `count_budget` (they are then marked in a bitmap and counted: a few microseconds per thousand);
+otherwise it is estimated assuming the words occur independently, N * (1 - prod(1 - df/N)), never
+below the candidates found, and `search` says so.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class LexicalIndex:
     def __init__(self, columns: MemoryColumns, max_postings: int = 20_000) -> None:
         self.columns = columns
         self.max_postings = max_postings
+        self.count_budget = 10 * max_postings
         self.lock = RWLock()
         self._post: dict[str, array] = {}
         self._by_len: dict[str, dict[int, array]] = {}
@@ -97,16 +100,16 @@ class LexicalIndex:
         by_relevance: bool = True,
         keep: Callable[[np.ndarray], np.ndarray] | None = None,
         exact: bool = False,
-    ) -> tuple[np.ndarray, np.ndarray, int]:
-        """(ids, scores, total) of matching live memories that pass `keep`; with `by_relevance`
-        the arrays hold at least the best `want` (unordered), otherwise every match within the bound.
-        `exact` unions every posting list (the benchmark's reference)."""
+    ) -> tuple[np.ndarray, np.ndarray, int, bool]:
+        """(ids, scores, total, whether total is exact) of matching live memories that pass `keep`;
+        with `by_relevance` the arrays hold at least the best `want` (unordered), otherwise every
+        match within the bound. `exact` unions every posting list (the benchmark's reference)."""
         cols = self.columns
         with self.lock.read():
             terms_sorted = sorted((t for t in terms if t in self._post), key=lambda t: len(self._post[t]))
             lists = [self._post[t] for t in terms_sorted]
             if not lists:
-                return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32), 0
+                return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32), 0, True
             n_docs = max(cols.alive, 1)
             avg = max(cols.avg_length, 1e-6)
             views = [np.frombuffer(arr, dtype=np.uint32) for arr in lists]
@@ -142,15 +145,30 @@ class LexicalIndex:
                 used += len(view)
                 merged = i + 1
             ids, score = self._score(cands, views, idfs, avg, keep, merged == 1 and not mixed)
-            if merged == len(views) and not capped:
+            exact_total = merged == len(views) and not capped
+            if exact_total:
                 total = len(ids)
+            elif sum(len(v) for v in views) <= self.count_budget:
+                total, exact_total = self._count(views, keep), True
             else:
                 miss = 1.0
                 for v in views:
                     miss *= 1.0 - len(v) / n_docs
                 total = max(len(ids), round(n_docs * (1.0 - miss)))
             del views
-        return ids, score, total
+        return ids, score, total, exact_total
+
+    def _count(self, views: list[np.ndarray], keep: Callable[[np.ndarray], np.ndarray] | None) -> int:
+        """Live memories holding any of the terms (and passing `keep`), counted exactly."""
+        cols = self.columns
+        marked = np.zeros(len(cols.type), dtype=bool)
+        for view in views:
+            marked[view] = True
+        ids = np.flatnonzero(marked)
+        mask = cols.type[ids] > 0
+        if keep is not None:
+            mask &= keep(ids)
+        return int(np.count_nonzero(mask))
 
     def _by_length(
         self,

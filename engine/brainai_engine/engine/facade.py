@@ -70,7 +70,7 @@ from brainai_engine.storage.base import (
     SegmentRecord,
     WriteBatch,
 )
-from brainai_engine.storage.records import Page
+from brainai_engine.storage.records import Page, Total
 
 log = logging.getLogger(__name__)
 
@@ -441,7 +441,7 @@ class Engine:
         self.search_cache.put(key, entry)
         return entry, False
 
-    def _compute_page(self, q: MemorySearchQuery, key: SearchKey) -> tuple[int, Page]:
+    def _compute_page(self, q: MemorySearchQuery, key: SearchKey) -> tuple[Total, Page]:
         """Search the indexes, through the replicas' shared page cache while this replica's data is
         exactly the change log up to its cursor (the cursor then names what a result reflects)."""
         feed, shared = self.feed, self.shared_pages
@@ -456,10 +456,12 @@ class Engine:
         return total, page
 
     def _materialise(
-        self, q: MemorySearchQuery, total: int, page: Page, generation: int, tick: float
+        self, q: MemorySearchQuery, total: Total, page: Page, generation: int, tick: float
     ) -> CachedSearch:
         results = [MemoryHit(memory=self._to_memory(rec, tick), score=score) for rec, score in page]
-        result = MemorySearchResult(query=q.query, total=total, results=results, took_ms=0.0)
+        result = MemorySearchResult(
+            query=q.query, total=total.matches, total_exact=total.exact, results=results, took_ms=0.0
+        )
         return CachedSearch(generation, tick, total, page, result, estimate_size(page))
 
     # -- concepts ---------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from brainai_engine.core.lru import LRUCache
 from brainai_engine.models import MemorySearchQuery, MemorySearchResult
-from brainai_engine.storage.records import Page
+from brainai_engine.storage.records import Page, Total
 
 SearchKey = tuple[str, int, int, str | None, float, str]
 
@@ -38,7 +38,7 @@ class CachedSearch:
 
     generation: int
     tick: float
-    total: int
+    total: Total
     page: Page
     result: MemorySearchResult
     size: int

@@ -4,11 +4,13 @@ A memory matches when it contains at least one of the query's content words (sto
 when the query has nothing else) as a whole word, case-insensitively, and passes the filters
 (`type`, `min_confidence`). Scores:
 - backend `lexical` (default): BM25 over content words (see `core.lexical`), so rarer shared words
-  weigh more and shorter memories win ties; `total` is the number of matches, exact unless common
-  words let the index skip their postings (then estimated, see there).
+  weigh more and shorter memories win ties; `total` is the number of matches, exact unless the
+  query's words are so common that counting them would cost more than the search (then estimated,
+  see there, and `total_exact` is false).
 - backend `vector`: cosine of hashed word/bigram vectors from the faiss index (`core.index`); the
   index returns a candidate pool of max(4 x (offset + limit), 40), capped by `candidate_pool`, whose
-  stored records are re-checked for a shared word; `total` counts matches within that pool.
+  stored records are re-checked for a shared word; `total` counts matches within that pool, exact
+  only when the index had fewer candidates than the pool.
 `sort_by`: `relevance` orders by score; `confidence` and `recency` order by that field, score
 breaking ties. Storage is read only for the returned page.
 """
@@ -25,10 +27,10 @@ from brainai_engine.core.text import content_terms, tokenize
 from brainai_engine.engine.indexing import MemoryIndexes
 from brainai_engine.models import MemorySearchQuery
 from brainai_engine.storage.base import Storage
-from brainai_engine.storage.records import MemoryRecord, Page
+from brainai_engine.storage.records import MemoryRecord, Page, Total
 
 MIN_POOL = 40
-Hits = tuple[int, Page]
+Hits = tuple[Total, Page]
 
 
 class MemorySearcher:
@@ -43,7 +45,7 @@ class MemorySearcher:
         """(total matches, [(record, score)] for the requested page)."""
         terms = content_terms(tokenize(q.query))
         if not terms:
-            return 0, []
+            return Total(0, True), []
         if self.config.backend == "vector":
             return self._vector(q, terms)
         return self._lexical(q, terms)
@@ -61,9 +63,10 @@ class MemorySearcher:
 
         filtered = bool(code) or q.min_confidence > 0
         want = q.offset + q.limit
-        ids, scores, total = self.indexes.lexical.search(
+        ids, scores, count, exact = self.indexes.lexical.search(
             terms, want, q.sort_by == "relevance", keep if filtered else None
         )
+        total = Total(count, exact)
         if not len(ids) or q.offset >= len(ids):
             return total, []
         primary = {"relevance": scores, "confidence": cols.confidence[ids], "recency": cols.created[ids]}[
@@ -94,12 +97,14 @@ class MemorySearcher:
         index = self.indexes.vectors
         vec = self.indexes.embedder.embed_tokens([tokenize(q.query)])[0]
         if index is None or not vec.any():
-            return 0, []
-        ids, scores = index.search(vec, self.pool_size(q))
+            return Total(0, True), []
+        pool = self.pool_size(q)
+        ids, scores = index.search(vec, pool)
+        whole = len(ids) < pool  # the index had no more candidates: the count is complete
         positive = scores > 0
         ids, scores = ids[positive], scores[positive]
         if not len(ids):
-            return 0, []
+            return Total(0, whole), []
         records = self.storage.get_memories(ids.tolist())
         words = "|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True))
         pattern = re.compile(rf"(?<!\w)(?:{words})(?!\w)")
@@ -117,4 +122,4 @@ class MemorySearcher:
             matches.sort(key=lambda m: (-m[0].confidence, -m[1]))
         elif q.sort_by == "recency":
             matches.sort(key=lambda m: (-m[0].created_at, -m[0].id, -m[1]))
-        return len(matches), matches[q.offset : q.offset + q.limit]
+        return Total(len(matches), whole), matches[q.offset : q.offset + q.limit]

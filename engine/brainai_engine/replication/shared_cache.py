@@ -15,7 +15,7 @@ from collections.abc import Hashable
 from dataclasses import astuple
 
 from brainai_engine.replication.redis_link import RedisLink
-from brainai_engine.storage.records import MemoryRecord, Page
+from brainai_engine.storage.records import MemoryRecord, Page, Total
 
 
 class SharedSearchCache:
@@ -30,17 +30,18 @@ class SharedSearchCache:
         digest = hashlib.sha1(repr((self.namespace, query_key)).encode(), usedforsecurity=False).hexdigest()
         return f"{self.link.prefix}search:{version}:{digest}"
 
-    def get(self, query_key: Hashable, version: int) -> tuple[int, Page] | None:
+    def get(self, query_key: Hashable, version: int) -> tuple[Total, Page] | None:
         raw = self.link.call(lambda c: c.get(self._key(query_key, version)))
         if raw is None:
             self.misses += 1
             return None
-        total, rows = json.loads(raw)
+        count, rows, *exact = json.loads(raw)  # an entry of an older engine has no exactness: estimated
         self.hits += 1
-        return total, [(MemoryRecord(*row[:-1]), row[-1]) for row in rows]
+        return Total(count, bool(exact and exact[0])), [(MemoryRecord(*row[:-1]), row[-1]) for row in rows]
 
-    def put(self, query_key: Hashable, version: int, total: int, page: Page) -> None:
-        payload = json.dumps([total, [[*astuple(rec), score] for rec, score in page]], ensure_ascii=False)
+    def put(self, query_key: Hashable, version: int, total: Total, page: Page) -> None:
+        rows = [[*astuple(rec), score] for rec, score in page]
+        payload = json.dumps([total.matches, rows, total.exact], ensure_ascii=False)
         self.link.call(lambda c: c.set(self._key(query_key, version), payload, ex=self.ttl))
 
     def stats(self) -> dict[str, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
 @dataclass(slots=True)
@@ -61,3 +62,10 @@ class SegmentRecord:
 
 
 Page = list[tuple[MemoryRecord, float]]  # one page of search results: (record, score), best first
+
+
+class Total(NamedTuple):
+    """How many memories match a search: counted (`exact`) or estimated."""
+
+    matches: int
+    exact: bool

@@ -216,8 +216,8 @@ def _recall(engine: Engine, queries: list[str]) -> tuple[float, float]:
     found = total = bounded = 0
     for q in queries:
         terms = content_terms(tokenize(q))
-        ids_x, s_x, _ = lexical.search(terms, exact=True)
-        ids_a, s_a, _ = lexical.search(terms)
+        ids_x, s_x, *_ = lexical.search(terms, exact=True)
+        ids_a, s_a, *_ = lexical.search(terms)
         bounded += len(ids_a) < len(ids_x)
         need = min(10, len(s_x))
         if not need:

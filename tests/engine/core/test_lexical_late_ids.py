@@ -29,7 +29,7 @@ def test_late_lower_id_is_inserted_in_order() -> None:
     add(7, {"comet", "tail"})  # committed before 9 elsewhere, applied here after it
     assert list(index._post["comet"]) == [5, 7, 9]
     assert list(index._by_len["comet"][2]) == [5, 7]
-    ids, _, total = index.search({"comet", "tail"}, want=10)
+    ids, _, total, _ = index.search({"comet", "tail"}, want=10)
     assert sorted(ids.tolist()) == [5, 7, 9] and total == 3
-    ids, scores, _ = index.search({"tail"}, want=10)
+    ids, scores, *_ = index.search({"tail"}, want=10)
     assert sorted(ids.tolist()) == [5, 7] and scores[0] == scores[1]

@@ -80,6 +80,17 @@ def test_search_relevance_filters_sorting_and_paging(engine: Engine) -> None:
     assert engine.search_memories(MemorySearchQuery(query="zebra", offset=50)).results == []
 
 
+def test_total_counts_every_match(engine: Engine) -> None:
+    engine.import_memories([f"alpha beta note {i}" for i in range(100)])
+    engine.import_memories([f"gamma delta note {i}" for i in range(50)])
+    for query, expected in (("alpha beta", 100), ("alpha gamma", 150), ("delta", 50), ("note", 150)):
+        for limit, offset in ((10, 0), (3, 20)):
+            result = engine.search_memories(MemorySearchQuery(query=query, limit=limit, offset=offset))
+            assert (result.total, result.total_exact) == (expected, True), query
+    filtered = engine.search_memories(MemorySearchQuery(query="alpha gamma", type="semantic"))
+    assert (filtered.total, filtered.total_exact) == (0, True)
+
+
 WEIRD_QUERIES = [
     "🦓🚀🔥",
     "e\u0301\u0301\u0301",
