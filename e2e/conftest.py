@@ -51,6 +51,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 FAILED = pytest.StashKey[bool]()
 FAILED_MODULES: set[str] = set()
+# What diagnose() found for failed tests' namespaces: printed in the terminal summary, since output
+# printed by a fixture's teardown is shown only when that teardown's test failed.
+DIAGNOSES: list[str] = []
 
 
 @pytest.hookimpl(wrapper=True)
@@ -95,7 +98,7 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
     name = _create_namespace(cluster, request.node.name)
     yield name
     if request.node.stash.get(FAILED, False):
-        print(diagnose(cluster, name))
+        DIAGNOSES.append(diagnose(cluster, name))
     cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
 
 
@@ -106,7 +109,7 @@ def module_namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterat
     name = _create_namespace(cluster, module.rsplit(".", 1)[-1].replace("_", "-"))
     yield name
     if module in FAILED_MODULES:
-        print(diagnose(cluster, name))
+        DIAGNOSES.append(diagnose(cluster, name))
     cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
 
 
@@ -122,14 +125,17 @@ def diagnose(cluster: Cluster, namespace: str) -> str:
         statuses = pod.get("status", {}).get("containerStatuses", []) + pod.get("status", {}).get(
             "initContainerStatuses", []
         )
-        if statuses and all(s.get("ready") for s in statuses):
+        restarted = any(s.get("restartCount") for s in statuses)
+        if statuses and all(s.get("ready") for s in statuses) and not restarted:
             continue
         name = pod["metadata"]["name"]
         for c in statuses:
-            logs = cluster.run(
-                "kubectl", "logs", name, "-c", c["name"], "-n", namespace, "--tail=40", check=False
-            )
-            out.append(f"----- logs {name}/{c['name']} -----\n{logs.stdout}{logs.stderr}")
+            runs = [("--tail=40",)] + ([("--tail=40", "--previous")] if c.get("restartCount") else [])
+            for flags in runs:
+                argv = ("logs", name, "-c", c["name"], "-n", namespace, *flags)
+                logs = cluster.run("kubectl", *argv, check=False)
+                which = " (previous run)" if "--previous" in flags else ""
+                out.append(f"----- logs {name}/{c['name']}{which} -----\n{logs.stdout}{logs.stderr}")
     return "\n".join(out)
 
 
@@ -224,6 +230,15 @@ def benchmark_figures() -> list[dict[str, Any]]:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if DIAGNOSES:
+        path = CACHE / "logs" / "e2e-diagnostics.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(DIAGNOSES))
+        terminalreporter.section("namespaces of failed tests")
+        for text in DIAGNOSES:
+            for line in text.splitlines()[:400]:
+                terminalreporter.write_line(line)
+        terminalreporter.write_line(f"(all of it in {path})")
     if not BENCHMARKS:
         return
     terminalreporter.section("benchmark figures (e2e/load/loadgen.py)")

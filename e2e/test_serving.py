@@ -115,7 +115,20 @@ def test_replicas_stream_and_engines_read_through_the_ro_service(
     try:
         wait_until(both_streaming, timeout=60)
     except TimeoutError:
-        pytest.fail(f"replicas not both streaming under their pods' names; pg_stat_replication: {last!r}")
+        seen = []
+        for replica in replicas:
+            pod = cluster.get("pod", replica, shared) or {}
+            receiver = cluster.run(
+                "kubectl", "exec", replica, "-n", shared, "-c", "postgres", "--", "psql", "-U", "postgres",
+                "-AtXc", "select status, sender_host, last_msg_receipt_time from pg_stat_wal_receiver",
+                check=False,
+            )  # fmt: skip
+            logs = cluster.run("kubectl", "logs", replica, "-n", shared, "--tail=30", check=False)
+            seen.append(
+                f"--- {replica}: {pod.get('status', {}).get('containerStatuses')}\n"
+                f"wal receiver: {receiver.stdout.strip()}{receiver.stderr.strip()}\n{logs.stdout}"
+            )
+        pytest.fail(f"replicas not all streaming; pg_stat_replication: {last!r}\n" + "\n".join(seen))
     for replica in replicas:  # the replicas' own logs say so too
         assert "started streaming WAL from primary" in cluster.kubectl("logs", replica, "-n", shared)
 
