@@ -17,7 +17,7 @@ help: ## list targets
 $(VENV)/.installed: pyproject.toml common/pyproject.toml engine/pyproject.toml operator/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ./common -e './engine[tools]' -e ./operator --group test
+	$(BIN)/python -m pip install --quiet -e ./common -e './engine[tools,bench]' -e ./operator --group test
 	@touch $@
 
 deps: ## install the Debian packages the tests and the clusters need (PostgreSQL, Redis, Prometheus, docker.io, ...)

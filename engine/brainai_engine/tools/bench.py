@@ -13,7 +13,9 @@ Phases (all on deterministic English-like text from `corpus.Corpus`):
 - mixed (`memory_ops_per_s`): alternating durable `add_memory` and `search_memories` on the loaded
   engine, one thread, cache on as configured (every add invalidates it, so searches run cold);
 - mixed batched (`memory_ops_per_s_batched`): the same 50/50 mix, but the adds arrive as one durable
-  `import_memories` call of `memory_ops_batch_size` items followed by as many searches.
+  `import_memories` call of `memory_ops_batch_size` items followed by as many searches;
+- peers: SQLite FTS5 and tantivy on the same memories, queries and mix (`tools.peers`), and
+  `vs_peers`, the engine's figure over each peer's.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from brainai_engine.core.text import content_terms, tokenize
 from brainai_engine.engine.facade import Engine
 from brainai_engine.models import BatchLearnRequest, ConceptSearchQuery, MemoryIn, MemorySearchQuery
 from brainai_engine.tools.corpus import Corpus
+from brainai_engine.tools.peers import Workload, run_peers
 
 MIXED_BATCH = 100
 
@@ -158,6 +161,21 @@ def bench_search(
         report["memory_ops_batch_size"] = MIXED_BATCH
     finally:
         engine.close()
+    report["bulk_docs_per_s"] = round(memories / report["index_build_s"], 1)
+    peers = run_peers(directory, Workload(texts, queries, adds, seconds, MIXED_BATCH), progress)
+    report["peers"] = peers
+    report["vs_peers"] = _versus(report, peers)
+
+
+def _versus(engine: dict[str, Any], peers: dict[str, Any]) -> dict[str, float]:
+    """engine / peer for each figure both have: below 1 is faster for latencies, above 1 better
+    for rates."""
+    out: dict[str, float] = {}
+    for peer, figures in peers.items():
+        for key in ("bulk_docs_per_s", "search_p50_ms", "search_p95_ms", "memory_ops_per_s"):
+            if figures.get(key) and engine.get(key) is not None:
+                out[f"{key}_vs_{peer}"] = round(engine[key] / figures[key], 3)
+    return out
 
 
 def _latencies(engine: Engine, models: list[MemorySearchQuery]) -> tuple[list[float], int]:
