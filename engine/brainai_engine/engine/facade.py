@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import cast
 
 from brainai_common.engine_config import EngineConfig
@@ -31,6 +32,7 @@ from brainai_engine.core.memory import WorkingMemory, decay
 from brainai_engine.core.rwlock import RWLock
 from brainai_engine.core.segments import SegmentDiscovery
 from brainai_engine.core.text import tokenize
+from brainai_engine.engine.group_commit import GroupCommit
 from brainai_engine.engine.indexing import MemoryIndexes
 from brainai_engine.engine.learning import Prepared, analyse, prepare
 from brainai_engine.engine.results import CachedSearch, SearchCache, SearchKey, estimate_size, search_key
@@ -77,6 +79,29 @@ log = logging.getLogger(__name__)
 PRIORITY_NAME: dict[int, Priority] = {v: k for k, v in PRIORITY_WEIGHT.items()}
 
 
+WriteOutcome = list[LearnResult] | tuple[int, float]  # a learn's results, or an add's id and time
+
+
+@dataclass(slots=True)
+class _Write:
+    """One learn (its prepared texts) or one add (its memory), queued for a group commit."""
+
+    priority: Priority
+    context: dict[str, str] | None
+    prepared: list[Prepared] | None = None
+    memory: MemoryIn | None = None
+    tokens: list[str] | None = None
+
+    def rows(self) -> Iterator[tuple[str, str, float, list[str]]]:
+        """(content, type, confidence, tokens) of each memory this write stores."""
+        if self.prepared is not None:
+            for p in self.prepared:
+                for chunk, words in zip(p.chunks, p.tokens, strict=True):
+                    yield chunk, "working", 1.0, words
+        elif self.memory is not None:
+            yield self.memory.content, self.memory.type, self.memory.confidence, self.tokens or []
+
+
 class Engine:
     """Thread-safe memory and concept engine over one `Storage`."""
 
@@ -90,6 +115,7 @@ class Engine:
         self.working = WorkingMemory(config.memory)
         self._state = RWLock()
         self._writer = threading.Lock()
+        self._writes: GroupCommit[_Write, WriteOutcome] = GroupCommit(self._writer, self._write_group)
         self._learn_slots = threading.BoundedSemaphore(max(config.learning.workers, 1) * 4)
         self._access_lock = threading.Lock()
         self._pending_access: dict[int, list[float]] = {}
@@ -188,45 +214,74 @@ class Engine:
         self._check_open()
         with self._learn_slots:
             prepared: list[Prepared] = [prepare(t, self.config.memory.max_chunk_chars) for t in texts]
-        prio = PRIORITY_WEIGHT[priority]
-        with self._writer:
-            now = time.time()
-            batch = WriteBatch()
-            with self._state.write():
-                counts = analyse(prepared, self.segments, self.graph, self.names, self.config.concepts, now)
+        learned = self._writes.submit(_Write(priority, context, prepared=prepared))
+        return cast(list[LearnResult], learned)
+
+    def _write_group(self, writes: list[_Write]) -> list[WriteOutcome]:
+        """Every queued learn and add in one transaction (see `engine.group_commit`): the learns'
+        texts go through concept analysis together, then all memories are stored and indexed, and
+        each caller gets its own results (a learn's per text, an add's id and time)."""
+        now = time.time()
+        batch = WriteBatch()
+        learns = [w for w in writes if w.prepared is not None]
+        with self._state.write():
+            prepared = [p for w in learns for p in w.prepared or ()]
+            counts = analyse(prepared, self.segments, self.graph, self.names, self.config.concepts, now)
+            if learns:
                 self._drain_state_into(batch)
-            chunks = [c for p in prepared for c in p.chunks]
-            batch.new_memories = [NewMemory(c, "working", prio, 1.0, now, context) for c in chunks]
-            result = self._commit(batch)
-            ids = result.memory_ids
-            n = len(ids)
-            self.indexes.add(
-                ids, chunks, ["working"] * n, [1.0] * n, [now] * n, [t for p in prepared for t in p.tokens]
-            )
-            weight = self.config.memory.priority_weights[priority]
-            with self._state.write():
-                self._leave_working(self.working.add([(i, weight, 0, now) for i in ids], now))
-                self._memories += n
-                self._generation += 1
-            self._maybe_consolidate(now)
-            self._memories_changed()
-        done = time.perf_counter()
-        out: list[LearnResult] = []
+            else:
+                self._drain_metadata_into(batch)
+        contents: list[str] = []
+        types: list[str] = []
+        confidences: list[float] = []
+        tokens: list[list[str]] = []
+        for w in writes:
+            prio = PRIORITY_WEIGHT[w.priority]
+            for content, mtype, confidence, words in w.rows():
+                batch.new_memories.append(NewMemory(content, mtype, prio, confidence, now, w.context))
+                contents.append(content)
+                types.append(mtype)
+                confidences.append(confidence)
+                tokens.append(words)
+        ids = self._commit(batch).memory_ids
+        self.indexes.add(ids, contents, types, confidences, [now] * len(ids), tokens)
+        out: list[WriteOutcome] = []
+        per_text = iter(counts)
+        finished = time.perf_counter()
+        weights = self.config.memory.priority_weights
         pos = 0
-        for p, (discovered, created, updated, formed) in zip(prepared, counts, strict=True):
-            k = len(p.chunks)
-            out.append(
-                LearnResult(
-                    segments_discovered=discovered,
-                    concepts_created=created,
-                    concepts_updated=updated,
-                    relationships_formed=formed,
-                    memories_stored=k,
-                    memory_ids=[str(i) for i in ids[pos : pos + k]],
-                    processing_time_ms=(done - p.started) * 1000,
-                )
-            )
-            pos += k
+        with self._state.write():
+            for w in writes:
+                weight = weights[w.priority]
+                if w.prepared is None:
+                    if types[pos] == "working":
+                        self._leave_working(self.working.add([(ids[pos], weight, 0, now)], now))
+                    out.append((ids[pos], now))
+                    pos += 1
+                    continue
+                results: list[LearnResult] = []
+                for p in w.prepared:
+                    mine = ids[pos : pos + len(p.chunks)]
+                    pos += len(p.chunks)
+                    self._leave_working(self.working.add([(i, weight, 0, now) for i in mine], now))
+                    discovered, created, updated, formed = next(per_text)
+                    results.append(
+                        LearnResult(
+                            segments_discovered=discovered,
+                            concepts_created=created,
+                            concepts_updated=updated,
+                            relationships_formed=formed,
+                            memories_stored=len(mine),
+                            memory_ids=[str(i) for i in mine],
+                            processing_time_ms=(finished - p.started) * 1000,
+                        )
+                    )
+                out.append(results)
+            self._memories += len(ids)
+            if learns:
+                self._generation += 1
+        self._maybe_consolidate(now)
+        self._memories_changed()
         return out
 
     def _leave_working(self, ids: list[int]) -> None:
@@ -310,24 +365,9 @@ class Engine:
 
     def add_memory(self, m: MemoryIn) -> Memory:
         self._check_open()
-        tokens = tokenize(m.content)
+        write = _Write(m.priority, m.context, memory=m, tokens=tokenize(m.content))
+        memory_id, now = cast(tuple[int, float], self._writes.submit(write))
         prio = PRIORITY_WEIGHT[m.priority]
-        with self._writer:
-            now = time.time()
-            new = NewMemory(m.content, m.type, prio, m.confidence, now, m.context)
-            batch = WriteBatch(new_memories=[new])
-            with self._state.write():
-                self._drain_metadata_into(batch)
-            result = self._commit(batch)
-            memory_id = result.memory_ids[0]
-            self.indexes.add([memory_id], [m.content], [m.type], [m.confidence], [now], [tokens])
-            with self._state.write():
-                if m.type == "working":
-                    weight = self.config.memory.priority_weights[m.priority]
-                    self._leave_working(self.working.add([(memory_id, weight, 0, now)], now))
-                self._memories += 1
-            self._maybe_consolidate(now)
-            self._memories_changed()
         rec = MemoryRecord(memory_id, m.content, m.type, prio, m.confidence, 0, now, now, m.context)
         return self._to_memory(rec, now)
 
