@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 BRAINAI_CACHE ?= $(HOME)/.cache/brain-ai
 export BRAINAI_CACHE
 
-.PHONY: help deps setup lint test test-unit e2e demo cluster-bins cluster-up cluster-down bench crds images test-images \
+.PHONY: help deps setup lint test test-unit e2e demo cluster-bins cluster-up cluster-down bench loadtest crds images test-images \
 	kind-bins kind-up kind-down e2e-kind clean
 
 help: ## list targets
@@ -69,8 +69,11 @@ e2e-kind: setup kind-bins ## the end-to-end suite on the kind cluster: real pods
 demo: deps setup ## the engine on SQLite answering learn/search, then operator-made engine pods on kind (else kwok)
 	@e2e/demo.sh
 
-bench: setup ## engine benchmark (quick)
+bench: setup ## engine benchmark (quick), beside SQLite FTS5 and tantivy
 	$(BIN)/brain-ai-engine bench --quick --json
+
+loadtest: deps setup ## the scaling guide's Artillery scenario: one engine, then two on PostgreSQL + Redis (LOADTEST_ARGS=--short: 40 s each)
+	$(BIN)/python -m e2e.load.local $(LOADTEST_ARGS)
 
 crds: setup ## regenerate the CRD (crds/ and the chart's copy) from operator/brainai_operator/api.py
 	$(BIN)/brain-ai-operator crd > crds/brainai.io_brainaiclusters.yaml

@@ -2,6 +2,7 @@
 # `make test`: every test, in two runs at once. The unit, engine integration and kwok end-to-end
 # tests start right away (output in a log, printed when both runs are done); the kind cluster
 # starts beside them, and the end-to-end suite then runs on it (real pods), printing as it goes.
+# After the local tests, in the same background run, the load test's short variant prints its figures.
 # The kind cluster and the project's Docker daemon are stopped at the end unless they were running
 # before (or BRAINAI_KEEP_CLUSTER=1). Exits non-zero when either run failed.
 set -uo pipefail
@@ -23,7 +24,13 @@ images=$!
 e2e/cluster/build.sh node || exit 1
 wait "$images" || { tail -n 20 "$CACHE/logs/images-build.log" >&2; exit 1; }
 echo "[test] unit, engine integration and kwok end-to-end tests: running (log: $local_log)"
-.venv/bin/pytest -p no:cacheprovider >"$local_log" 2>&1 &
+(
+  .venv/bin/pytest -p no:cacheprovider
+  rc=$?
+  echo "[test] ==== make loadtest, short variant ===="
+  .venv/bin/python -m e2e.load.local --short || rc=1
+  exit $rc
+) >"$local_log" 2>&1 &
 local_run=$!
 echo "[test] kind cluster: starting (log: $up_log)"
 if ! e2e/kind/up.sh >/dev/null 2>"$up_log"; then

@@ -418,17 +418,22 @@ class LoadRun:
                 self.queue.put(None)
 
     def work(self) -> None:
-        client = Client(self.args.target, self.args.timeout, self.args.keepalive, self.args.token)
+        # One client per target; flows go to them in turn, as a Service spreads connections.
+        clients = [
+            Client(t, self.args.timeout, self.args.keepalive, self.args.token) for t in self.args.target
+        ]
         try:
             while (arrival := self.queue.get()) is not None:
                 if self.stop.is_set():
                     continue  # drain: counted as flows_not_started
                 self.stats.flow_started(arrival.flow.name, time.monotonic() - arrival.due)
+                client = clients[arrival.n % len(clients)]
                 for call in arrival.flow.build(self.args.run_id, arrival.n):
                     if self.stop.is_set() or not self.execute(client, call):
                         break
         finally:
-            client.close()
+            for client in clients:
+                client.close()
             with self.live_lock:
                 self.live_workers -= 1
                 if self.live_workers == 0:
@@ -509,7 +514,7 @@ class LoadRun:
         args = self.args
         return {
             "scenario": args.scenario,
-            "target": f"{args.target.scheme}://{args.target.host}:{args.target.port}{args.target.prefix}",
+            "target": " ".join(f"{t.scheme}://{t.host}:{t.port}{t.prefix}" for t in args.target),
             "run_id": args.run_id,
             "phases": [{"seconds": p.seconds, "rate": p.rate} for p in args.phase],
             "workers": args.workers,
@@ -546,7 +551,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Open-loop load generator for the Brain AI engine (standard library only). "
         f"Prints one '{RESULT_PREFIX.strip()} {{json}}' line on stdout at the end.",
     )
-    parser.add_argument("--target", required=True, type=parse_target, help="base URL, e.g. http://host:8080")
+    parser.add_argument(
+        "--target",
+        required=True,
+        action="append",
+        type=parse_target,
+        help="base URL, e.g. http://host:8080; repeat it to spread flows over several servers in turn",
+    )
     parser.add_argument("--scenario", default="seed", choices=SCENARIOS, help="flows to run (default: seed)")
     parser.add_argument(
         "--phase",

@@ -207,3 +207,18 @@ def test_arrivals_follow_the_phases(loadgen_module: ModuleType) -> None:
     phases = [loadgen_module.parse_phase(p) for p in ("2:2", "4:0.5", "1:0", "1:3")]
     offsets = list(loadgen_module.arrivals(phases))
     assert offsets == pytest.approx([0, 0.5, 1, 1.5, 2, 4, 7, 7 + 1 / 3, 7 + 2 / 3])
+
+
+def test_repeated_targets_share_the_flows(engine_url: str, tmp_path: Path) -> None:
+    base = tmp_path / "second"
+    config = write_config(tmp_path / "second.toml", base)
+    with ServerProcess(base, config_path=str(config)) as second:
+        _, result = run_loadgen(
+            "--target", engine_url, "--target", second.base_url, "--scenario", "seed", "--phase", "2:10",
+            "--unique-texts", "--run-id", "twotargets", "--workers", "8",
+        )  # fmt: skip
+        assert_consistent(result)
+        assert result["errors"] == 0 and result["target"] == f"{engine_url} {second.base_url}"
+        for url in (engine_url, second.base_url):  # each store learned its share of the run's texts
+            found = httpx.get(f"{url}/api/v1/memory/search", params={"query": "twotargets", "limit": 100})
+            assert found.json()["total"] > 0, url
