@@ -1,7 +1,9 @@
 """The engine facade: the one object the HTTP API, the CLI and the benchmark talk to.
 
 Concurrency model: mutations (learn, add, delete, maintenance) are serialised by one writer lock;
-tokenising and embedding happen before it is taken, so concurrent learns overlap their CPU work.
+tokenising and embedding happen before it is taken, so concurrent learns overlap their CPU work,
+and learns and adds waiting for it are committed together, one transaction for all of them
+(`engine.group_commit`), each acknowledged by that commit.
 In-process structures (segments, concept graph, working memory) sit behind a readers-writer lock,
 held exclusively only for the short in-memory update; the vector index has its own. Searches never
 wait for a storage commit.
