@@ -34,7 +34,7 @@ from brainai_engine.core.text import content_terms, tokenize
 from brainai_engine.engine.facade import Engine
 from brainai_engine.models import BatchLearnRequest, ConceptSearchQuery, MemoryIn, MemorySearchQuery
 from brainai_engine.tools.corpus import Corpus
-from brainai_engine.tools.peers import Workload, run_peers
+from brainai_engine.tools.peers import Workload, alternate, run_peers
 
 MIXED_BATCH = 100
 
@@ -197,17 +197,11 @@ def _percentiles(prefix: str, lat: list[float]) -> dict[str, float]:
 def _mixed(engine: Engine, adds: list[str], searches: list[MemorySearchQuery], seconds: float) -> float:
     """Ops per second alternating one durable `add_memory` and one search."""
     add_models = [MemoryIn(content=t) for t in adds]
-    ops = 0
-    started = time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        for i in range(100):
-            j = ops + i
-            if j % 2:
-                engine.search_memories(searches[j % len(searches)])
-            else:
-                engine.add_memory(add_models[(j // 2) % len(add_models)])
-        ops += 100
-    return ops / (time.perf_counter() - started)
+    return alternate(
+        lambda k: engine.add_memory(add_models[k % len(add_models)]),
+        lambda j: engine.search_memories(searches[j % len(searches)]),
+        seconds,
+    )
 
 
 def _mixed_batched(

@@ -59,19 +59,24 @@ def _timed(search: Callable[[str], object], queries: list[str]) -> list[float]:
     return lat
 
 
-def _mixed(add: Callable[[str], None], search: Callable[[str], object], w: Workload, seconds: float) -> float:
-    adds, queries = w.adds, w.searchable
+def alternate(add: Callable[[int], object], search: Callable[[int], object], seconds: float) -> float:
+    """Ops per second of add(k) and search(j) taking turns, one thread (the benchmark's 50/50 mix)."""
     ops = 0
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
         for i in range(100):
             j = ops + i
             if j % 2:
-                search(queries[j % len(queries)])
+                search(j)
             else:
-                add(adds[(j // 2) % len(adds)])
+                add(j // 2)
         ops += 100
     return ops / (time.perf_counter() - started)
+
+
+def _mixed(add: Callable[[str], None], search: Callable[[str], object], w: Workload, seconds: float) -> float:
+    adds, queries = w.adds, w.searchable
+    return alternate(lambda k: add(adds[k % len(adds)]), lambda j: search(queries[j % len(queries)]), seconds)
 
 
 # -- SQLite FTS5 ------------------------------------------------------------------------------------
@@ -147,6 +152,8 @@ def bench_tantivy(directory: Path, w: Workload) -> dict[str, Any]:
     report["memory_ops_per_s"] = round(_mixed(add_every(1), search, w, min(w.seconds, 2.0)), 1)
     report["memory_ops_per_s_batched"] = round(_mixed(add_every(w.batch), search, w, w.seconds), 1)
     report["memory_ops_batch_size"] = w.batch
+    writer.commit()
+    writer.wait_merging_threads()  # no merge may still be writing when the directory is removed
     return report
 
 
