@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from e2e.kube import Cluster, wait_until
+from e2e.kube import Cluster, KubectlError, wait_until
 from e2e.pods import LoadRun, Toolbox, pod_names, psql, redis_cli
 from e2e.test_operator import cluster_manifest, wait_ready
 
@@ -118,15 +118,19 @@ def test_replicas_stream_and_engines_read_through_the_ro_service(
         seen = []
         for replica in replicas:
             pod = cluster.get("pod", replica, shared) or {}
-            receiver = cluster.run(
-                "kubectl", "exec", replica, "-n", shared, "-c", "postgres", "--", "psql", "-U", "postgres",
-                "-AtXc", "select status, sender_host, last_msg_receipt_time from pg_stat_wal_receiver",
-                check=False,
-            )  # fmt: skip
+            try:
+                receiver = psql(
+                    cluster,
+                    shared,
+                    replica,
+                    "select status, sender_host, last_msg_receipt_time from pg_stat_wal_receiver",
+                )
+            except KubectlError as exc:
+                receiver = exc.stderr.strip()
             logs = cluster.run("kubectl", "logs", replica, "-n", shared, "--tail=30", check=False)
             seen.append(
                 f"--- {replica}: {pod.get('status', {}).get('containerStatuses')}\n"
-                f"wal receiver: {receiver.stdout.strip()}{receiver.stderr.strip()}\n{logs.stdout}"
+                f"wal receiver: {receiver}\n{logs.stdout}"
             )
         pytest.fail(f"replicas not all streaming; pg_stat_replication: {last!r}\n" + "\n".join(seen))
     for replica in replicas:  # the replicas' own logs say so too

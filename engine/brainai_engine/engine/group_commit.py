@@ -35,7 +35,7 @@ class GroupCommit(Generic[T, R]):
         self.max_group = max_group
         self._queue: list[_Ticket[T, R]] = []
         self._queue_lock = threading.Lock()
-        self.groups = 0  # transactions made, for metrics and tests
+        self.groups = 0  # transactions made (tests and benchmarks read these)
         self.requests = 0
 
     def submit(self, request: T) -> R:

@@ -135,13 +135,14 @@ class Server:
         return pool
 
     # -- health -----------------------------------------------------------------------------------
-    def mark_down(self, exc: BaseException) -> None:
+    def mark_down(self, exc: BaseException) -> float:
+        """Returns the cooldown that starts now: when the server will next be tried."""
         with self._lock:
             if self.up:
                 log.warning("database %s (%s) unreachable: %s", self.name, self.dsn, type(exc).__name__)
             self.up = False
             self._cooldown.reset()
-            self._cooldown.fail()
+            return self._cooldown.fail()
 
     def _ensure_up(self) -> None:
         """Raise ServerDown during the cooldown; after it, let one caller probe and revive the pool."""
@@ -189,12 +190,11 @@ class Server:
             # No connection within the timeout: the server is gone if the pool holds none at all;
             # otherwise it is only busy, which is worth a retry but not a probe.
             if self.pool.get_stats().get("pool_size", 0) == 0:
-                self.mark_down(exc)
+                raise ServerDown(self.name, self.mark_down(exc)) from exc
             raise ServerDown(self.name) from exc
         except psycopg.Error as exc:
             if is_connection_error(exc, conn):
-                self.mark_down(exc)
-                raise ServerDown(self.name) from exc
+                raise ServerDown(self.name, self.mark_down(exc)) from exc
             raise
 
     def ping(self) -> bool:
