@@ -189,6 +189,11 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         {"postgres": {"enabled": True, "parameters": {"wal_level": "minimal"}}},
         "spec.postgres.parameters",
     ),
+    (
+        "pg-slots-parameter",
+        {"postgres": {"enabled": True, "parameters": {"max_replication_slots": "1"}}},
+        "spec.postgres.parameters",
+    ),
     ("monitoring-interval", {"monitoring": {"enabled": True, "interval": "5"}}, "spec.monitoring.interval"),
     ("image-no-break-space", {"engine": {"image": "brain-ai/engine:0.1.0\u00a0"}}, "spec.engine.image"),
     (

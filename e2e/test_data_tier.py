@@ -62,6 +62,7 @@ def test_postgres_and_redis_tiers_reach_ready_with_the_right_shape(cluster: Clus
     assert clone["name"] == "clone-primary"
     scripts = cluster.get("configmap", "data-postgres-scripts", namespace)["data"]
     assert "pg_basebackup" in scripts["clone-primary.sh"] and "-R" in scripts["clone-primary.sh"]
+    assert "max_slot_wal_keep_size=1280MB" in args  # a quarter of the 5Gi volume
     claim = primary["spec"]["volumeClaimTemplates"][0]["spec"]
     assert claim["resources"]["requests"]["storage"] == "5Gi"
     assert primary["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"

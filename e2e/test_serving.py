@@ -103,8 +103,12 @@ def test_replicas_stream_and_engines_read_through_the_ro_service(
     primary = f"{NAME}-postgres-primary-0"
     replicas = [f"{NAME}-postgres-replica-{i}" for i in range(2)]
     # Ready says each replica's server is up; its stream may still be catching up a moment later.
-    streams = "select application_name, state from pg_stat_replication order by 1"
-    expected = "\n".join(f"{r}\tstreaming" for r in replicas)
+    # Each streams through its own slot, which kept its WAL while the other replica was seeded.
+    streams = (
+        "select r.application_name, r.state, s.slot_name from pg_stat_replication r "
+        "left join pg_replication_slots s on s.active_pid = r.pid order by 1"
+    )
+    expected = "\n".join(f"{r}\tstreaming\t{r.replace('-', '_')}" for r in replicas)
     last = ""
 
     def both_streaming() -> bool:

@@ -416,7 +416,13 @@ POSTGRES_PARAMETERS: dict[str, str] = {
 }
 PARAMETER_NAME_PATTERN = r"^[a-z][a-z0-9_.]*$"
 # Streaming replication needs these; a user override would break the replicas.
-REPLICATION_PARAMETERS = ("wal_level", "hot_standby", "max_wal_senders", "listen_addresses")
+REPLICATION_PARAMETERS = (
+    "wal_level",
+    "hot_standby",
+    "max_wal_senders",
+    "max_replication_slots",
+    "listen_addresses",
+)
 
 
 class ExternalRef(KubeModel):

@@ -1,6 +1,10 @@
 """PostgreSQL for the engines: a primary, streaming read replicas, `-rw`/`-ro` Services, credentials.
 
-Replicas are seeded from the primary with `pg_basebackup -R` by an init container, then stream.
+Replicas are seeded from the primary with `pg_basebackup -R` by an init container, then stream
+through a physical replication slot named after their pod: without one, the checkpoint a second
+replica's base backup forces can recycle WAL the first has not streamed yet, and that replica never
+catches up. The slot's retention is bounded (`max_slot_wal_keep_size`), so a slot left behind by a
+removed replica cannot fill the primary's volume.
 Passwords live only in the Secret; containers read them from env, never from args or ConfigMaps.
 """
 
@@ -9,6 +13,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from kubernetes.utils.quantity import parse_quantity
+
+from brainai_operator.quantities import MI
 from brainai_operator.resources.common import (
     child_name,
     claim_template,
@@ -80,13 +87,17 @@ echo "host replication replicator all scram-sha-256" >> "$PGDATA/pg_hba.conf"
 CLONE_PRIMARY = """\
 #!/bin/bash
 # Seeds an empty replica volume from the primary; a seeded one is left alone. The stream carries
-# the pod's name, so the primary's pg_stat_replication says which replica each row is.
+# the pod's name, so the primary's pg_stat_replication says which replica each row is, and so does
+# its slot (created with the backup, so WAL is kept from the backup's start; a slot of the same
+# name left by an earlier copy of this volume is dropped first: what it kept is of no use now).
 set -euo pipefail
 if [ -s "$PGDATA/PG_VERSION" ]; then exit 0; fi
-until pg_isready -q -h "$PRIMARY_HOST" -p 5432; do echo "waiting for $PRIMARY_HOST"; sleep 2; done
+until pg_isready -q -h "$PRIMARY_HOST"; do echo "waiting for $PRIMARY_HOST"; sleep 2; done
 export PGPASSWORD="$REPLICATION_PASSWORD"
-pg_basebackup -d "host=$PRIMARY_HOST port=5432 user=replicator application_name=$POD_NAME" \\
-  -D "$PGDATA" -R -X stream --checkpoint=fast
+PRIMARY="host=$PRIMARY_HOST user=replicator application_name=$POD_NAME"
+SLOT="${POD_NAME//-/_}"
+pg_receivewal -d "$PRIMARY" --drop-slot -S "$SLOT" 2>/dev/null || true
+pg_basebackup -d "$PRIMARY" -D "$PGDATA" -R -X stream --checkpoint=fast -C -S "$SLOT"
 chmod 0700 "$PGDATA"
 """
 
@@ -100,12 +111,19 @@ def build_postgres_scripts(cluster: str, namespace: str) -> dict[str, Any]:
     }
 
 
+def slot_retention_mb(storage_size: str) -> int:
+    """WAL a replication slot may hold back: a quarter of the volume, at least 64 MB."""
+    return max(64, int(parse_quantity(storage_size)) // 4 // MI)
+
+
 def _server_args(tier: DataTier) -> list[str]:
     settings = {
+        "max_slot_wal_keep_size": f"{slot_retention_mb(tier.storage_size)}MB",
         **tier.parameters,
         "listen_addresses": "*",
         "wal_level": "replica",
-        "max_wal_senders": "10",
+        "max_wal_senders": "20",
+        "max_replication_slots": "20",
         "hot_standby": "on",
     }
     return [arg for key, value in sorted(settings.items()) for arg in ("-c", f"{key}={value}")]
@@ -202,6 +220,7 @@ def build_postgres_replicas(cluster: str, namespace: str, tier: DataTier) -> dic
         "env": [
             {"name": "PGDATA", "value": PGDATA},
             {"name": "PRIMARY_HOST", "value": names(cluster)["rw"]},
+            {"name": "PGPORT", "value": "5432"},
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             _secret_env(cluster, "REPLICATION_PASSWORD", "replication-password"),
         ],

@@ -36,6 +36,17 @@ def test_seed_parameters_are_defaults_and_overridable() -> None:
     )
     assert "work_mem=64MB" in args and "work_mem=256MB" not in args
     assert "wal_level=replica" in args and "hot_standby=on" in args
+    assert "max_replication_slots=20" in args
+
+
+def test_slot_retention_follows_the_volume_unless_set() -> None:
+    def args(**postgres: Any) -> list[str]:
+        sts = objs(**postgres)[("StatefulSet", "c-postgres-primary")]
+        return sts["spec"]["template"]["spec"]["containers"][0]["args"]
+
+    assert "max_slot_wal_keep_size=5120MB" in args(storage={"size": "20Gi"})
+    mine = args(storage={"size": "20Gi"}, parameters={"max_slot_wal_keep_size": "2GB"})
+    assert "max_slot_wal_keep_size=2GB" in mine and "max_slot_wal_keep_size=5120MB" not in mine
 
 
 def test_no_password_outside_the_secret() -> None:
