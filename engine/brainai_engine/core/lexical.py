@@ -29,6 +29,12 @@ pruning, as a full scan would (the benchmark's reference).
 most `count_budget` (they are then marked in a bitmap and counted: a few microseconds per thousand);
 otherwise it is estimated assuming the words occur independently, N * (1 - prod(1 - df/N)), never
 below the candidates found, and `search` says so.
+
+Layout: immutable `core.postings.Segment`s (built whole from a bulk batch, or frozen from the tail;
+memory-mapped once saved) plus a small mutable tail of per-word arrays that single writes append to,
+so every acknowledged write is searchable at once. A word's postings are the sorted parts it has in
+each layer; queries union and test membership part by part, so layers cost a binary search each and
+nothing is copied. `compact` merges segments off the write path.
 """
 
 from __future__ import annotations
@@ -40,12 +46,30 @@ from collections.abc import Callable
 
 import numpy as np
 
+from brainai_engine.core import postings as seg
 from brainai_engine.core.columns import MemoryColumns
+from brainai_engine.core.postings import MAX_BUCKET, Segment
 from brainai_engine.core.rwlock import RWLock
 
 K1 = 1.2
 B = 0.75
-MAX_BUCKET = 255
+BULK_SEGMENT = 1_000  # a batch at least this large becomes a segment of its own
+FREEZE_POSTINGS = 500_000  # the tail becomes a segment once it holds this many postings
+MAX_SEGMENTS = 8
+
+Parts = list[np.ndarray]  # one word's postings: a sorted uint32 array per layer that has the word
+
+
+class _Term:
+    """One query word resolved against every layer."""
+
+    __slots__ = ("df", "parts", "where", "word")
+
+    def __init__(self, word: str, parts: Parts, where: list[tuple[Segment, int]]) -> None:
+        self.word = word
+        self.parts = parts
+        self.df = sum(len(p) for p in parts)
+        self.where = where
 
 
 class LexicalIndex:
@@ -54,22 +78,46 @@ class LexicalIndex:
         self.max_postings = max_postings
         self.count_budget = 10 * max_postings
         self.lock = RWLock()
+        self._segments: list[Segment] = []
         self._post: dict[str, array] = {}
         self._by_len: dict[str, dict[int, array]] = {}
-        self.postings = 0
+        self._tail_postings = 0
+        self._terms: int | None = None
 
     def __len__(self) -> int:
         return self.columns.alive
 
     @property
+    def postings(self) -> int:
+        return self._tail_postings + sum(s.size for s in self._segments)
+
+    @property
     def terms(self) -> int:
-        return len(self._post)
+        """Distinct words over every layer (counted once per change of the layers)."""
+        if self._terms is None:
+            keys = [s.keys for s in self._segments]
+            if self._post:
+                keys.append(seg.term_keys(self._post))
+            self._terms = len(np.unique(np.concatenate(keys))) if keys else 0
+        return self._terms
+
+    def segments(self) -> list[Segment]:
+        with self.lock.read():
+            return list(self._segments)
 
     def add(self, ids: list[int], term_sets: list[set[str]]) -> None:
-        """Index memories (the caller holds the writer lock). Storage assigns ascending ids, so this
-        is an append; an id below one already indexed (a change applied from another engine
-        replica) is inserted in order instead, so postings stay sorted."""
+        """Index memories (the caller holds the writer lock). A large batch becomes a segment of its
+        own; smaller ones append to the tail. Storage assigns ascending ids, so that is an append; an
+        id below one already indexed (a change applied from another engine replica) is inserted in
+        order instead, so postings stay sorted."""
+        if len(ids) >= BULK_SEGMENT:
+            built = seg.build(ids, term_sets)
+            with self.lock.write():
+                self._segments.append(built)
+                self._terms = None
+            return
         with self.lock.write():
+            self._terms = None
             post, by_len = self._post, self._by_len
             n = 0
             for memory_id, terms in zip(ids, term_sets, strict=True):
@@ -91,7 +139,90 @@ class LexicalIndex:
                         arr.append(memory_id)
                         short.append(memory_id)
                 n += len(terms)
-            self.postings += n
+            self._tail_postings += n
+            if self._tail_postings >= FREEZE_POSTINGS:
+                self._freeze()
+
+    def freeze(self) -> None:
+        """Turn the tail into a segment (to save it; the caller holds the writer lock)."""
+        with self.lock.write():
+            self._freeze()
+
+    def _freeze(self) -> None:
+        if not self._post:
+            return
+        words = list(self._by_len)
+        keys = seg.term_keys(words)
+        order = np.argsort(keys)
+        rank_of = np.empty(len(words), dtype=np.int64)
+        rank_of[order] = np.arange(len(words))
+        ranks, ids, buckets = [], [], []
+        for i, word in enumerate(words):
+            for bucket, arr in self._by_len[word].items():
+                ids.append(np.frombuffer(arr, dtype=np.uint32))
+                ranks.append(np.full(len(arr), rank_of[i], dtype=np.int64))
+                buckets.append(np.full(len(arr), bucket, dtype=np.uint8))
+        self._segments.append(
+            seg.assemble(keys[order], np.concatenate(ranks), np.concatenate(ids), np.concatenate(buckets))
+        )
+        self._post, self._by_len, self._tail_postings = {}, {}, 0
+
+    def compact(
+        self, alive: np.ndarray, among: list[Segment], max_segments: int = MAX_SEGMENTS
+    ) -> list[Segment]:
+        """Merge some of `among` (segments of this index whose memories `alive` covers) and return
+        what stands in their place: all of them once the others together reach the largest (sizes
+        grow geometrically, so each posting is rewritten O(log n) times), else all but the largest
+        when there are more than `max_segments`. Deleted memories are dropped. The merge reads
+        immutable segments beside writes and searches; only the swap takes the lock."""
+        if len(among) <= 1:
+            return among
+        ordered = sorted(among, key=lambda s: s.size, reverse=True)
+        if sum(s.size for s in ordered[1:]) >= ordered[0].size:
+            chosen = ordered
+        elif len(ordered) > max_segments:
+            chosen = ordered[1:] if max_segments > 1 else ordered
+        else:
+            return among
+        merged = seg.merge(chosen, alive)
+        self.replace(chosen, merged)
+        return [s for s in among if s not in chosen] + [merged]
+
+    def replace(self, old: list[Segment], new: Segment) -> None:
+        """Put `new` (the same postings, merged or reloaded from disk) in place of `old`."""
+        gone = {id(s) for s in old}
+        with self.lock.write():
+            self._segments = [s for s in self._segments if id(s) not in gone] + [new]
+            self._terms = None
+
+    def _resolve(self, word: str) -> _Term | None:
+        parts: Parts = []
+        where: list[tuple[Segment, int]] = []
+        if self._segments:
+            key = seg.term_key(word)
+            for s in self._segments:
+                i = s.find(key)
+                if i >= 0:
+                    part = s.ids(i)
+                    if len(part):
+                        parts.append(part)
+                        where.append((s, i))
+        tail = self._post.get(word)
+        if tail is not None and len(tail):
+            parts.append(np.frombuffer(tail, dtype=np.uint32))
+        return _Term(word, parts, where) if parts else None
+
+    def _buckets(self, term: _Term) -> set[int]:
+        out = {int(b) for s, i in term.where for b in s.bucket_values(i)}
+        out.update(self._by_len.get(term.word, ()))
+        return out
+
+    def _bucket_parts(self, term: _Term, length: int) -> Parts:
+        parts = [s.bucket_ids(i, length) for s, i in term.where]
+        tail = self._by_len.get(term.word, {}).get(length)
+        if tail is not None:
+            parts.append(np.frombuffer(tail, dtype=np.uint32))
+        return [p for p in parts if len(p)]
 
     def search(
         self,
@@ -106,30 +237,29 @@ class LexicalIndex:
         match within the bound. `exact` unions every posting list (the benchmark's reference)."""
         cols = self.columns
         with self.lock.read():
-            terms_sorted = sorted((t for t in terms if t in self._post), key=lambda t: len(self._post[t]))
-            lists = [self._post[t] for t in terms_sorted]
-            if not lists:
+            found = [t for t in map(self._resolve, terms) if t is not None]
+            if not found:
                 return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32), 0, True
+            found.sort(key=lambda t: t.df)
             n_docs = max(cols.alive, 1)
             avg = max(cols.avg_length, 1e-6)
-            views = [np.frombuffer(arr, dtype=np.uint32) for arr in lists]
-            idfs = [math.log(1.0 + (n_docs - len(v) + 0.5) / (len(v) + 0.5)) for v in views]
+            idfs = [math.log(1.0 + (n_docs - t.df + 0.5) / (t.df + 0.5)) for t in found]
             max_norm = (K1 + 1.0) / (1.0 + K1 * (1.0 - B))
             cap = math.inf if exact else self.max_postings
             cands = np.empty(0, dtype=np.uint32)
             used = merged = 0
             capped = mixed = False
-            for i, view in enumerate(views):
+            for i, term in enumerate(found):
                 if by_relevance and not exact and i and len(cands) >= want:
-                    _, score = self._score(cands, views, idfs, avg, keep, merged == 1)
+                    _, score = self._score(cands, found, idfs, avg, keep, merged == 1)
                     kth = len(score) - want
                     if kth >= 0 and np.partition(score, kth)[kth] >= max_norm * sum(idfs[i:]):
                         break
-                if by_relevance and len(view) > cap:
+                if by_relevance and term.df > cap:
                     # This and every later term are common: take their postings shortest memories
                     # first (the highest possible scores) until nothing unseen can enter the top.
                     cands, added, capped = self._by_length(
-                        terms_sorted[i:], idfs[i:], cands, views, idfs, avg, keep, want
+                        found[i:], idfs[i:], cands, found, idfs, avg, keep, want
                     )
                     used += added
                     mixed = True
@@ -138,32 +268,34 @@ class LexicalIndex:
                 if room <= 0:
                     capped = True
                     break
-                if len(view) > room:
-                    view = view[len(view) - int(room) :]
+                parts = term.parts
+                if term.df > room:  # the most recent postings
+                    whole = parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts))
+                    parts = [whole[len(whole) - int(room) :]]
                     capped = True
-                cands = view.copy() if not len(cands) else np.union1d(cands, view)
-                used += len(view)
+                cands = _union(cands, parts)
+                used += sum(len(part) for part in parts)
                 merged = i + 1
-            ids, score = self._score(cands, views, idfs, avg, keep, merged == 1 and not mixed)
-            exact_total = merged == len(views) and not capped
+            ids, score = self._score(cands, found, idfs, avg, keep, merged == 1 and not mixed)
+            exact_total = merged == len(found) and not capped
             if exact_total:
                 total = len(ids)
-            elif sum(len(v) for v in views) <= self.count_budget:
-                total, exact_total = self._count(views, keep), True
+            elif sum(t.df for t in found) <= self.count_budget:
+                total, exact_total = self._count(found, keep), True
             else:
                 miss = 1.0
-                for v in views:
-                    miss *= 1.0 - len(v) / n_docs
+                for t in found:
+                    miss *= 1.0 - t.df / n_docs
                 total = max(len(ids), round(n_docs * (1.0 - miss)))
-            del views
         return ids, score, total, exact_total
 
-    def _count(self, views: list[np.ndarray], keep: Callable[[np.ndarray], np.ndarray] | None) -> int:
+    def _count(self, found: list[_Term], keep: Callable[[np.ndarray], np.ndarray] | None) -> int:
         """Live memories holding any of the terms (and passing `keep`), counted exactly."""
         cols = self.columns
         marked = np.zeros(len(cols.type), dtype=bool)
-        for view in views:
-            marked[view] = True
+        for term in found:
+            for part in term.parts:
+                marked[part] = True
         ids = np.flatnonzero(marked)
         mask = cols.type[ids] > 0
         if keep is not None:
@@ -172,10 +304,10 @@ class LexicalIndex:
 
     def _by_length(
         self,
-        common: list[str],
+        common: list[_Term],
         common_idfs: list[float],
         cands: np.ndarray,
-        views: list[np.ndarray],
+        found: list[_Term],
         idfs: list[float],
         avg: float,
         keep: Callable[[np.ndarray], np.ndarray] | None,
@@ -185,7 +317,7 @@ class LexicalIndex:
         the `want`-th best candidate beats the best score any memory not yet seen could reach
         (it holds only common terms and is at least this long). Exact unless the hard bound of
         `max_postings` x 10 added postings is reached first."""
-        buckets = sorted({length for t in common for length in self._by_len[t]})
+        buckets = sorted(set().union(*(self._buckets(t) for t in common)))
         idf_sum = sum(common_idfs)
         added = 0
         checked = 0
@@ -193,35 +325,29 @@ class LexicalIndex:
             # Re-score only after the candidate set grew by half: the checks then cost O(final size).
             if len(cands) >= max(want, checked * 3 // 2):
                 checked = len(cands)
-                _, score = self._score(cands, views, idfs, avg, keep, False)
+                _, score = self._score(cands, found, idfs, avg, keep, False)
                 kth = len(score) - want
                 bound = idf_sum * (K1 + 1.0) / (1.0 + K1 * (1.0 - B + B * length / avg))
                 if kth >= 0 and np.partition(score, kth)[kth] >= bound:
                     return cands, added, False
             if added > self.max_postings * 10:
                 return cands, added, True
-            parts = [
-                np.frombuffer(self._by_len[t][length], dtype=np.uint32)
-                for t in common
-                if length in self._by_len[t]
-            ]
-            if len(cands):
-                parts.append(cands)
-            added += sum(len(p) for p in parts) - len(cands)
-            cands = np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0].copy()
+            parts = [part for t in common for part in self._bucket_parts(t, length)]
+            cands = _union(cands, parts)
+            added += sum(len(part) for part in parts)
         return cands, added, False
 
     def _score(
         self,
         cands: np.ndarray,
-        views: list[np.ndarray],
+        found: list[_Term],
         idfs: list[float],
         avg: float,
         keep: Callable[[np.ndarray], np.ndarray] | None,
         from_first: bool,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Scores of live candidates; `from_first` says every candidate came from views[0], so its
-        membership needs no lookup (the common single-word query costs one gather)."""
+        """Scores of live candidates; `from_first` says every candidate came from the first term, so
+        its membership needs no lookup (the common single-word query costs one gather)."""
         cols = self.columns
         mask = cols.type[cands] > 0
         if keep is not None:
@@ -232,11 +358,25 @@ class LexicalIndex:
             if from_first
             else np.zeros(len(cands), dtype=np.float32)
         )
-        for j, (view, idf) in enumerate(zip(views, idfs, strict=True)):
+        for j, (term, idf) in enumerate(zip(found, idfs, strict=True)):
             if from_first and j == 0:
                 continue
-            pos = np.searchsorted(view, cands)
-            np.minimum(pos, len(view) - 1, out=pos)
-            score += np.float32(idf) * (view[pos] == cands)
+            hit = None
+            for part in term.parts:
+                pos = np.searchsorted(part, cands)
+                np.minimum(pos, len(part) - 1, out=pos)
+                here = part[pos] == cands
+                hit = here if hit is None else hit | here
+            score += np.float32(idf) * hit
         score *= (K1 + 1.0) / (1.0 + K1 * (1.0 - B + B * cols.length[cands] / avg))
         return cands.astype(np.int64), score
+
+
+def _union(cands: np.ndarray, parts: Parts) -> np.ndarray:
+    """Sorted distinct ids of `cands` and every part."""
+    if not len(cands) and len(parts) == 1:
+        return parts[0].copy()
+    arrays = [cands, *parts] if len(cands) else parts
+    if not arrays:
+        return cands
+    return np.unique(np.concatenate(arrays))

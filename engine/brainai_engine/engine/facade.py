@@ -603,6 +603,7 @@ class Engine:
         while not self._stop.wait(1.0):
             try:
                 self.maintain()
+                self.indexes.tidy(self.storage, self._writer)
             except StorageUnavailable as exc:  # e.g. the primary is down: retried next second
                 log.warning("maintenance pass postponed: %s", exc)
             except Exception:  # the loop must survive a transient storage error
@@ -706,6 +707,7 @@ class Engine:
                 self.storage.close()
 
     def _snapshot(self) -> None:
+        self.indexes.persist(self.storage, self._writer, force=True)
         self.indexes.save_snapshot(self.storage.snapshot_dir())
 
     def __enter__(self) -> Engine:

@@ -1,13 +1,25 @@
 """Derived search structures over stored memories, kept in step with storage by the engine.
 
 Owns the per-memory columns, the lexical (BM25) index and, with `search.backend = "vector"`, the
-hashed embedder and faiss index. Everything here is rebuilt from storage at open (the vector index
-may load a snapshot instead), so losing it never loses data.
+hashed embedder and faiss index. Storage stays the source of truth: losing any of this never loses
+data.
+
+The lexical index and the columns are saved next to an embedded store (`<db>.index/lexical/`: the
+index's immutable segments, the columns, and a manifest naming both and the store they belong to),
+every `PERSIST_INTERVAL_S` while it changes and at close. At open they are mapped back and caught
+up against storage's catalog of (id, type): memories added since (a crash skips the last save) are
+indexed, deleted ones hidden, retyped ones retyped. So a restart costs a catalog scan and the
+writes since the last save, not a rebuild; a missing, foreign or damaged index is rebuilt.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
+import threading
+import time
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,6 +30,7 @@ from brainai_engine.core.columns import TYPE_CODES, MemoryColumns
 from brainai_engine.core.embedding import HashingEmbedder
 from brainai_engine.core.index import VectorIndex
 from brainai_engine.core.lexical import LexicalIndex
+from brainai_engine.core.postings import Segment, load_arrays, save_arrays, write_manifest
 from brainai_engine.core.text import content_terms, tokenize
 from brainai_engine.storage.base import IndexRow, Storage
 
@@ -25,6 +38,9 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_MIN_VECTORS = 50_000
 REBUILD_BATCH = 20_000
+PERSIST_INTERVAL_S = 30.0
+INDEX_FORMAT = 1
+_COLUMNS = ("type", "confidence", "created", "length")
 
 
 class MemoryIndexes:
@@ -37,6 +53,10 @@ class MemoryIndexes:
         dim = config.search.embedding_dim
         self.vectors = VectorIndex(dim, config.search) if self.vector_enabled else None
         self.dirty = False
+        self.changes = 0  # bumps with every change to the lexical index or the columns
+        self._saved_changes = 0
+        self._saved_at = time.monotonic()
+        self._persisting = threading.Lock()
 
     def add(
         self,
@@ -65,6 +85,7 @@ class MemoryIndexes:
                 np.fromiter((len(s) for s in term_sets), dtype=np.float32, count=len(ids)),
             )
         self.lexical.add(ids, term_sets)
+        self.changes += 1
         if self.vectors is not None:
             vecs = self.embedder.embed_tokens(token_lists)
             if len(self.vectors) == 0 and self.vectors.max_id == 0 and len(ids) > 1:
@@ -90,12 +111,28 @@ class MemoryIndexes:
         if self.vectors is not None and ids:
             self.vectors.remove(ids)
         self.dirty = True
+        self.changes += 1
 
     def set_type(self, memory_id: int, mtype: str) -> None:
         self.columns.set_type(memory_id, mtype)
+        self.changes += 1
 
     def load(self, storage: Storage) -> None:
-        """Rebuild from storage; the vector index loads its snapshot when one matches."""
+        """Open the saved lexical index and catch it up, or rebuild from storage (the vector index
+        loads its own snapshot when one matches)."""
+        if self.vectors is None and self._persistent(storage):
+            directory = self._directory(storage)
+            try:
+                if self._open_saved(directory, storage):
+                    return
+            except Exception:  # the index is only a cache of storage: rebuild it
+                log.exception("saved search index at %s unusable; rebuilding", directory)
+                self.columns = MemoryColumns(len(self.columns.type))
+                self.lexical = LexicalIndex(self.columns, self.config.search.max_postings)
+        self._rebuild(storage)
+        self.changes += 1
+
+    def _rebuild(self, storage: Storage) -> None:
         snap = storage.snapshot_dir()
         loaded_upto = 0
         v = self.vectors
@@ -112,6 +149,7 @@ class MemoryIndexes:
         for rows in storage.iter_memory_rows(batch=REBUILD_BATCH):
             tokens = [tokenize(r[1]) for r in rows]
             self.add_rows(rows, tokens)
+            self.lexical.compact(self.columns.type, self.lexical.segments())
             if vectors is not None:
                 new = [i for i, r in enumerate(rows) if r[0] > loaded_upto]
                 pending_ids.append(np.asarray([rows[i][0] for i in new], dtype=np.int64))
@@ -127,6 +165,111 @@ class MemoryIndexes:
             self.dirty = True
         else:
             self.dirty = False
+
+    # -- the saved lexical index ------------------------------------------------------------------
+    def _persistent(self, storage: Storage) -> bool:
+        cfg = self.config
+        return bool(cfg.search.precomputed_indexes and cfg.storage.snapshot_index and storage.snapshot_dir())
+
+    @staticmethod
+    def _directory(storage: Storage) -> Path:
+        snap = storage.snapshot_dir()
+        assert snap is not None
+        return snap / "lexical"
+
+    def _open_saved(self, directory: Path, storage: Storage) -> bool:
+        manifest_file = directory / "manifest.json"
+        if not manifest_file.exists():
+            return False
+        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+        if manifest.get("format") != INDEX_FORMAT or manifest.get("store") != storage.store_id():
+            log.warning("saved search index at %s is not this store's; rebuilding", directory)
+            return False
+        started = time.perf_counter()
+        segments = [Segment.load(directory / name) for name in manifest["segments"]]
+        saved = load_arrays(directory / manifest["columns"], _COLUMNS)
+        catalog = storage.memory_catalog()
+        ids = np.fromiter((r[0] for r in catalog), dtype=np.int64, count=len(catalog))
+        codes = np.fromiter((TYPE_CODES[r[1]] for r in catalog), dtype=np.uint8, count=len(catalog))
+        size = len(saved["type"])
+        known = np.zeros(len(ids), dtype=bool)
+        inside = ids < size
+        known[inside] = saved["type"][ids[inside]] > 0
+        held = ids[known]
+        # The index's columns for the memories it holds, with storage's types; every other id hidden.
+        cols = self.columns = MemoryColumns(max(size, int(ids[-1]) + 1 if len(ids) else 0))
+        for name in ("confidence", "created", "length"):
+            getattr(cols, name)[:size] = saved[name]
+        cols.type[held] = codes[known]
+        cols.alive = len(held)
+        cols.total_length = float(cols.length[held].sum())
+        self.lexical = LexicalIndex(cols, self.config.search.max_postings)
+        for segment in segments:
+            self.lexical.replace([], segment)
+        stale = cols.alive != manifest["memories"] or not np.array_equal(saved["type"][held], codes[known])
+        missing = ids[~known]
+        if len(missing):
+            wanted = set(missing.tolist())
+            for rows in storage.iter_memory_rows(after_id=int(missing[0]) - 1, batch=REBUILD_BATCH):
+                self.add_rows([r for r in rows if r[0] in wanted])
+        self._saved_changes, self.changes = 0, int(stale or len(missing) > 0)
+        self._saved_at = time.monotonic()
+        log.info(
+            "search index opened from %s in %.2f s: %d memories, %d indexed since it was saved",
+            directory,
+            time.perf_counter() - started,
+            cols.alive,
+            len(missing),
+        )
+        return True
+
+    def tidy(self, storage: Storage, writer: threading.Lock) -> None:
+        """Merge segments when due and save the index when due (the maintenance thread, outside
+        `writer`)."""
+        segments = self.lexical.segments()
+        self.lexical.compact(self.columns.type, segments)
+        self.persist(storage, writer)
+
+    def persist(self, storage: Storage, writer: threading.Lock, force: bool = False) -> bool:
+        """Save the lexical index and columns when they changed (at most every `PERSIST_INTERVAL_S`
+        unless `force`). Only freezing the tail and copying the columns hold `writer`; merging and
+        writing run beside new writes and searches, and cover exactly what was frozen."""
+        if self.vectors is not None or not self._persistent(storage):
+            return False
+        with self._persisting:
+            due = force or time.monotonic() - self._saved_at >= PERSIST_INTERVAL_S
+            if self.changes == self._saved_changes or not due:
+                return False
+            with writer:
+                changes = self.changes
+                self.lexical.freeze()
+                frozen = self.lexical.segments()
+                columns = {name: getattr(self.columns, name).copy() for name in _COLUMNS}
+            frozen = self.lexical.compact(columns["type"], frozen)
+            directory = self._directory(storage)
+            directory.mkdir(parents=True, exist_ok=True)
+            names = []
+            for segment in frozen:
+                if segment.path is None:
+                    segment.save(directory / f"segment-{uuid.uuid4().hex[:12]}")
+                    self.lexical.replace([segment], Segment.load(directory / segment.path.name))
+                names.append(segment.path.name)
+            column_dir = directory / f"columns-{uuid.uuid4().hex[:12]}"
+            save_arrays(column_dir, columns)
+            manifest = {
+                "format": INDEX_FORMAT,
+                "store": storage.store_id(),
+                "segments": names,
+                "columns": column_dir.name,
+                "memories": int(np.count_nonzero(columns["type"])),
+            }
+            write_manifest(directory, manifest)
+            for entry in directory.iterdir():
+                if entry.is_dir() and entry.name not in {*names, column_dir.name}:
+                    shutil.rmtree(entry, ignore_errors=True)
+            self._saved_changes = changes
+            self._saved_at = time.monotonic()
+            return True
 
     def maintain(self) -> None:
         if self.vectors is not None:

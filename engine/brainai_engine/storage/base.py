@@ -118,6 +118,16 @@ class Storage(ABC):
     def memory_ids(self) -> list[int]:
         """Every stored memory id, ascending."""
 
+    def memory_catalog(self) -> list[tuple[int, str]]:
+        """(id, type) of every stored memory, ascending: what a saved search index is checked
+        against at open (memories added, deleted or retyped since it was saved)."""
+        return [(r[0], r[2]) for rows in self.iter_memory_rows() for r in rows]
+
+    def store_id(self) -> str | None:
+        """A random identity minted with the store, so an index saved for one store is never
+        loaded for another (a restored backup, a replaced file); None when there is none."""
+        return None
+
     @abstractmethod
     def working_set(self) -> list[MemoryRecord]:
         """Records whose type is `working` (to restore working memory at open)."""

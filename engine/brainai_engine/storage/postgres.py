@@ -322,6 +322,11 @@ class PostgresStorage(Storage):
         rows, _ = self._read(lambda c: c.execute("SELECT id FROM memories ORDER BY id").fetchall())
         return [r[0] for r in rows]
 
+    def memory_catalog(self) -> list[tuple[int, str]]:
+        sql = "SELECT id, type FROM memories ORDER BY id"
+        rows, _ = self._read(lambda c: c.execute(sql).fetchall())
+        return [tuple(r) for r in rows]
+
     def working_set(self) -> list[MemoryRecord]:
         sql = f"SELECT {_MEMORY_COLS} FROM memories WHERE type = 'working'"
         rows, _ = self._read(lambda c: c.execute(sql).fetchall())

@@ -286,6 +286,17 @@ class SQLiteStorage(Storage):
     def memory_ids(self) -> list[int]:
         return [r[0] for r in self._reader().execute("SELECT id FROM memories ORDER BY id")]
 
+    def memory_catalog(self) -> list[tuple[int, str]]:
+        return self._reader().execute("SELECT id, type FROM memories ORDER BY id").fetchall()
+
+    def store_id(self) -> str | None:
+        with self._write_lock:
+            self._writer.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', lower(hex(randomblob(16))))"
+            )
+            row = self._writer.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+        return str(row[0])
+
     def working_set(self) -> list[MemoryRecord]:
         sql = f"SELECT {_MEMORY_COLS} FROM memories WHERE type = 'working'"
         rows = self._reader().execute(sql).fetchall()
