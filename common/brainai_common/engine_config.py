@@ -340,8 +340,8 @@ class StorageConfig(_Section):
     buffer_pool_size_mb: int = Field(default=256, ge=0, description="SQLite page cache.")
     snapshot_index: bool = Field(
         default=True,
-        description="Write vector-index snapshots next to the "
-        "database so restarts load instead of rebuilding.",
+        description="Save the search index (lexical segments and columns, or the vector index) next "
+        "to an embedded database so restarts load it and catch up instead of rebuilding.",
     )
 
 

@@ -290,17 +290,20 @@ class LexicalIndex:
         return ids, score, total, exact_total
 
     def _count(self, found: list[_Term], keep: Callable[[np.ndarray], np.ndarray] | None) -> int:
-        """Live memories holding any of the terms (and passing `keep`), counted exactly."""
+        """Live memories holding any of the terms (and passing `keep`), counted exactly: marked in a
+        bitmap over the ids' range only (fresh zero pages cost nothing until touched)."""
         cols = self.columns
-        marked = np.zeros(len(cols.type), dtype=bool)
-        for term in found:
-            for part in term.parts:
-                marked[part] = True
-        ids = np.flatnonzero(marked)
-        mask = cols.type[ids] > 0
-        if keep is not None:
-            mask &= keep(ids)
-        return int(np.count_nonzero(mask))
+        parts = [part for term in found for part in term.parts]
+        lo = min(int(part[0]) for part in parts)
+        hi = max(int(part[-1]) for part in parts) + 1
+        marked = np.zeros(hi, dtype=bool)
+        for part in parts:
+            marked[part] = True
+        live = marked[lo:hi] & (cols.type[lo:hi] > 0)
+        if keep is None:
+            return int(np.count_nonzero(live))
+        ids = np.flatnonzero(live) + lo
+        return int(np.count_nonzero(keep(ids)))
 
     def _by_length(
         self,
@@ -361,22 +364,38 @@ class LexicalIndex:
         for j, (term, idf) in enumerate(zip(found, idfs, strict=True)):
             if from_first and j == 0:
                 continue
-            hit = None
+            hit = np.zeros(len(cands), dtype=bool)
             for part in term.parts:
-                pos = np.searchsorted(part, cands)
-                np.minimum(pos, len(part) - 1, out=pos)
-                here = part[pos] == cands
-                hit = here if hit is None else hit | here
+                _mark_members(cands, part, hit)
             score += np.float32(idf) * hit
         score *= (K1 + 1.0) / (1.0 + K1 * (1.0 - B + B * cols.length[cands] / avg))
         return cands.astype(np.int64), score
 
 
+def _mark_members(cands: np.ndarray, part: np.ndarray, hit: np.ndarray) -> None:
+    """Set `hit[i]` where `cands[i]` is in `part` (both sorted): binary searches of the shorter in
+    the longer, so a rare word costs its few postings and a common one the candidates."""
+    if not len(cands):
+        return
+    if len(part) < len(cands):
+        pos = np.searchsorted(cands, part)
+        np.minimum(pos, len(cands) - 1, out=pos)
+        hit[pos[cands[pos] == part]] = True
+    else:
+        pos = np.searchsorted(part, cands)
+        np.minimum(pos, len(part) - 1, out=pos)
+        hit |= part[pos] == cands
+
+
 def _union(cands: np.ndarray, parts: Parts) -> np.ndarray:
-    """Sorted distinct ids of `cands` and every part."""
-    if not len(cands) and len(parts) == 1:
-        return parts[0].copy()
-    arrays = [cands, *parts] if len(cands) else parts
-    if not arrays:
-        return cands
-    return np.unique(np.concatenate(arrays))
+    """Sorted distinct ids of `cands` and every part. All are sorted runs, which a stable sort
+    (timsort) merges in linear time; a hash-based unique would not know they are sorted."""
+    arrays = [a for a in (cands, *parts) if len(a)]
+    if len(arrays) <= 1:
+        return arrays[0].copy() if arrays else cands
+    merged = np.concatenate(arrays)
+    merged.sort(kind="stable")
+    distinct = np.empty(len(merged), dtype=bool)
+    distinct[0] = True
+    np.not_equal(merged[1:], merged[:-1], out=distinct[1:])
+    return merged[distinct]

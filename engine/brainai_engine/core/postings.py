@@ -103,8 +103,10 @@ def load_arrays(directory: Path, names: Iterable[str], mapped: bool = False) -> 
     out = {}
     for name in names:
         file = directory / f"{name}.npy"
-        # A small array costs nothing to read (and an empty one cannot be mapped).
-        out[name] = np.load(file, mmap_mode="r" if mapped and file.stat().st_size > 4096 else None)
+        # A small array costs nothing to read (and an empty one cannot be mapped). A mapped one is
+        # used as a plain ndarray view: np.memmap's Python-level slicing costs microseconds a call.
+        array = np.load(file, mmap_mode="r" if mapped and file.stat().st_size > 4096 else None)
+        out[name] = np.asarray(array)
     return out
 
 

@@ -248,15 +248,17 @@ class MemoryIndexes:
             frozen = self.lexical.compact(columns["type"], frozen)
             directory = self._directory(storage)
             directory.mkdir(parents=True, exist_ok=True)
-            names = []
+            names: list[str] = []
             for segment in frozen:
-                if segment.path is None:
-                    segment.save(directory / f"segment-{uuid.uuid4().hex[:12]}")
-                    self.lexical.replace([segment], Segment.load(directory / segment.path.name))
-                names.append(segment.path.name)
+                path = segment.path
+                if path is None:
+                    path = directory / f"segment-{uuid.uuid4().hex[:12]}"
+                    segment.save(path)
+                    self.lexical.replace([segment], Segment.load(path))  # mapped, off the heap
+                names.append(path.name)
             column_dir = directory / f"columns-{uuid.uuid4().hex[:12]}"
             save_arrays(column_dir, columns)
-            manifest = {
+            manifest: dict[str, object] = {
                 "format": INDEX_FORMAT,
                 "store": storage.store_id(),
                 "segments": names,
