@@ -188,9 +188,9 @@ class MemoryIndexes:
         started = time.perf_counter()
         segments = [Segment.load(directory / name) for name in manifest["segments"]]
         saved = load_arrays(directory / manifest["columns"], _COLUMNS)
-        catalog = storage.memory_catalog()
-        ids = np.fromiter((r[0] for r in catalog), dtype=np.int64, count=len(catalog))
-        codes = np.fromiter((TYPE_CODES[r[1]] for r in catalog), dtype=np.uint8, count=len(catalog))
+        pages = list(storage.memory_catalog(TYPE_CODES))
+        ids = np.concatenate([p[0] for p in pages]) if pages else np.empty(0, dtype=np.int64)
+        codes = np.concatenate([p[1] for p in pages]) if pages else np.empty(0, dtype=np.uint8)
         size = len(saved["type"])
         known = np.zeros(len(ids), dtype=bool)
         inside = ids < size
@@ -244,7 +244,9 @@ class MemoryIndexes:
                 changes = self.changes
                 self.lexical.freeze()
                 frozen = self.lexical.segments()
-                columns = {name: getattr(self.columns, name).copy() for name in _COLUMNS}
+                used = np.flatnonzero(self.columns.type)
+                end = int(used[-1]) + 1 if len(used) else 0
+                columns = {name: getattr(self.columns, name)[:end].copy() for name in _COLUMNS}
             frozen = self.lexical.compact(columns["type"], frozen)
             directory = self._directory(storage)
             directory.mkdir(parents=True, exist_ok=True)

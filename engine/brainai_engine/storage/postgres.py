@@ -18,14 +18,16 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import numpy as np
 import psycopg
 
 from brainai_common.engine_config import DatabaseConfig
 from brainai_engine.storage import changes as ch
 from brainai_engine.storage.base import (
+    CATALOG_PAGE,
     ConceptRecord,
     EdgeRecord,
     IndexRow,
@@ -36,6 +38,8 @@ from brainai_engine.storage.base import (
     StoreCounts,
     WriteBatch,
     WriteResult,
+    catalog_page,
+    catalog_query,
 )
 from brainai_engine.storage.pg_schema import LATEST, WRITE_LOCK, current_version, migrate
 from brainai_engine.storage.pg_servers import COOLDOWN_S, Server, ServerDown, Servers
@@ -322,10 +326,15 @@ class PostgresStorage(Storage):
         rows, _ = self._read(lambda c: c.execute("SELECT id FROM memories ORDER BY id").fetchall())
         return [r[0] for r in rows]
 
-    def memory_catalog(self) -> list[tuple[int, str]]:
-        sql = "SELECT id, type FROM memories ORDER BY id"
-        rows, _ = self._read(lambda c: c.execute(sql).fetchall())
-        return [tuple(r) for r in rows]
+    def memory_catalog(self, codes: Mapping[str, int]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        sql, params = catalog_query(codes, "%s")
+        last = 0
+        while True:
+            rows, _ = self._read(functools.partial(_fetch_all, sql, (*params, last, CATALOG_PAGE)))
+            if not rows:
+                return
+            yield catalog_page(rows)
+            last = rows[-1][0]
 
     def working_set(self) -> list[MemoryRecord]:
         sql = f"SELECT {_MEMORY_COLS} FROM memories WHERE type = 'working'"

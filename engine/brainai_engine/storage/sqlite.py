@@ -13,12 +13,15 @@ import json
 import sqlite3
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from brainai_common.engine_config import DatabaseConfig, StorageConfig
 from brainai_engine.storage.base import (
+    CATALOG_PAGE,
     ConceptRecord,
     EdgeRecord,
     IndexRow,
@@ -28,6 +31,7 @@ from brainai_engine.storage.base import (
     StoreCounts,
     WriteBatch,
     WriteResult,
+    catalog_page,
 )
 from brainai_engine.storage.lock import StoreLock
 
@@ -45,6 +49,7 @@ CREATE TABLE IF NOT EXISTS memories (
     context TEXT
 );
 CREATE INDEX IF NOT EXISTS memories_working ON memories(id) WHERE type = 'working';
+CREATE INDEX IF NOT EXISTS memories_type ON memories(type);
 CREATE TABLE IF NOT EXISTS concepts (
     name TEXT PRIMARY KEY, usage_count INTEGER NOT NULL, confidence REAL NOT NULL,
     created_at REAL NOT NULL, last_used REAL NOT NULL
@@ -286,8 +291,24 @@ class SQLiteStorage(Storage):
     def memory_ids(self) -> list[int]:
         return [r[0] for r in self._reader().execute("SELECT id FROM memories ORDER BY id")]
 
-    def memory_catalog(self) -> list[tuple[int, str]]:
-        return self._reader().execute("SELECT id, type FROM memories ORDER BY id").fetchall()
+    def memory_catalog(self, codes: Mapping[str, int]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        # One scan of the (type) index, which covers (id, type) in a few bytes a row, instead of
+        # the table's pages with every content; sorted by id here. Its own connection with a small
+        # page cache, so the scan leaves no reader's cache (heap) full of pages read once.
+        cases = " ".join("WHEN ? THEN ?" for _ in codes)
+        sql = f"SELECT id, CASE type {cases} ELSE 0 END FROM memories INDEXED BY memories_type"
+        conn = self._connect()
+        try:
+            conn.execute("PRAGMA cache_size=-2048")
+            cursor = conn.execute(sql, [v for item in codes.items() for v in item])
+            pages = [catalog_page(rows) for rows in iter(lambda: cursor.fetchmany(CATALOG_PAGE), [])]
+        finally:
+            conn.close()
+        if pages:
+            ids = np.concatenate([p[0] for p in pages])
+            types = np.concatenate([p[1] for p in pages])
+            order = np.argsort(ids, kind="stable")
+            yield ids[order], types[order]
 
     def store_id(self) -> str | None:
         with self._write_lock:

@@ -94,7 +94,10 @@ os._exit(0)
 """
 
 
-def test_a_crash_after_the_save_is_caught_up(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_crash_after_the_save_is_caught_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("brainai_engine.storage.sqlite.CATALOG_PAGE", 1_000)  # the catalog in pages
     data = tmp_path / "data"
     repo = Path(__file__).resolve().parents[3]
     script = textwrap.dedent(CRASH)

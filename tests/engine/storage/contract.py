@@ -53,3 +53,8 @@ def check_write_and_read_back_everything(
     counts = store.counts()
     got = (counts.memories, counts.working_memories, counts.concepts, counts.edges, counts.segments)
     assert got == (2, 1, 1, 1, 1)
+    store.write(WriteBatch(memory_types=[(1, "episodic")]))
+    codes = {"working": 1, "episodic": 2, "semantic": 3}
+    eventually(
+        lambda: [(i.tolist(), c.tolist()) for i, c in store.memory_catalog(codes)] == [([1, 2], [2, 3])]
+    )
