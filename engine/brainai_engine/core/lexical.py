@@ -373,10 +373,14 @@ class LexicalIndex:
 
 
 def _mark_members(cands: np.ndarray, part: np.ndarray, hit: np.ndarray) -> None:
-    """Set `hit[i]` where `cands[i]` is in `part` (both sorted): binary searches of the shorter in
-    the longer, so a rare word costs its few postings and a common one the candidates."""
-    if not len(cands):
+    """Set `hit[i]` where `cands[i]` is in `part` (both sorted). Only candidates within the part's
+    id range are looked at (segments mostly hold disjoint id ranges), and the shorter side is
+    searched in the longer, so a rare word costs its few postings and a common one the candidates."""
+    lo = int(np.searchsorted(cands, part[0]))
+    hi = int(np.searchsorted(cands, part[-1], side="right"))
+    if lo >= hi:
         return
+    cands, hit = cands[lo:hi], hit[lo:hi]
     if len(part) < len(cands):
         pos = np.searchsorted(cands, part)
         np.minimum(pos, len(cands) - 1, out=pos)

@@ -124,26 +124,67 @@ def build(ids: Sequence[int], term_sets: Sequence[set[str]]) -> Segment:
     return assemble(keys[order], rank[np.asarray(flat, dtype=np.int64)], doc_ids, buckets)
 
 
-def merge(segments: Sequence[Segment], alive: np.ndarray | None = None) -> Segment:
-    """One segment holding every posting of `segments` whose id is alive (`alive[id] > 0`)."""
-    keys = np.unique(np.concatenate([s.keys for s in segments])) if segments else np.empty(0, np.uint64)
-    ranks, ids, buckets = [], [], []
-    for s in segments:
-        counts = np.diff(s.starts)
-        rank = np.repeat(np.searchsorted(keys, s.keys), counts)
-        doc = np.asarray(s.by_length)
-        bucket = np.asarray(s.buckets)
-        if alive is not None:
-            inside = doc < len(alive)
-            keep = np.zeros(len(doc), dtype=bool)
-            keep[inside] = alive[doc[inside]] > 0
-            rank, doc, bucket = rank[keep], doc[keep], bucket[keep]
-        ranks.append(rank)
-        ids.append(doc)
-        buckets.append(bucket)
+def merge(segments: Sequence[Segment], alive: np.ndarray | None = None, chunk: int = 1 << 20) -> Segment:
+    """One segment holding every posting of `segments` whose id is alive (`alive[id] > 0`).
+
+    Built a range of terms at a time (about `chunk` postings each) and concatenated: the sort keys
+    of a whole million-memory index at once would take a gigabyte for a few seconds."""
     if not segments:
-        return assemble(keys, np.empty(0, np.int64), _EMPTY_U32, np.empty(0, np.uint8))
-    return assemble(keys, np.concatenate(ranks), np.concatenate(ids), np.concatenate(buckets))
+        return build([], [])
+    keys = np.unique(np.concatenate([s.keys for s in segments]))
+    counts = np.zeros(len(keys), dtype=np.int64)
+    for s in segments:
+        counts[np.searchsorted(keys, s.keys)] += np.diff(s.starts)
+    cumulative = np.cumsum(counts)
+    cuts = np.searchsorted(cumulative, np.arange(chunk, int(cumulative[-1]), chunk), side="right")
+    bounds = np.unique(np.concatenate([[0], cuts, [len(keys)]]))
+    pieces = []
+    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        ranks, ids, buckets = [], [], []
+        for s in segments:
+            i, j = np.searchsorted(s.keys, keys[[a, b - 1]])
+            j += int(j < len(s.keys) and s.keys[j] == keys[b - 1])
+            if i == j:
+                continue
+            lo, hi = int(s.starts[i]), int(s.starts[j])
+            rank = np.repeat(np.searchsorted(keys[a:b], s.keys[i:j]), np.diff(s.starts[i : j + 1]))
+            doc, bucket = s.by_length[lo:hi], s.buckets[lo:hi]
+            if alive is not None:
+                keep = np.zeros(len(doc), dtype=bool)
+                inside = doc < len(alive)
+                keep[inside] = alive[doc[inside]] > 0
+                rank, doc, bucket = rank[keep], doc[keep], bucket[keep]
+            ranks.append(rank)
+            ids.append(doc)
+            buckets.append(bucket)
+        pieces.append(
+            assemble(keys[a:b], np.concatenate(ranks), np.concatenate(ids), np.concatenate(buckets))
+        )
+    return _concatenate(pieces)
+
+
+def _concatenate(pieces: list[Segment]) -> Segment:
+    """Segments over disjoint, ascending key ranges laid end to end."""
+    posting_base = np.cumsum([0] + [p.size for p in pieces])
+    dir_base = np.cumsum([0] + [len(p.dir_bucket) for p in pieces])
+    return Segment(
+        keys=np.concatenate([p.keys for p in pieces]),
+        starts=np.concatenate(
+            [p.starts[:-1] + base for p, base in zip(pieces, posting_base, strict=False)]
+            + [posting_base[-1:]]
+        ),
+        postings=np.concatenate([p.postings for p in pieces]),
+        by_length=np.concatenate([p.by_length for p in pieces]),
+        buckets=np.concatenate([p.buckets for p in pieces]),
+        dir_start=np.concatenate(
+            [p.dir_start[:-1] + base for p, base in zip(pieces, dir_base, strict=False)] + [dir_base[-1:]]
+        ),
+        dir_bucket=np.concatenate([p.dir_bucket for p in pieces]),
+        dir_offset=np.concatenate(
+            [p.dir_offset[:-1] + base for p, base in zip(pieces, posting_base, strict=False)]
+            + [posting_base[-1:]]
+        ),
+    )
 
 
 def assemble(keys: np.ndarray, rank: np.ndarray, ids: np.ndarray, buckets: np.ndarray) -> Segment:

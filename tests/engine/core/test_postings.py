@@ -122,3 +122,28 @@ def test_segment_arrays_round_trip(tmp_path: Path) -> None:
     assert loaded.bucket_ids(loaded.find(postings.term_key("b")), 1).tolist() == [9]
     assert loaded.find(postings.term_key("zzz")) == -1
     assert postings.term_key("a") == postings.term_key("a") != postings.term_key("b")
+
+
+def test_a_merge_built_in_term_ranges_equals_one_built_whole() -> None:
+    docs = corpus(3)
+    half = len(docs) // 2
+    parts = [
+        postings.build(list(range(1, half + 1)), docs[:half]),
+        postings.build(list(range(half + 1, len(docs) + 1)), docs[half:]),
+    ]
+    alive = np.ones(len(docs) + 1, dtype=np.uint8)
+    alive[::5] = 0
+    whole = postings.merge(parts, alive)
+    ranged = postings.merge(parts, alive, chunk=500)
+    for name in (
+        "keys",
+        "starts",
+        "postings",
+        "by_length",
+        "buckets",
+        "dir_start",
+        "dir_bucket",
+        "dir_offset",
+    ):
+        assert np.array_equal(getattr(whole, name), getattr(ranged, name)), name
+    assert not np.isin(whole.postings, np.flatnonzero(alive == 0)).any()
