@@ -40,9 +40,11 @@ nothing is copied. `compact` merges segments off the write path.
 from __future__ import annotations
 
 import math
+import threading
 from array import array
 from bisect import insort
 from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 
@@ -56,20 +58,74 @@ B = 0.75
 BULK_SEGMENT = 1_000  # a batch at least this large becomes a segment of its own
 FREEZE_POSTINGS = 500_000  # the tail becomes a segment once it holds this many postings
 MAX_SEGMENTS = 8
+BITMAP_MIN_DF = 20_000
 
 Parts = list[np.ndarray]  # one word's postings: a sorted uint32 array per layer that has the word
+
+
+class _Marks:
+    """Scratch bitmaps over the ids in which common words of one query are marked: such a word
+    tested against large candidate sets several times costs a gather per test instead of binary
+    searches into hundreds of thousands of postings. Bitmaps come from a pool shared by all
+    threads (fresh zero pages would fault on first touch; a pool per thread would hold memory for
+    every idle thread) and go back cleared, word by word, when the query ends."""
+
+    KEEP = 8  # bitmaps the pool keeps between queries
+    _free: ClassVar[list[np.ndarray]] = []
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, size: int) -> None:
+        self.size = max(size, 1024)
+        self.taken: list[tuple[np.ndarray, _Term]] = []
+
+    def mark(self, term: _Term) -> np.ndarray | None:
+        if len(self.taken) == self.KEEP:
+            return None
+        with self._lock:
+            bitmap = self._free.pop() if self._free else None
+        if bitmap is None or len(bitmap) < self.size:
+            bitmap = np.zeros(self.size, dtype=bool)
+        for part in term.parts:
+            bitmap[part] = True
+        self.taken.append((bitmap, term))
+        return bitmap
+
+    def release(self) -> None:
+        for bitmap, term in self.taken:
+            for part in term.parts:
+                bitmap[part] = False
+        with self._lock:
+            room = self.KEEP - len(self._free)
+            self._free.extend(bitmap for bitmap, _ in self.taken[: max(room, 0)])
+        self.taken.clear()
 
 
 class _Term:
     """One query word resolved against every layer."""
 
-    __slots__ = ("df", "parts", "where", "word")
+    __slots__ = ("_bitmap", "_tests", "df", "parts", "where", "word")
 
     def __init__(self, word: str, parts: Parts, where: list[tuple[Segment, int]]) -> None:
         self.word = word
         self.parts = parts
         self.df = sum(len(p) for p in parts)
         self.where = where
+        self._bitmap: np.ndarray | None = None
+        self._tests = 0
+
+    def members(self, cands: np.ndarray, marks: _Marks) -> np.ndarray:
+        """Which candidates hold the word: binary searches, until the candidates tested in this
+        query make marking the word in `marks` the cheaper way."""
+        self._tests += len(cands)
+        # Marking costs about df writes; binary searches cost about log2(df) per candidate tested.
+        if self._bitmap is None and self.df >= BITMAP_MIN_DF and self._tests * 16 > 2 * self.df:
+            self._bitmap = marks.mark(self)
+        if self._bitmap is not None:
+            return self._bitmap[cands]
+        hit = np.zeros(len(cands), dtype=bool)
+        for part in self.parts:
+            _mark_members(cands, part, hit)
+        return hit
 
 
 class LexicalIndex:
@@ -235,58 +291,73 @@ class LexicalIndex:
         """(ids, scores, total, whether total is exact) of matching live memories that pass `keep`;
         with `by_relevance` the arrays hold at least the best `want` (unordered), otherwise every
         match within the bound. `exact` unions every posting list (the benchmark's reference)."""
-        cols = self.columns
         with self.lock.read():
-            found = [t for t in map(self._resolve, terms) if t is not None]
-            if not found:
-                return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32), 0, True
-            found.sort(key=lambda t: t.df)
-            n_docs = max(cols.alive, 1)
-            avg = max(cols.avg_length, 1e-6)
-            idfs = [math.log(1.0 + (n_docs - t.df + 0.5) / (t.df + 0.5)) for t in found]
-            max_norm = (K1 + 1.0) / (1.0 + K1 * (1.0 - B))
-            cap = math.inf if exact else self.max_postings
-            cands = np.empty(0, dtype=np.uint32)
-            used = merged = 0
-            capped = mixed = False
-            for i, term in enumerate(found):
-                if by_relevance and not exact and i and len(cands) >= want:
-                    _, score = self._score(cands, found, idfs, avg, keep, merged == 1)
-                    kth = len(score) - want
-                    if kth >= 0 and np.partition(score, kth)[kth] >= max_norm * sum(idfs[i:]):
-                        break
-                if by_relevance and term.df > cap:
-                    # This and every later term are common: take their postings shortest memories
-                    # first (the highest possible scores) until nothing unseen can enter the top.
-                    cands, added, capped = self._by_length(
-                        found[i:], idfs[i:], cands, found, idfs, avg, keep, want
-                    )
-                    used += added
-                    mixed = True
+            marks = _Marks(len(self.columns.type))
+            try:
+                return self._search(terms, want, by_relevance, keep, exact, marks)
+            finally:
+                marks.release()
+
+    def _search(
+        self,
+        terms: set[str],
+        want: int,
+        by_relevance: bool,
+        keep: Callable[[np.ndarray], np.ndarray] | None,
+        exact: bool,
+        marks: _Marks,
+    ) -> tuple[np.ndarray, np.ndarray, int, bool]:
+        cols = self.columns
+        found = [t for t in map(self._resolve, terms) if t is not None]
+        if not found:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32), 0, True
+        found.sort(key=lambda t: t.df)
+        n_docs = max(cols.alive, 1)
+        avg = max(cols.avg_length, 1e-6)
+        idfs = [math.log(1.0 + (n_docs - t.df + 0.5) / (t.df + 0.5)) for t in found]
+        max_norm = (K1 + 1.0) / (1.0 + K1 * (1.0 - B))
+        cap = math.inf if exact else self.max_postings
+        cands = np.empty(0, dtype=np.uint32)
+        used = merged = 0
+        capped = mixed = False
+        for i, term in enumerate(found):
+            if by_relevance and not exact and i and len(cands) >= want:
+                _, score = self._score(cands, found, idfs, avg, keep, merged == 1, marks)
+                kth = len(score) - want
+                if kth >= 0 and np.partition(score, kth)[kth] >= max_norm * sum(idfs[i:]):
                     break
-                room = cap if by_relevance else cap - used
-                if room <= 0:
-                    capped = True
-                    break
-                parts = term.parts
-                if term.df > room:  # the most recent postings
-                    whole = parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts))
-                    parts = [whole[len(whole) - int(room) :]]
-                    capped = True
-                cands = _union(cands, parts)
-                used += sum(len(part) for part in parts)
-                merged = i + 1
-            ids, score = self._score(cands, found, idfs, avg, keep, merged == 1 and not mixed)
-            exact_total = merged == len(found) and not capped
-            if exact_total:
-                total = len(ids)
-            elif sum(t.df for t in found) <= self.count_budget:
-                total, exact_total = self._count(found, keep), True
-            else:
-                miss = 1.0
-                for t in found:
-                    miss *= 1.0 - t.df / n_docs
-                total = max(len(ids), round(n_docs * (1.0 - miss)))
+            if by_relevance and term.df > cap:
+                # This and every later term are common: take their postings shortest memories
+                # first (the highest possible scores) until nothing unseen can enter the top.
+                cands, added, capped = self._by_length(
+                    found[i:], idfs[i:], cands, found, idfs, avg, keep, want, marks
+                )
+                used += added
+                mixed = True
+                break
+            room = cap if by_relevance else cap - used
+            if room <= 0:
+                capped = True
+                break
+            parts = term.parts
+            if term.df > room:  # the most recent postings
+                whole = parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts))
+                parts = [whole[len(whole) - int(room) :]]
+                capped = True
+            cands = _union(cands, parts)
+            used += sum(len(part) for part in parts)
+            merged = i + 1
+        ids, score = self._score(cands, found, idfs, avg, keep, merged == 1 and not mixed, marks)
+        exact_total = merged == len(found) and not capped
+        if exact_total:
+            total = len(ids)
+        elif sum(t.df for t in found) <= self.count_budget:
+            total, exact_total = self._count(found, keep), True
+        else:
+            miss = 1.0
+            for t in found:
+                miss *= 1.0 - t.df / n_docs
+            total = max(len(ids), round(n_docs * (1.0 - miss)))
         return ids, score, total, exact_total
 
     def _count(self, found: list[_Term], keep: Callable[[np.ndarray], np.ndarray] | None) -> int:
@@ -315,6 +386,7 @@ class LexicalIndex:
         avg: float,
         keep: Callable[[np.ndarray], np.ndarray] | None,
         want: int,
+        marks: _Marks,
     ) -> tuple[np.ndarray, int, bool]:
         """Add the common terms' memories length bucket by length bucket, shortest first; stop when
         the `want`-th best candidate beats the best score any memory not yet seen could reach
@@ -324,21 +396,26 @@ class LexicalIndex:
         idf_sum = sum(common_idfs)
         added = 0
         checked = 0
+        pending: Parts = []  # postings taken but not yet unioned: one sort per check, not per bucket
+        pending_size = 0
         for length in buckets:
             # Re-score only after the candidate set grew by half: the checks then cost O(final size).
-            if len(cands) >= max(want, checked * 3 // 2):
+            if len(cands) + pending_size >= max(want, checked * 3 // 2):
+                cands, pending, pending_size = _union(cands, pending), [], 0
                 checked = len(cands)
-                _, score = self._score(cands, found, idfs, avg, keep, False)
+                _, score = self._score(cands, found, idfs, avg, keep, False, marks)
                 kth = len(score) - want
                 bound = idf_sum * (K1 + 1.0) / (1.0 + K1 * (1.0 - B + B * length / avg))
                 if kth >= 0 and np.partition(score, kth)[kth] >= bound:
                     return cands, added, False
             if added > self.max_postings * 10:
-                return cands, added, True
+                return _union(cands, pending), added, True
             parts = [part for t in common for part in self._bucket_parts(t, length)]
-            cands = _union(cands, parts)
-            added += sum(len(part) for part in parts)
-        return cands, added, False
+            pending += parts
+            size = sum(len(part) for part in parts)
+            pending_size += size
+            added += size
+        return _union(cands, pending), added, False
 
     def _score(
         self,
@@ -348,6 +425,7 @@ class LexicalIndex:
         avg: float,
         keep: Callable[[np.ndarray], np.ndarray] | None,
         from_first: bool,
+        marks: _Marks,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Scores of live candidates; `from_first` says every candidate came from the first term, so
         its membership needs no lookup (the common single-word query costs one gather)."""
@@ -364,10 +442,7 @@ class LexicalIndex:
         for j, (term, idf) in enumerate(zip(found, idfs, strict=True)):
             if from_first and j == 0:
                 continue
-            hit = np.zeros(len(cands), dtype=bool)
-            for part in term.parts:
-                _mark_members(cands, part, hit)
-            score += np.float32(idf) * hit
+            score += np.float32(idf) * term.members(cands, marks)
         score *= (K1 + 1.0) / (1.0 + K1 * (1.0 - B + B * cols.length[cands] / avg))
         return cands.astype(np.int64), score
 

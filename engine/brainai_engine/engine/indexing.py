@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 SNAPSHOT_MIN_VECTORS = 50_000
 REBUILD_BATCH = 20_000
 PERSIST_INTERVAL_S = 30.0
+IDLE_MERGE_S = 60.0
 INDEX_FORMAT = 1
 _COLUMNS = ("type", "confidence", "created", "length")
 
@@ -57,6 +58,8 @@ class MemoryIndexes:
         self._saved_changes = 0
         self._saved_at = time.monotonic()
         self._persisting = threading.Lock()
+        self._seen_changes = 0
+        self._changed_at = time.monotonic()
 
     def add(
         self,
@@ -225,10 +228,20 @@ class MemoryIndexes:
 
     def tidy(self, storage: Storage, writer: threading.Lock) -> None:
         """Merge segments when due and save the index when due (the maintenance thread, outside
-        `writer`)."""
+        `writer`). Once writes have paused for `IDLE_MERGE_S`, everything is merged into one
+        segment (each layer costs every query a lookup), and saved."""
+        now = time.monotonic()
+        if self.changes != self._seen_changes:
+            self._seen_changes, self._changed_at = self.changes, now
         segments = self.lexical.segments()
-        self.lexical.compact(self.columns.type, segments)
-        self.persist(storage, writer)
+        idle = now - self._changed_at >= IDLE_MERGE_S
+        if idle and len(segments) > 1:
+            self.lexical.compact(self.columns.type, segments, max_segments=1)
+            self.changes += 1
+            self._seen_changes = self.changes
+        else:
+            self.lexical.compact(self.columns.type, segments)
+        self.persist(storage, writer, force=idle)
 
     def persist(self, storage: Storage, writer: threading.Lock, force: bool = False) -> bool:
         """Save the lexical index and columns when they changed (at most every `PERSIST_INTERVAL_S`

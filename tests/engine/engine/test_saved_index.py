@@ -4,6 +4,7 @@ the answers equal those of an index rebuilt from storage."""
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import subprocess
@@ -137,3 +138,22 @@ def test_a_foreign_or_damaged_index_is_rebuilt(tmp_path: Path, caplog: pytest.Lo
     with Engine(small_config(two)) as engine:
         assert answers(engine) == expected
     assert any("unusable; rebuilding" in r.getMessage() for r in caplog.records)
+
+
+def test_an_idle_index_is_merged_into_one_segment_and_saved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("brainai_engine.engine.indexing.IDLE_MERGE_S", 0.0)
+    data = tmp_path / "data"
+    with Engine(small_config(data)) as engine:
+        engine._stop.set()  # the maintenance thread stands aside; tidy runs here
+        engine._maintainer.join()
+        for start in range(0, 3_000, 1_000):  # three bulk batches: three segments
+            engine.import_memories(Corpus(start).texts(1_000))
+        before = answers(engine)
+        assert len(engine.indexes.lexical.segments()) > 1
+        engine.indexes.tidy(engine.storage, engine._writer)
+        assert len(engine.indexes.lexical.segments()) == 1
+        assert answers(engine) == before
+    manifest = json.loads((data / "brain-ai.db.index" / "lexical" / "manifest.json").read_text())
+    assert len(manifest["segments"]) == 1
