@@ -14,6 +14,8 @@ writes since the last save, not a rebuild; a missing, foreign or damaged index i
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import logging
 import shutil
@@ -42,6 +44,14 @@ PERSIST_INTERVAL_S = 30.0
 IDLE_MERGE_S = 60.0
 INDEX_FORMAT = 1
 _COLUMNS = ("type", "confidence", "created", "length")
+
+
+def _return_free_memory() -> None:
+    """Hand the heap freed by a rebuild or a merge back to the system. glibc keeps freed heap (and
+    raises its mmap threshold after large frees, so later large arrays land on the heap too):
+    without a trim, a rebuilt million-memory index keeps ~140 MB of freed temporaries resident."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 class MemoryIndexes:
@@ -134,6 +144,7 @@ class MemoryIndexes:
                 self.lexical = LexicalIndex(self.columns, self.config.search.max_postings)
         self._rebuild(storage)
         self.changes += 1
+        _return_free_memory()
 
     def _rebuild(self, storage: Storage) -> None:
         snap = storage.snapshot_dir()
@@ -239,8 +250,9 @@ class MemoryIndexes:
             self.lexical.compact(self.columns.type, segments, max_segments=1)
             self.changes += 1
             self._seen_changes = self.changes
-        else:
-            self.lexical.compact(self.columns.type, segments)
+            _return_free_memory()
+        elif self.lexical.compact(self.columns.type, segments) != segments:
+            _return_free_memory()
         self.persist(storage, writer, force=idle)
 
     def persist(self, storage: Storage, writer: threading.Lock, force: bool = False) -> bool:

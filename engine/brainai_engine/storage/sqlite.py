@@ -9,6 +9,7 @@ tombstone deleted ids without ever confusing them with new memories.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -274,36 +275,40 @@ class SQLiteStorage(Storage):
         return None if row is None else self._record(row)
 
     def iter_memory_rows(self, after_id: int = 0, batch: int = 10_000) -> Iterator[list[IndexRow]]:
-        conn = self._reader()
         last = after_id
         decode = self.codec.decode
         sql = (
             "SELECT id, content, enc, type, confidence, created_at FROM memories WHERE id > ? "
             "ORDER BY id LIMIT ?"
         )
-        while True:
-            rows = conn.execute(sql, (last, batch)).fetchall()
-            if not rows:
-                return
-            yield [(r[0], decode(r[1], r[2]), r[3], r[4], r[5]) for r in rows]
-            last = rows[-1][0]
+        with self._scan_connection() as conn:
+            while rows := conn.execute(sql, (last, batch)).fetchall():
+                yield [(r[0], decode(r[1], r[2]), r[3], r[4], r[5]) for r in rows]
+                last = rows[-1][0]
+
+    @contextlib.contextmanager
+    def _scan_connection(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one pass over a whole table, with a small page cache: through a reader's
+        cache (heap, hundreds of MB) such a scan would leave it full of pages read once."""
+        conn = self._connect()
+        try:
+            conn.execute("PRAGMA cache_size=-2048")
+            conn.execute("PRAGMA query_only=1")
+            yield conn
+        finally:
+            conn.close()
 
     def memory_ids(self) -> list[int]:
         return [r[0] for r in self._reader().execute("SELECT id FROM memories ORDER BY id")]
 
     def memory_catalog(self, codes: Mapping[str, int]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         # One scan of the (type) index, which covers (id, type) in a few bytes a row, instead of
-        # the table's pages with every content; sorted by id here. Its own connection with a small
-        # page cache, so the scan leaves no reader's cache (heap) full of pages read once.
+        # the table's pages with every content; sorted by id here.
         cases = " ".join("WHEN ? THEN ?" for _ in codes)
         sql = f"SELECT id, CASE type {cases} ELSE 0 END FROM memories INDEXED BY memories_type"
-        conn = self._connect()
-        try:
-            conn.execute("PRAGMA cache_size=-2048")
+        with self._scan_connection() as conn:
             cursor = conn.execute(sql, [v for item in codes.items() for v in item])
             pages = [catalog_page(rows) for rows in iter(lambda: cursor.fetchmany(CATALOG_PAGE), [])]
-        finally:
-            conn.close()
         if pages:
             ids = np.concatenate([p[0] for p in pages])
             types = np.concatenate([p[1] for p in pages])
