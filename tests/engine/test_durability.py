@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from brainai_engine.tools.server_process import ServerProcess
 from tests.engine.engine_helpers import write_config
@@ -71,3 +73,67 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
         stats = client.get("/metrics").text
         line = next(x for x in stats.splitlines() if x.startswith("brain_ai_memories_total "))
         assert float(line.split()[1]) == len(acked_memories)
+
+
+def _learn_until_killed(server: ServerProcess, round_no: int, acked: dict[str, str]) -> None:
+    """Four clients learn unique markers concurrently; the server is killed -9 mid-stream. Only
+    answers that arrived (200) count as acknowledged."""
+    import random
+    import threading
+
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def client(worker: int) -> None:
+        with httpx.Client(base_url=server.base_url, timeout=10) as http:
+            for i in range(10_000):
+                if stop.is_set():
+                    return
+                marker = f"zk{round_no}w{worker}n{i}q"
+                try:
+                    response = http.post("/api/v1/learn", json={"text": f"Crash marker {marker} is here."})
+                except httpx.HTTPError:
+                    return
+                if response.status_code == 200:
+                    with lock:
+                        acked.update((m, marker) for m in response.json()["memory_ids"])
+
+    workers = [threading.Thread(target=client, args=(w,)) for w in range(4)]
+    for w in workers:
+        w.start()
+    time.sleep(random.uniform(0.8, 1.6))
+    server.kill()
+    stop.set()
+    for w in workers:
+        w.join(timeout=30)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_repeated_kill_9_during_concurrent_learns_loses_no_acknowledged_write(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    env = {}
+    if backend == "postgres":
+        primary, _replica = request.getfixturevalue("pg_database")
+        env = {"DATABASE_URL": primary}
+    data_dir = tmp_path / "data"
+    config = str(write_config(tmp_path / "engine.toml", data_dir))
+    acked: dict[str, str] = {}
+    for round_no in range(3):
+        server = ServerProcess(data_dir, config_path=config, env=env).start()
+        try:
+            _learn_until_killed(server, round_no, acked)
+        finally:
+            server.stop()
+        assert acked, "no write was acknowledged before the kill"
+    with (
+        ServerProcess(data_dir, config_path=config, env=env) as restarted,
+        httpx.Client(base_url=restarted.base_url, timeout=30) as client,
+    ):
+        for memory_id, marker in acked.items():
+            fetched = client.get(f"/api/v1/memory/{memory_id}")
+            assert fetched.status_code == 200 and marker in fetched.json()["content"], memory_id
+        # Searchable too: the index was caught up with what the crashes left unsaved.
+        for marker in sorted(set(acked.values()))[::7]:
+            found = client.get("/api/v1/memory/search", params={"query": marker, "limit": 3}).json()
+            assert any(marker in hit["memory"]["content"] for hit in found["results"]), marker
