@@ -84,15 +84,20 @@ def answers(index: LexicalIndex, queries: list[set[str]]) -> list[object]:
 
 
 @pytest.mark.parametrize("max_postings", [100_000, 200])
-def test_layers_answer_like_one_tail(tmp_path: Path, max_postings: int) -> None:
+@pytest.mark.parametrize("bitmaps", [False, True])
+def test_layers_answer_like_one_tail(
+    tmp_path: Path, max_postings: int, bitmaps: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     docs = corpus()
     rng = np.random.default_rng(1)
     queries = [
         {VOCAB[i] for i in rng.integers(0, len(VOCAB), size=int(rng.integers(1, 5)))} for _ in range(150)
     ]
     queries += [{"w0"}, {"w0", "w1"}, {"w0", "w399"}, {"absent"}, {"w2", "absent"}]
-    reference = tail_only(docs, max_postings)
-    assert answers(layered(docs, max_postings, tmp_path), queries) == answers(reference, queries)
+    expected = answers(tail_only(docs, max_postings), queries)
+    if bitmaps:  # every word tested often enough is looked up in a scratch bitmap
+        monkeypatch.setattr("brainai_engine.core.lexical.BITMAP_MIN_DF", 1)
+    assert answers(layered(docs, max_postings, tmp_path), queries) == expected
 
 
 def test_deleted_memories_are_hidden_and_merged_away(tmp_path: Path) -> None:
