@@ -247,13 +247,21 @@ class MemoryIndexes:
         segments = self.lexical.segments()
         idle = now - self._changed_at >= IDLE_MERGE_S
         if idle and len(segments) > 1:
-            self.lexical.compact(self.columns.type, segments, max_segments=1)
-            self.changes += 1
+            self.settle(storage, writer)
             self._seen_changes = self.changes
-            _return_free_memory()
-        elif self.lexical.compact(self.columns.type, segments) != segments:
+            return
+        if self.lexical.compact(self.columns.type, segments) != segments:
             _return_free_memory()
         self.persist(storage, writer, force=idle)
+
+    def settle(self, storage: Storage, writer: threading.Lock) -> None:
+        """Merge into one segment and save now: what `tidy` does once writes pause."""
+        with writer:
+            self.lexical.freeze()
+        self.lexical.compact(self.columns.type, self.lexical.segments(), max_segments=1)
+        self.changes += 1
+        self.persist(storage, writer, force=True)
+        _return_free_memory()
 
     def persist(self, storage: Storage, writer: threading.Lock, force: bool = False) -> bool:
         """Save the lexical index and columns when they changed (at most every `PERSIST_INTERVAL_S`
