@@ -139,6 +139,7 @@ class LexicalIndex:
         self._by_len: dict[str, dict[int, array]] = {}
         self._tail_postings = 0
         self._terms: int | None = None
+        self.merging = threading.RLock()  # held by a merge, and by a save for its whole length
 
     def __len__(self) -> int:
         return self.columns.alive
@@ -230,26 +231,34 @@ class LexicalIndex:
         what stands in their place: all of them once the others together reach the largest (sizes
         grow geometrically, so each posting is rewritten O(log n) times), else all but the largest
         when there are more than `max_segments`. Deleted memories are dropped. The merge reads
-        immutable segments beside writes and searches; only the swap takes the lock."""
-        if len(among) <= 1:
-            return among
-        ordered = sorted(among, key=lambda s: s.size, reverse=True)
-        if sum(s.size for s in ordered[1:]) >= ordered[0].size:
-            chosen = ordered
-        elif len(ordered) > max_segments:
-            chosen = ordered[1:] if max_segments > 1 else ordered
-        else:
-            return among
-        merged = seg.merge(chosen, alive)
-        self.replace(chosen, merged)
-        return [s for s in among if s not in chosen] + [merged]
+        immutable segments beside writes and searches; only the swap takes the lock. One merge at
+        a time (two over the same segments would each put their result back: every posting twice)."""
+        with self.merging:
+            present = {id(s) for s in self.segments()}
+            among = [s for s in among if id(s) in present]
+            if len(among) <= 1:
+                return among
+            ordered = sorted(among, key=lambda s: s.size, reverse=True)
+            if sum(s.size for s in ordered[1:]) >= ordered[0].size:
+                chosen = ordered
+            elif len(ordered) > max_segments:
+                chosen = ordered[1:] if max_segments > 1 else ordered
+            else:
+                return among
+            merged = seg.merge(chosen, alive)
+            self.replace(chosen, merged)
+            return [s for s in among if s not in chosen] + [merged]
 
-    def replace(self, old: list[Segment], new: Segment) -> None:
-        """Put `new` (the same postings, merged or reloaded from disk) in place of `old`."""
+    def replace(self, old: list[Segment], new: Segment) -> bool:
+        """Put `new` (the same postings, merged or reloaded from disk) in place of `old`, if every
+        one of them is still here (a merge may have taken them meanwhile: then nothing changes)."""
         gone = {id(s) for s in old}
         with self.lock.write():
+            if len(gone & {id(s) for s in self._segments}) < len(gone):
+                return False
             self._segments = [s for s in self._segments if id(s) not in gone] + [new]
             self._terms = None
+            return True
 
     def _resolve(self, word: str) -> _Term | None:
         parts: Parts = []

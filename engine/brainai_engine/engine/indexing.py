@@ -269,7 +269,8 @@ class MemoryIndexes:
         writing run beside new writes and searches, and cover exactly what was frozen."""
         if self.vectors is not None or not self._persistent(storage):
             return False
-        with self._persisting:
+        # No merge may swap the segments being saved: the manifest must name every one of them.
+        with self._persisting, self.lexical.merging:
             due = force or time.monotonic() - self._saved_at >= PERSIST_INTERVAL_S
             if self.changes == self._saved_changes or not due:
                 return False

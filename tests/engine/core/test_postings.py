@@ -152,3 +152,25 @@ def test_a_merge_built_in_term_ranges_equals_one_built_whole() -> None:
     ):
         assert np.array_equal(getattr(whole, name), getattr(ranged, name)), name
     assert not np.isin(whole.postings, np.flatnonzero(alive == 0)).any()
+
+
+def test_merges_racing_over_the_same_segments_keep_each_posting_once(tmp_path: Path) -> None:
+    import threading
+
+    docs = corpus(5)
+    index, cols = fresh(docs, 100_000)
+    for start in range(0, len(docs), BULK_SEGMENT):
+        index.add(list(range(start + 1, start + 1 + BULK_SEGMENT)), docs[start : start + BULK_SEGMENT])
+    queries = [{"w0"}, {"w1", "w7"}, {"w30", "w200"}]
+    before, total = answers(index, queries), index.postings
+    segments = index.segments()
+    racers = [
+        threading.Thread(target=index.compact, args=(cols.type, segments), kwargs={"max_segments": 1})
+        for _ in range(4)
+    ]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join()
+    assert len(index.segments()) == 1 and index.postings == total
+    assert answers(index, queries) == before
