@@ -682,6 +682,11 @@ class Engine:
             out.update(self.feed.status())
         return out
 
+    def settle_index(self) -> None:
+        """Merge the search index into one segment and save it now (as the maintenance thread does
+        once writes pause): after a bulk import, before measuring or shipping the store."""
+        self.indexes.settle(self.storage, self._writer)
+
     def apply_remote_changes(self) -> int:
         """Apply other replicas' writes now (the feed also does this in the background)."""
         return self.feed.catch_up() if self.feed is not None else 0

@@ -135,7 +135,7 @@ def bench_search(
         # one segment and save it, so the searches below measure the steady state, not a merge
         # running beside them.
         started = time.perf_counter()
-        engine.indexes.settle(engine.storage, engine._writer)
+        engine.settle_index()
         report["index_settle_s"] = round(time.perf_counter() - started, 2)
         report["index_kind"] = engine.config.search.backend
         queries = corpus.queries(1000, texts)
