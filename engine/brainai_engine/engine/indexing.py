@@ -68,6 +68,7 @@ class MemoryIndexes:
         self._saved_changes = 0
         self._saved_at = time.monotonic()
         self._persisting = threading.Lock()
+        self._store: str | None = None
         self._seen_changes = 0
         self._changed_at = time.monotonic()
 
@@ -185,6 +186,12 @@ class MemoryIndexes:
         cfg = self.config
         return bool(cfg.search.precomputed_indexes and cfg.storage.snapshot_index and storage.snapshot_dir())
 
+    def _store_id(self, storage: Storage) -> str | None:
+        """The store's identity, read once (SQLite mints it with a write on first use)."""
+        if self._store is None:
+            self._store = storage.store_id() or ""
+        return self._store or None
+
     @staticmethod
     def _directory(storage: Storage) -> Path:
         snap = storage.snapshot_dir()
@@ -196,7 +203,7 @@ class MemoryIndexes:
         if not manifest_file.exists():
             return False
         manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-        if manifest.get("format") != INDEX_FORMAT or manifest.get("store") != storage.store_id():
+        if manifest.get("format") != INDEX_FORMAT or manifest.get("store") != self._store_id(storage):
             log.warning("saved search index at %s is not this store's; rebuilding", directory)
             return False
         started = time.perf_counter()
@@ -296,7 +303,7 @@ class MemoryIndexes:
             save_arrays(column_dir, columns)
             manifest: dict[str, object] = {
                 "format": INDEX_FORMAT,
-                "store": storage.store_id(),
+                "store": self._store_id(storage),
                 "segments": names,
                 "columns": column_dir.name,
                 "memories": int(np.count_nonzero(columns["type"])),

@@ -44,15 +44,11 @@ __all__ = [
 CATALOG_PAGE = 100_000
 
 
-def catalog_query(codes: Mapping[str, int], placeholder: str) -> tuple[str, list[object]]:
-    """`SELECT id, <type code>` of the memories after an id, one page: the SQL both backends page
-    the catalog with (the id and the page size are the last two parameters)."""
+def type_code_case(codes: Mapping[str, int], placeholder: str) -> tuple[str, list[object]]:
+    """`CASE type WHEN … END` mapping type names to `codes` (0 for any other), with its parameters:
+    the catalog's SQL in both backends."""
     cases = " ".join(f"WHEN {placeholder} THEN {placeholder}" for _ in codes)
-    sql = (
-        f"SELECT id, CASE type {cases} ELSE 0 END FROM memories WHERE id > {placeholder} "
-        f"ORDER BY id LIMIT {placeholder}"
-    )
-    return sql, [v for item in codes.items() for v in item]
+    return f"CASE type {cases} ELSE 0 END", [v for item in codes.items() for v in item]
 
 
 def catalog_page(rows: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -141,15 +137,11 @@ class Storage(ABC):
     def memory_ids(self) -> list[int]:
         """Every stored memory id, ascending."""
 
+    @abstractmethod
     def memory_catalog(self, codes: Mapping[str, int]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Pages of (ids, type codes) of every stored memory, ascending, as arrays: what a saved
         search index is checked against at open (memories added, deleted or retyped since). Arrays,
         not rows: a million (id, type) tuples would cost hundreds of MB of heap to read once."""
-        for rows in self.iter_memory_rows(batch=CATALOG_PAGE):
-            yield (
-                np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
-                np.fromiter((codes.get(r[2], 0) for r in rows), dtype=np.uint8, count=len(rows)),
-            )
 
     def store_id(self) -> str | None:
         """A random identity minted with the store, so an index saved for one store is never

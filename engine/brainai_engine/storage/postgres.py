@@ -39,7 +39,7 @@ from brainai_engine.storage.base import (
     WriteBatch,
     WriteResult,
     catalog_page,
-    catalog_query,
+    type_code_case,
 )
 from brainai_engine.storage.pg_schema import LATEST, WRITE_LOCK, current_version, migrate
 from brainai_engine.storage.pg_servers import COOLDOWN_S, Server, ServerDown, Servers
@@ -327,7 +327,8 @@ class PostgresStorage(Storage):
         return [r[0] for r in rows]
 
     def memory_catalog(self, codes: Mapping[str, int]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        sql, params = catalog_query(codes, "%s")
+        case, params = type_code_case(codes, "%s")
+        sql = f"SELECT id, {case} FROM memories WHERE id > %s ORDER BY id LIMIT %s"
         last = 0
         while True:
             rows, _ = self._read(functools.partial(_fetch_all, sql, (*params, last, CATALOG_PAGE)))

@@ -33,6 +33,7 @@ from brainai_engine.storage.base import (
     WriteBatch,
     WriteResult,
     catalog_page,
+    type_code_case,
 )
 from brainai_engine.storage.lock import StoreLock
 
@@ -304,10 +305,10 @@ class SQLiteStorage(Storage):
     def memory_catalog(self, codes: Mapping[str, int]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         # One scan of the (type) index, which covers (id, type) in a few bytes a row, instead of
         # the table's pages with every content; sorted by id here.
-        cases = " ".join("WHEN ? THEN ?" for _ in codes)
-        sql = f"SELECT id, CASE type {cases} ELSE 0 END FROM memories INDEXED BY memories_type"
+        case, params = type_code_case(codes, "?")
+        sql = f"SELECT id, {case} FROM memories INDEXED BY memories_type"
         with self._scan_connection() as conn:
-            cursor = conn.execute(sql, [v for item in codes.items() for v in item])
+            cursor = conn.execute(sql, params)
             pages = [catalog_page(rows) for rows in iter(lambda: cursor.fetchmany(CATALOG_PAGE), [])]
         if pages:
             ids = np.concatenate([p[0] for p in pages])
