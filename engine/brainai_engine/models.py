@@ -175,14 +175,31 @@ class ConceptSearchResult(BaseModel):
 class RelatedQuery(_Strict):
     depth: int = Field(default=2, ge=1, le=MAX_RELATED_DEPTH)
     limit: int = Field(default=10, ge=1, le=MAX_SEARCH_LIMIT)
-    min_strength: float = Field(default=0.0, ge=0.0, le=1.0)
+    min_strength: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Edges of lower association strength are not followed."
+    )
 
 
 class RelatedConcept(BaseModel):
     name: str
-    activation: float
-    depth: int
-    strength: float = Field(description="Weight of the strongest edge on the path that reached it.")
+    activation: float = Field(
+        description="Spreading activation reaching it: the sum over paths of a * s * spreading_factor * "
+        "depth_decay^d, s the association strength of each edge."
+    )
+    depth: int = Field(description="Hops from the start concept on the shortest path that reached it.")
+    strength: float = Field(
+        description="Association strength in [0, 1] of the strongest edge on the path that reached it: "
+        "NPMI(a, b) = ln(c_ab N / (c_a c_b)) / -ln(c_ab / N) clipped at 0 (c: memories holding a, b, "
+        "both; N: memories in the store), times the decay of the edge's Hebbian weight since its last use."
+    )
+    weight: float | None = Field(
+        default=None,
+        description="Hebbian weight of the direct edge (w <- w + eta(1 - w) per co-occurrence, decayed), "
+        "when there is one.",
+    )
+    cooccurrences: int | None = Field(
+        default=None, description="Memories in which both concepts occurred, for a direct edge."
+    )
 
 
 class RelatedResult(BaseModel):

@@ -6,8 +6,15 @@ Edge rules (all constants from `ConceptsConfig`):
   the decayed value is what queries see and what the next Hebbian update starts from;
 - `prune` deletes edges whose decayed weight is below prune_threshold.
 
-Related concepts use spreading activation from the start node (activation 1): reaching depth d over
-an edge of weight w adds a * w * spreading_factor * depth_decay^d to the neighbour, and paths whose
+Every edge also counts its co-occurrences c_ab (memories holding both concepts). The weight is the
+source's Hebbian trace: it saturates towards 1 for any pair seen often, so a frequent word ends up
+as strong as a true associate. Related concepts are therefore ranked by association strength,
+    s(a, b) = NPMI(a, b) x w(t) / w,   NPMI = ln(c_ab N / (c_a c_b)) / -ln(c_ab / N)   clipped to [0, 1]
+with c_a, c_b the concepts' usage counts (memories holding each) and N the memories in the store:
+1 for concepts that only occur together, 0 for a pair that meets no more often than chance (a
+generic word next to anything), scaled down as the edge's Hebbian trace decays unused.
+Spreading activation runs on s from the start node (activation 1): reaching depth d over an edge of
+strength s adds a * s * spreading_factor * depth_decay^d to the neighbour, and paths whose
 contribution falls below activation_cutoff stop spreading.
 """
 
@@ -34,6 +41,7 @@ class Edge:
     weight: float
     w0: float
     updated_at: float
+    count: int = 1
 
 
 @dataclass(slots=True)
@@ -42,6 +50,7 @@ class Activated:
     activation: float
     depth: int
     strength: float
+    edge: Edge | None  # the direct edge from the start concept, if any
 
 
 def edge_key(a: str, b: str) -> tuple[str, str]:
@@ -68,6 +77,20 @@ class ConceptGraph:
         decayed = edge.weight * math.exp(-self.cfg.edge_decay_lambda * hours)
         return max(decayed, self.cfg.decay_floor_ratio * edge.w0)
 
+    def strength(self, a: str, b: str, edge: Edge, documents: int, now: float) -> float:
+        """Association strength s(a, b) of the module docstring."""
+        c_a, c_b = self.nodes[a].usage_count, self.nodes[b].usage_count
+        n = max(documents, c_a, c_b, 1)
+        c_ab = min(edge.count, c_a, c_b)
+        if c_ab <= 0:
+            return 0.0
+        if c_ab >= n:
+            association = 1.0
+        else:
+            association = math.log(c_ab * n / (c_a * c_b)) / -math.log(c_ab / n)
+        freshness = self.current_weight(edge, now) / edge.weight if edge.weight > 0 else 1.0
+        return min(max(association, 0.0), 1.0) * freshness
+
     def weight(self, a: str, b: str, now: float) -> float | None:
         edge = self.adj.get(a, {}).get(b)
         return None if edge is None else self.current_weight(edge, now)
@@ -91,13 +114,14 @@ class ConceptGraph:
         edge = self.adj[a].get(b)
         created = edge is None
         if edge is None:
-            edge = Edge(self.cfg.initial_edge_weight, self.cfg.initial_edge_weight, now)
+            edge = Edge(self.cfg.initial_edge_weight, self.cfg.initial_edge_weight, now, 0)
             self.adj[a][b] = edge
             self.adj[b][a] = edge
             self.edge_count += 1
             w = edge.weight
         else:
             w = self.current_weight(edge, now)
+        edge.count += 1
         edge.weight = w + self.cfg.hebbian_learning_rate * (1.0 - w)
         edge.updated_at = now
         key = edge_key(a, b)
@@ -147,8 +171,11 @@ class ConceptGraph:
         self.edge_count -= len(removed)
         return removed
 
-    def related(self, name: str, depth: int, limit: int, min_strength: float, now: float) -> list[Activated]:
-        """Spreading activation from `name`; strongest first (ties by name)."""
+    def related(
+        self, name: str, depth: int, limit: int, min_strength: float, documents: int, now: float
+    ) -> list[Activated]:
+        """Spreading activation over association strengths from `name` (`documents`: the N of
+        NPMI); most activated first (ties by name)."""
         cfg = self.cfg
         activation: dict[str, float] = {}
         first_depth: dict[str, int] = {}
@@ -161,8 +188,8 @@ class ConceptGraph:
                 for nb, edge in self.adj.get(node, {}).items():
                     if nb == name:
                         continue
-                    w = self.current_weight(edge, now)
-                    if w < min_strength:
+                    w = self.strength(node, nb, edge, documents, now)
+                    if w < min_strength or w <= 0.0:
                         continue
                     delta = a * w * gain
                     if delta < cfg.activation_cutoff:
@@ -178,7 +205,8 @@ class ConceptGraph:
             if not frontier:
                 break
         ranked = sorted(activation.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
-        return [Activated(n, a, first_depth[n], strength[n]) for n, a in ranked]
+        direct = self.adj.get(name, {})
+        return [Activated(n, a, first_depth[n], strength[n], direct.get(n)) for n, a in ranked]
 
     def drain_dirty(
         self,

@@ -1,23 +1,26 @@
-"""Segment discovery: BPE-style merges over word units.
+"""Segment discovery: BPE-style merges over word units, kept only where the words associate.
 
-Base units are content words (see `text.is_content`); stopwords break adjacency, so segments never
-start or end inside filler. Known merged segments are applied greedily (longest first) to each text,
-then adjacent unit pairs are counted; a pair seen `bpe_min_frequency` times becomes a new merged
-segment, exactly as a BPE merge is learned from a frequent adjacent pair. Merges nest, so
+Base units are content words (see `text.is_content`: no stopword, no number or hex id); stopwords
+and punctuation break adjacency, so a segment never starts or ends on filler nor spans a comma.
+Known merged segments are applied greedily (longest first) to each text, then adjacent unit pairs
+are counted, as a BPE merge is learned from a frequent adjacent pair; merges nest, so
 "neural network" + "training" can become a three-word segment.
 
-Confidence in [0, 1] grows with evidence:
-- a word seen f times: sat(f) = 1 - 0.5^(1 + f/m)   (m = bpe_min_frequency; f=1,m=2 -> 0.646)
-- a merged segment: sat(f) x Dice(a, b) = sat(f) x min(1, 2 f_ab / (f_a + f_b)), so a pair that
-  mostly occurs together is cohesive while two frequent words that meet by chance are not.
-Segments whose confidence reaches `concepts.extraction_threshold` are concept names.
-
-Pair counts that have not yet reached the threshold are statistics kept in memory only (bounded by
-`max_pending_pairs`); discovered segments and their frequencies are persisted.
+Confidence in [0, 1]; segments whose confidence reaches `concepts.extraction_threshold` are concept
+names. With f a segment's frequency and m = bpe_min_frequency (the minimum frequency of any concept):
+- a word: sat(f) = 1 - 0.5^(1 + f/m) once f >= m, else 0   (f=m -> 0.75; 0.9 needs f >= 2.33 m)
+- a pair a+b: sat(f_ab) x NPMI(a, b), with T the units counted so far and
+  NPMI = ln(f_ab T / (f_a f_b)) / -ln(f_ab / T)   in [-1, 1], clipped at 0,
+  the normalised pointwise mutual information gensim's Phrases scores with: 1 when a and b only
+  occur together, 0 when they meet as often as chance predicts ("license becomes").
+A pair becomes a merged segment only once its confidence reaches the threshold; until then it stays
+a pending count (in memory only, bounded by `max_pending_pairs`), so chance pairs never hide their
+words' own occurrences. Discovered segments and their frequencies are persisted.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from brainai_common.engine_config import LearningConfig
@@ -44,11 +47,23 @@ def saturation(frequency: int, min_frequency: int) -> float:
     return 1.0 - 0.5 ** (1.0 + frequency / min_frequency)
 
 
+def npmi(f_ab: int, f_a: int, f_b: int, total: int) -> float:
+    """Normalised PMI of a pair seen f_ab times among `total` units (see the module docstring)."""
+    if f_ab <= 0 or total <= 0:
+        return 0.0
+    f_a, f_b, total = max(f_a, f_ab), max(f_b, f_ab), max(total, f_a, f_b)
+    if f_ab >= total:
+        return 1.0
+    return math.log(f_ab * total / (f_a * f_b)) / -math.log(f_ab / total)
+
+
 class SegmentDiscovery:
     """Vocabulary of words and merged segments with frequencies; learns merges incrementally."""
 
-    def __init__(self, cfg: LearningConfig) -> None:
+    def __init__(self, cfg: LearningConfig, threshold: float) -> None:
         self.cfg = cfg
+        self.threshold = threshold
+        self.total = 0  # units counted (the T of NPMI), restored as the sum of frequencies
         self.stats: dict[str, SegmentStat] = {}
         self._merges: dict[tuple[str, ...], str] = {}
         self._prefix2: set[tuple[str, str]] = set()
@@ -61,19 +76,25 @@ class SegmentDiscovery:
 
     def confidence(self, segment: str) -> float:
         st = self.stats.get(segment)
-        if st is None:
+        if st is None or st.frequency < self.cfg.bpe_min_frequency:
             return 0.0
-        sat = saturation(st.frequency, self.cfg.bpe_min_frequency)
         if st.parts is None:
-            return sat
-        fa = self.stats[st.parts[0]].frequency if st.parts[0] in self.stats else st.frequency
-        fb = self.stats[st.parts[1]].frequency if st.parts[1] in self.stats else st.frequency
-        return sat * min(1.0, 2.0 * st.frequency / max(fa + fb, 1))
+            return saturation(st.frequency, self.cfg.bpe_min_frequency)
+        return self._pair_confidence(st.frequency, *st.parts)
+
+    def _pair_confidence(self, f_ab: int, a: str, b: str) -> float:
+        stats = self.stats
+        f_a = stats[a].frequency if a in stats else f_ab
+        f_b = stats[b].frequency if b in stats else f_ab
+        association = max(npmi(f_ab, f_a, f_b, self.total), 0.0)
+        return saturation(f_ab, self.cfg.bpe_min_frequency) * association
 
     def restore(
         self, text: str, frequency: int, units: int, created_at: float, parts: tuple[str, str] | None
     ) -> None:
         """Load a persisted segment (at open)."""
+        old = self.stats.get(text)
+        self.total += frequency - (old.frequency if old is not None else 0)
         self.stats[text] = SegmentStat(frequency, units, created_at, parts)
         if units > 1:
             self._register_merge(text)
@@ -118,7 +139,7 @@ class SegmentDiscovery:
     def observe(self, tokens: list[str], now: float) -> Analysis:
         """Count one text's units and pairs; learn merges that reach the minimum frequency."""
         stats, pairs, dirty = self.stats, self._pairs, self.dirty
-        min_f, max_units = self.cfg.bpe_min_frequency, self.cfg.max_segment_units
+        min_f, max_units, threshold = self.cfg.bpe_min_frequency, self.cfg.max_segment_units, self.threshold
         new: list[str] = []
         units: list[str] = []
         for run in self.segment(tokens):
@@ -132,17 +153,19 @@ class SegmentDiscovery:
                     st.frequency += 1
                 dirty.add(unit)
                 units.append(unit)
+                self.total += 1
                 if prev is not None:
                     key = (prev, unit)
                     count = pairs.get(key, 0) + 1
-                    if count >= min_f:
-                        merged = f"{prev} {unit}"
-                        size = stats[prev].units + stats[unit].units
-                        if size <= max_units and merged not in stats:
-                            stats[merged] = SegmentStat(count, size, now, (prev, unit))
-                            self._register_merge(merged)
-                            dirty.add(merged)
-                            new.append(merged)
+                    merged = f"{prev} {unit}"
+                    size = stats[prev].units + stats[unit].units
+                    if size > max_units or merged in stats:
+                        pairs.pop(key, None)
+                    elif count >= min_f and self._pair_confidence(count, prev, unit) >= threshold:
+                        stats[merged] = SegmentStat(count, size, now, (prev, unit))
+                        self._register_merge(merged)
+                        dirty.add(merged)
+                        new.append(merged)
                         pairs.pop(key, None)
                     else:
                         pairs[key] = count

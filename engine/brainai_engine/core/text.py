@@ -9,6 +9,9 @@ from __future__ import annotations
 import re
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+# Words, and each punctuation mark that ends a phrase (everything but apostrophes and hyphens,
+# which join "don't" and "cherry-pick"): "use, copy, modify" holds no phrase.
+_UNIT = re.compile(r"\w+|[^\w\s'\-\u2019]", re.UNICODE)
 _SENTENCE_END = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])\s+|\n{2,}")
 
 _STOPWORD_TEXT = """
@@ -28,6 +31,17 @@ def tokenize(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def phrase_units(text: str) -> list[str]:
+    """`tokenize`'s words with a one-character break token wherever punctuation separates two
+    words; breaks are never content (see `is_content`), so phrases do not span them."""
+    return _UNIT.findall(text.lower())
+
+
+def words_of(units: list[str]) -> list[str]:
+    """`phrase_units` without its breaks: exactly `tokenize` of the same text."""
+    return [u for u in units if len(u) > 1 or _WORD.match(u)]
+
+
 def content_words(tokens: list[str]) -> list[str]:
     """Tokens without stopwords, or all of them when only stopwords are left, so a query such as
     "the who" still means something."""
@@ -40,8 +54,23 @@ def content_terms(tokens: list[str]) -> set[str]:
 
 
 def is_content(unit: str) -> bool:
-    """A unit that can carry meaning on its own: not a stopword, not a bare number, not 1 char."""
-    return len(unit) > 1 and unit not in STOPWORDS and not unit.isdigit()
+    """A unit that can carry meaning on its own: not a stopword, not 1 char, not a number or an
+    identifier made mostly of digits or hex (`is_code_like`)."""
+    return len(unit) > 1 and unit not in STOPWORDS and not unit.isdigit() and not is_code_like(unit)
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def is_code_like(word: str) -> bool:
+    """A token of two or more digits that is mostly digits ("1a2b3", "v2024") or, six characters
+    and longer, mostly hex ("ab12cd34eexample", "0x7ffd"): ids and hashes, not words."""
+    digits = sum(c.isdigit() for c in word)
+    if digits < 2:
+        return False
+    if digits * 2 > len(word) and len(word) > 3:
+        return True
+    return len(word) >= 6 and sum(c in _HEX for c in word) * 10 >= len(word) * 7
 
 
 def split_chunks(text: str, max_chars: int) -> list[str]:

@@ -111,7 +111,7 @@ class Engine:
         self.config = config
         self.storage = storage if storage is not None else open_storage(config)
         self.indexes = MemoryIndexes(config)
-        self.segments = SegmentDiscovery(config.learning)
+        self.segments = SegmentDiscovery(config.learning, config.concepts.extraction_threshold)
         self.graph = ConceptGraph(config.concepts)
         self.names = ConceptNameIndex()
         self.working = WorkingMemory(config.memory)
@@ -166,7 +166,7 @@ class Engine:
             self.names.add(c.name)
         for e in self.storage.iter_edges():
             if e.a in self.graph.nodes and e.b in self.graph.nodes:
-                self.graph.restore_edge(e.a, e.b, Edge(e.weight, e.initial_weight, e.updated_at))
+                self.graph.restore_edge(e.a, e.b, Edge(e.weight, e.initial_weight, e.updated_at, e.cooccurrences))
         now = time.time()
         weights = self.config.memory.priority_weights
         items = [
@@ -300,7 +300,7 @@ class Engine:
         nodes, edges, removed = self.graph.drain_dirty()
         for name, n in nodes:
             batch.concepts.append(ConceptRecord(name, n.usage_count, n.confidence, n.created_at, n.last_used))
-        batch.edges.extend(EdgeRecord(a, b, e.weight, e.w0, e.updated_at) for a, b, e in edges)
+        batch.edges.extend(EdgeRecord(a, b, e.weight, e.w0, e.updated_at, e.count) for a, b, e in edges)
         batch.removed_edges.extend(removed)
         self._drain_metadata_into(batch)
 
@@ -553,14 +553,20 @@ class Engine:
             resolved = self._resolve(name)
             if resolved is None:
                 return None
-            found = self.graph.related(resolved, q.depth, q.limit, q.min_strength, time.time())
-        return RelatedResult(
-            concept=resolved,
-            related=[
-                RelatedConcept(name=a.name, activation=a.activation, depth=a.depth, strength=a.strength)
+            now = time.time()
+            found = self.graph.related(resolved, q.depth, q.limit, q.min_strength, self._memories, now)
+            related = [
+                RelatedConcept(
+                    name=a.name,
+                    activation=a.activation,
+                    depth=a.depth,
+                    strength=a.strength,
+                    weight=None if a.edge is None else self.graph.current_weight(a.edge, now),
+                    cooccurrences=None if a.edge is None else a.edge.count,
+                )
                 for a in found
-            ],
-        )
+            ]
+        return RelatedResult(concept=resolved, related=related)
 
     # -- maintenance ------------------------------------------------------------------------------
     def _maybe_consolidate(self, now: float) -> None:
@@ -647,7 +653,7 @@ class Engine:
             if change.kind == ch.EDGE:
                 a, b = change.key, change.aux or ""
                 rec = batch.edges.get((a, b))
-                edge = None if rec is None else Edge(rec.weight, rec.initial_weight, rec.updated_at)
+                edge = None if rec is None else Edge(rec.weight, rec.initial_weight, rec.updated_at, rec.cooccurrences)
                 self.graph.replace_edge(a, b, edge)
         for text, seg in batch.segments.items():
             parts = (seg.left, seg.right) if seg.left is not None and seg.right is not None else None

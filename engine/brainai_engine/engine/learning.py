@@ -14,22 +14,25 @@ from brainai_common.engine_config import ConceptsConfig
 from brainai_engine.core.concept_search import ConceptNameIndex
 from brainai_engine.core.concepts import ConceptGraph
 from brainai_engine.core.segments import SegmentDiscovery
-from brainai_engine.core.text import split_chunks, tokenize
+from brainai_engine.core.text import phrase_units, split_chunks, words_of
 
 
 @dataclass(slots=True)
 class Prepared:
-    """One text after the lock-free stage: its memory chunks and their tokens."""
+    """One text after the lock-free stage: its memory chunks, their words (what the index holds)
+    and their phrase units (words and punctuation breaks, what segment discovery reads)."""
 
     chunks: list[str]
     tokens: list[list[str]]
+    units: list[list[str]]
     started: float
 
 
 def prepare(text: str, max_chunk_chars: int) -> Prepared:
     started = time.perf_counter()
     chunks = split_chunks(text, max_chunk_chars)
-    return Prepared(chunks, [tokenize(c) for c in chunks], started)
+    units = [phrase_units(c) for c in chunks]
+    return Prepared(chunks, [words_of(u) for u in units], units, started)
 
 
 def analyse(
@@ -53,8 +56,8 @@ def analyse(
     out: list[tuple[int, int, int, int]] = []
     for p in prepared:
         discovered = created = updated = formed = 0
-        for tokens in p.tokens:
-            analysis = segments.observe(tokens, now)
+        for units in p.units:
+            analysis = segments.observe(units, now)
             discovered += len(analysis.new_segments)
             confidences: dict[str, float] = {}
             sequence: list[str] = []

@@ -51,6 +51,7 @@ CREATE TABLE changes (
 );
 """,
     ),
+    (2, "ALTER TABLE edges ADD COLUMN cooccurrences bigint NOT NULL DEFAULT 1;"),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -246,14 +246,16 @@ class PostgresStorage(Storage):
             es = batch.edges
             conn.execute(
                 "INSERT INTO edges SELECT * FROM unnest(%s::text[], %s::text[], %s::float8[], %s::float8[], "
-                "%s::float8[]) ON CONFLICT (a, b) DO UPDATE SET weight = excluded.weight, "
-                "initial_weight = excluded.initial_weight, updated_at = excluded.updated_at",
+                "%s::float8[], %s::int8[]) ON CONFLICT (a, b) DO UPDATE SET weight = excluded.weight, "
+                "initial_weight = excluded.initial_weight, updated_at = excluded.updated_at, "
+                "cooccurrences = excluded.cooccurrences",
                 (
                     [e.a for e in es],
                     [e.b for e in es],
                     [e.weight for e in es],
                     [e.initial_weight for e in es],
                     [e.updated_at for e in es],
+                    [e.cooccurrences for e in es],
                 ),
             )
             log_rows += [(ch.EDGE, e.a, e.b) for e in es]
@@ -361,7 +363,7 @@ class PostgresStorage(Storage):
 
     def iter_edges(self) -> Iterator[EdgeRecord]:
         sql = (
-            "SELECT a, b, weight, initial_weight, updated_at FROM edges WHERE (a, b) > (%s, %s) "
+            "SELECT a, b, weight, initial_weight, updated_at, cooccurrences FROM edges WHERE (a, b) > (%s, %s) "
             "ORDER BY a, b LIMIT %s"
         )
         last = ("", "")
@@ -449,7 +451,7 @@ class PostgresStorage(Storage):
                 out.concepts[r[0]] = ConceptRecord(*r)
         if edges := by_kind.get(ch.EDGE):
             for r in conn.execute(
-                "SELECT e.a, e.b, e.weight, e.initial_weight, e.updated_at "
+                "SELECT e.a, e.b, e.weight, e.initial_weight, e.updated_at, e.cooccurrences "
                 "FROM unnest(%s::text[], %s::text[]) "
                 "AS k(a, b) JOIN edges e ON e.a = k.a AND e.b = k.b",
                 ([c.key for c in edges], [c.aux or "" for c in edges]),

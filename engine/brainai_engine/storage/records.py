@@ -48,6 +48,7 @@ class EdgeRecord:
     weight: float
     initial_weight: float
     updated_at: float
+    cooccurrences: int = 1
 
 
 @dataclass(slots=True)

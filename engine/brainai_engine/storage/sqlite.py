@@ -58,7 +58,7 @@ CREATE TABLE IF NOT EXISTS concepts (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS edges (
     a TEXT NOT NULL, b TEXT NOT NULL, weight REAL NOT NULL, initial_weight REAL NOT NULL,
-    updated_at REAL NOT NULL, PRIMARY KEY (a, b)
+    updated_at REAL NOT NULL, cooccurrences INTEGER NOT NULL DEFAULT 1, PRIMARY KEY (a, b)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS segments (
     text TEXT PRIMARY KEY, frequency INTEGER NOT NULL, confidence REAL NOT NULL, units INTEGER NOT NULL,
@@ -72,6 +72,18 @@ _MEMORY_COLS = (
     "id, content, enc, type, priority, confidence, access_count, created_at, last_accessed, context"
 )
 _IN_CHUNK = 500
+
+
+# Columns added after a table's first release: (table, column, definition), added at open.
+_ADDED_COLUMNS = [("edges", "cooccurrences", "INTEGER NOT NULL DEFAULT 1")]
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a store written by an older engine up to SCHEMA (idempotent, one ALTER per column)."""
+    for table, column, definition in _ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
 
 class _Codec:
@@ -125,6 +137,7 @@ class SQLiteStorage(Storage):
         try:
             self._writer = self._connect()
             self._writer.executescript(SCHEMA)
+            _add_missing_columns(self._writer)
             row = self._writer.execute(
                 "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'memories'), 0), "
                 "coalesce((SELECT max(id) FROM memories), 0))"
@@ -225,8 +238,11 @@ class SQLiteStorage(Storage):
                     )
                 if batch.edges:
                     conn.executemany(
-                        "INSERT OR REPLACE INTO edges VALUES (?, ?, ?, ?, ?)",
-                        [(e.a, e.b, e.weight, e.initial_weight, e.updated_at) for e in batch.edges],
+                        "INSERT OR REPLACE INTO edges VALUES (?, ?, ?, ?, ?, ?)",
+                        [
+                            (e.a, e.b, e.weight, e.initial_weight, e.updated_at, e.cooccurrences)
+                            for e in batch.edges
+                        ],
                     )
                 if batch.removed_edges:
                     conn.executemany("DELETE FROM edges WHERE a = ? AND b = ?", batch.removed_edges)
@@ -335,7 +351,7 @@ class SQLiteStorage(Storage):
             yield ConceptRecord(*row)
 
     def iter_edges(self) -> Iterator[EdgeRecord]:
-        for row in self._reader().execute("SELECT a, b, weight, initial_weight, updated_at FROM edges"):
+        for row in self._reader().execute("SELECT a, b, weight, initial_weight, updated_at, cooccurrences FROM edges"):
             yield EdgeRecord(*row)
 
     def iter_segments(self) -> Iterator[SegmentRecord]:

@@ -1,4 +1,4 @@
-"""Concept graph: Hebbian rule, decay with floor, pruning, spreading activation."""
+"""Concept graph: Hebbian rule, decay with floor, pruning, association strength, spreading activation."""
 
 from __future__ import annotations
 
@@ -61,38 +61,86 @@ def test_prune_below_threshold() -> None:
     assert gone == [("weak", "x")]
 
 
+def test_association_strength_is_npmi_of_counts() -> None:
+    g = graph(edge_decay_lambda=0.0)
+    link(g, "ai", "ml", 4)
+    g.nodes["ai"].usage_count, g.nodes["ml"].usage_count = 8, 10
+    edge = g.adj["ai"]["ml"]
+    expected = math.log(4 * 1000 / (8 * 10)) / -math.log(4 / 1000)
+    assert g.strength("ai", "ml", edge, 1000, 0) == pytest.approx(expected)
+    g.nodes["ai"].usage_count = g.nodes["ml"].usage_count = 4  # only ever together
+    assert g.strength("ai", "ml", edge, 1000, 0) == pytest.approx(1.0)
+    g.nodes["ai"].usage_count = g.nodes["ml"].usage_count = 500  # as often as chance, or less
+    assert g.strength("ai", "ml", edge, 1000, 0) == 0.0
+
+
+def test_strength_decays_with_the_hebbian_weight() -> None:
+    g = graph(edge_decay_lambda=0.01)
+    link(g, "a", "b", 3)
+    edge = g.adj["a"]["b"]
+    fresh = g.strength("a", "b", edge, 100, 0)
+    assert g.strength("a", "b", edge, 100, 10 * H) == pytest.approx(fresh * math.exp(-0.1))
+
+
+def test_generic_word_ranks_below_true_associates() -> None:
+    """A word in half of all memories meets "git" more often than "commit" does, and its Hebbian
+    weight saturates higher; it meets "git" exactly as often as chance predicts, so its association
+    is 0 and it is not followed at all, while the true associates' strengths spread out."""
+    g = graph(edge_decay_lambda=0.0)
+    for i in range(1000):
+        seq = ["use"] if i % 2 else []
+        if i < 40:
+            seq += ["git", "commit" if i < 30 else "branch"]
+        elif i < 60:
+            seq += ["commit"]
+        g.observe(seq, dict.fromkeys(seq, 1.0), now=0)
+    assert g.weight("git", "use", 0) > g.weight("git", "branch", 0)
+    found = g.related("git", depth=1, limit=10, min_strength=0.0, documents=1000, now=0)
+    assert [f.name for f in found] == ["commit", "branch"]
+    assert g.strength("git", "use", g.adj["git"]["use"], 1000, 0) == pytest.approx(0.0, abs=1e-9)
+    assert found[0].strength - found[1].strength > 0.01
+    assert found[0].edge is not None and found[0].edge.count == 30
+
+
 def test_spreading_activation_values_and_order() -> None:
     g = graph(edge_decay_lambda=0.0)
     link(g, "ai", "ml", 10)
     link(g, "ml", "nn", 10)
     link(g, "ai", "logic", 1)
-    w_strong = g.weight("ai", "ml", 0)
-    w_weak = g.weight("ai", "logic", 0)
-    found = g.related("ai", depth=2, limit=10, min_strength=0.0, now=0)
-    names = [f.name for f in found]
-    assert names == ["ml", "nn", "logic"]
+    for name, usage in {"ai": 12, "ml": 20, "nn": 15, "logic": 30}.items():
+        g.nodes[name].usage_count = usage
+    n = 1000
+    s_ml = g.strength("ai", "ml", g.adj["ai"]["ml"], n, 0)
+    s_nn = g.strength("ml", "nn", g.adj["ml"]["nn"], n, 0)
+    s_logic = g.strength("ai", "logic", g.adj["ai"]["logic"], n, 0)
+    found = g.related("ai", depth=2, limit=10, min_strength=0.0, documents=n, now=0)
+    assert [f.name for f in found] == ["ml", "nn", "logic"]
     act = {f.name: f for f in found}
-    assert act["ml"].activation == pytest.approx(w_strong * 0.8 * 0.9)
-    assert act["nn"].activation == pytest.approx(w_strong * 0.8 * 0.9 * w_strong * 0.8 * 0.81)
-    assert act["logic"].activation == pytest.approx(w_weak * 0.8 * 0.9)
+    assert act["ml"].activation == pytest.approx(s_ml * 0.8 * 0.9)
+    assert act["nn"].activation == pytest.approx(s_ml * 0.8 * 0.9 * s_nn * 0.8 * 0.81)
+    assert act["logic"].activation == pytest.approx(s_logic * 0.8 * 0.9)
     assert (act["ml"].depth, act["nn"].depth) == (1, 2)
-    assert act["nn"].strength == pytest.approx(w_strong)
+    assert act["nn"].strength == pytest.approx(max(s_ml, s_nn)) and act["nn"].edge is None
 
 
 def test_depth_min_strength_and_cutoff() -> None:
     g = graph(edge_decay_lambda=0.0)
-    link(g, "a", "b", 10)
-    link(g, "b", "c", 10)
-    link(g, "c", "d", 1)
-    link(g, "d", "e", 1)
-    assert [f.name for f in g.related("a", depth=1, limit=10, min_strength=0, now=0)] == ["b"]
-    assert "d" not in {f.name for f in g.related("a", depth=5, limit=10, min_strength=0.5, now=0)}
-    found = {f.name: f.activation for f in g.related("a", depth=5, limit=10, min_strength=0, now=0)}
-    w = g.weight("a", "b", 0)
-    to_d = w * 0.8 * 0.9 * w * 0.8 * 0.81 * 0.19 * 0.8 * 0.729
-    assert found["d"] == pytest.approx(to_d)  # 0.024 > cutoff
-    assert "e" not in found  # to_d * 0.19 * 0.8 * 0.9^4 = 0.0024 < 0.01 cutoff
-    assert g.related("missing", depth=2, limit=10, min_strength=0, now=0) == []
+    for a, b, times in [("a", "b", 10), ("b", "c", 10), ("c", "d", 2), ("d", "e", 2)]:
+        link(g, a, b, times)
+    for name, usage in {"a": 10, "b": 10, "c": 10, "d": 40, "e": 40}.items():
+        g.nodes[name].usage_count = usage
+    n = 1000
+    s = {k: g.strength(*k, g.adj[k[0]][k[1]], n, 0) for k in [("a", "b"), ("b", "c"), ("c", "d"), ("d", "e")]}
+    assert s[("c", "d")] < 0.5 < s[("a", "b")]
+    assert [f.name for f in g.related("a", depth=1, limit=10, min_strength=0, documents=n, now=0)] == ["b"]
+    strong_only = g.related("a", depth=5, limit=10, min_strength=0.5, documents=n, now=0)
+    assert "d" not in {f.name for f in strong_only}
+    found = {f.name: f.activation for f in g.related("a", depth=3, limit=10, min_strength=0, documents=n, now=0)}
+    to_d = s[("a", "b")] * 0.8 * 0.9 * s[("b", "c")] * 0.8 * 0.81 * s[("c", "d")] * 0.8 * 0.729
+    assert found["d"] == pytest.approx(to_d) and to_d > 0.01
+    deeper = g.related("a", depth=5, limit=10, min_strength=0, documents=n, now=0)
+    assert "e" not in {f.name for f in deeper}  # to_d * s(d, e) * 0.8 * 0.9^4 < the 0.01 cutoff
+    assert g.related("missing", depth=2, limit=10, min_strength=0, documents=n, now=0) == []
 
 
 def test_observe_window_and_counts() -> None:

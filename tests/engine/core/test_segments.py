@@ -1,16 +1,18 @@
-"""Segment discovery: BPE-style merges with a minimum frequency, confidence formula."""
+"""Segment discovery: BPE-style merges gated by frequency and NPMI, the confidence formula, units."""
 
 from __future__ import annotations
 
 import pytest
 
 from brainai_common.engine_config import LearningConfig
-from brainai_engine.core.segments import SegmentDiscovery, saturation
-from brainai_engine.core.text import split_chunks, tokenize
+import math
+
+from brainai_engine.core.segments import SegmentDiscovery, npmi, saturation
+from brainai_engine.core.text import is_code_like, phrase_units, split_chunks, tokenize, words_of
 
 
-def discovery(**kw: int) -> SegmentDiscovery:
-    return SegmentDiscovery(LearningConfig(**kw))
+def discovery(threshold: float = 0.6, **kw: int) -> SegmentDiscovery:
+    return SegmentDiscovery(LearningConfig(**kw), threshold)
 
 
 def test_saturation_numbers() -> None:
@@ -51,8 +53,9 @@ def test_stopwords_break_adjacency() -> None:
 @pytest.mark.parametrize("max_units", [2, 4])
 def test_merges_nest_up_to_max_units(max_units: int) -> None:
     seg = discovery(bpe_min_frequency=2, max_segment_units=max_units)
-    for _ in range(8):
+    for i in range(8):
         seg.observe(tokenize("large language model benchmark"), now=0)
+        seg.observe([f"filler{_letters(i * 10 + j)}" for j in range(20)], now=0)
     assert max(st.units for st in seg.stats.values()) == max_units
     if max_units == 4:  # pairs of pairs merged: BPE nesting
         assert seg.stats["large language model benchmark"].parts == ("large language", "model benchmark")
@@ -60,23 +63,99 @@ def test_merges_nest_up_to_max_units(max_units: int) -> None:
         assert units == ["large language model benchmark"]
 
 
-def test_confidence_uses_dice_cohesion() -> None:
-    seg = discovery(bpe_min_frequency=2)
+def test_npmi_numbers() -> None:
+    assert npmi(5, 5, 5, 1000) == pytest.approx(1.0)  # only ever together
+    assert npmi(1, 10, 100, 1000) == pytest.approx(0.0)  # exactly as often as chance
+    assert npmi(4, 8, 10, 1000) == pytest.approx(math.log(4 * 1000 / 80) / -math.log(4 / 1000))
+    assert npmi(0, 3, 3, 10) == 0.0
+
+
+def test_pair_confidence_is_saturation_times_npmi() -> None:
+    seg = discovery(threshold=0.0, bpe_min_frequency=2)
     for _ in range(2):
         seg.observe(tokenize("quantum computing"), now=0)
-    together = seg.confidence("quantum computing")
-    assert together == pytest.approx(saturation(2, 2) * 1.0)
+    assert seg.confidence("quantum computing") == pytest.approx(saturation(2, 2) * 1.0)
     for _ in range(6):
         seg.observe(tokenize("quantum"), now=0)
-    # quantum now occurs 8 times, the pair 2: Dice = 2*2/(8+2) = 0.4
-    assert seg.confidence("quantum computing") == pytest.approx(saturation(2, 2) * 0.4)
+    f_q, f_c, total = seg.stats["quantum"].frequency, seg.stats["computing"].frequency, seg.total
+    expected = saturation(2, 2) * npmi(2, f_q, f_c, total)
+    assert seg.confidence("quantum computing") == pytest.approx(expected)
+    assert 0 < expected < saturation(2, 2)
+
+
+def test_chance_pair_is_not_merged() -> None:
+    """Two frequent words that meet no more often than their frequencies predict stay two units;
+    a collocation of rarer words in the same texts is merged."""
+    seg = discovery(bpe_min_frequency=2)
+    fillers = [f"{a}{b}" for a in "bcdfghk" for b in ("ada", "ine", "oro")]
+    for i in range(300):
+        seg.observe(tokenize(f"license {fillers[i % 21]} becomes {fillers[(i * 7) % 21]}"), now=0)
+        if i % 30 == 0:
+            seg.observe(tokenize("license becomes"), now=0)
+            seg.observe(tokenize("apache software"), now=0)
+    assert "license becomes" not in seg.stats
+    assert seg.confidence("license becomes") == 0.0
+    assert "apache software" in seg.stats and seg.confidence("apache software") >= 0.6
+
+
+def test_a_word_below_min_frequency_is_no_concept() -> None:
+    seg = discovery(bpe_min_frequency=3)
+    seg.observe(tokenize("zebra"), now=0)
+    seg.observe(tokenize("zebra"), now=0)
+    assert seg.confidence("zebra") == 0.0
+    seg.observe(tokenize("zebra"), now=0)
+    assert seg.confidence("zebra") == pytest.approx(saturation(3, 3))
+
+
+def test_threshold_gates_merges() -> None:
+    """The same texts merge a pair at a low extraction threshold and not (yet) at a high one."""
+    texts = ["solar panel"] * 2 + ["solar", "panel"] * 3
+    low, high = discovery(threshold=0.3), discovery(threshold=0.9)
+    for t in texts:
+        low.observe(tokenize(t), now=0)
+        high.observe(tokenize(t), now=0)
+    assert "solar panel" in low.stats and "solar panel" not in high.stats
+
+
+def test_punctuation_breaks_phrases() -> None:
+    seg = discovery(bpe_min_frequency=2)
+    for i in range(6):
+        seg.observe(phrase_units("use, copy, modify, merge"), now=0)
+        seg.observe(phrase_units("git cherry-pick"), now=0)
+        seg.observe([f"filler{_letters(i * 10 + j)}" for j in range(20)], now=0)
+    assert not any(" " in s for s in seg.stats if "copy" in s or "modify" in s)
+    assert "git cherry pick" in seg.stats
+
+
+def test_units_and_words() -> None:
+    text = "Use, copy (and) modify: don't cherry-pick — 東京。ü_x 12"
+    units = phrase_units(text)
+    assert units[:3] == ["use", ",", "copy"] and "(" in units and ":" in units
+    assert words_of(units) == tokenize(text)
+
+
+@pytest.mark.parametrize(
+    ("word", "code"),
+    [("ab12cd34eexample", True), ("0x7ffd", True), ("v2024", True), ("deadbeef12", True),
+     ("x86", False), ("sha256", False), ("utf8", False), ("python3", False), ("ipv4", False)],
+)
+def test_code_like_tokens(word: str, code: bool) -> None:
+    assert is_code_like(word) is code
+    seg = discovery()
+    for _ in range(4):
+        seg.observe([word], now=0)
+    assert (word in seg.stats) is not code
 
 
 def test_pending_pairs_stay_bounded() -> None:
     seg = discovery(max_pending_pairs=1000)
     for i in range(3000):
-        seg.observe([f"w{i}", f"v{i}"], now=0)
+        seg.observe([f"w{_letters(i)}", f"v{_letters(i)}"], now=0)
     assert len(seg._pairs) <= 1000
+
+
+def _letters(i: int) -> str:
+    return "".join("abcdefghij"[int(d)] for d in str(i))
 
 
 def test_drain_dirty_reports_changes_once() -> None:

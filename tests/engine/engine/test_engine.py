@@ -36,7 +36,7 @@ def test_learn_counts_and_concepts(engine: Engine) -> None:
     assert result.segments_discovered > 0 and result.concepts_created > 0 and result.relationships_formed > 0
     # The pair reached the minimum frequency in this text; merges apply from the next text on (BPE).
     assert engine.get_concept("machine learning") is None
-    assert engine.learn(LearnRequest(text="Machine learning at scale.")).concepts_created >= 1
+    assert engine.learn(LearnRequest(text="Machine learning needs data at scale.")).concepts_created >= 1
     assert engine.get_concept("machine learning") is not None
     assert engine.get_concept("Machine  Learning") is not None  # names are normalised like text
     related = engine.related_concepts("machine learning", RelatedQuery(depth=2))
@@ -184,7 +184,7 @@ from brainai_common.engine_config import EngineConfig
 from brainai_engine.engine.facade import Engine
 from brainai_engine.models import LearnRequest
 engine = Engine(EngineConfig.model_validate({{"server": {{"data_dir": {str(tmp_path)!r}}}}}))
-result = engine.learn(LearnRequest(text="Crash test dummies remember everything."))
+result = engine.learn(LearnRequest(text="Crash test dummies remember everything, dummies do."))
 print(result.memory_ids[0], flush=True)
 os._exit(9)
 """
@@ -196,7 +196,7 @@ os._exit(9)
     engine = Engine(make_config(tmp_path))
     try:
         assert engine.get_memory(memory_id) is not None
-        assert search(engine, "dummies") == ["Crash test dummies remember everything."]
+        assert search(engine, "dummies") == ["Crash test dummies remember everything, dummies do."]
         assert engine.get_concept("dummies") is not None
     finally:
         engine.close()
@@ -232,7 +232,7 @@ def test_concurrent_learn_search_and_reads(engine: Engine) -> None:
 
 def test_maintenance_prunes_and_persists(open_engine: Callable[..., Engine]) -> None:
     engine = open_engine(concepts={"edge_decay_lambda": 1.0})
-    engine.learn(LearnRequest(text="Solar panels convert sunlight."))
+    engine.learn(LearnRequest(text="Solar panels convert sunlight. Solar panels store sunlight."))
     assert engine.stats().relationships > 0
     engine.maintain(now=engine.graph.nodes["solar"].last_used + 3600 * 5, force=True)
     assert engine.stats().relationships == 0

@@ -37,7 +37,7 @@ def check_write_and_read_back_everything(
                 memory("second", type="semantic"),
             ],
             concepts=[ConceptRecord("ai", 3, 0.8, 1.0, 2.0)],
-            edges=[EdgeRecord("ai", "ml", 0.19, 0.1, 5.0)],
+            edges=[EdgeRecord("ai", "ml", 0.19, 0.1, 5.0, 7)],
             segments=[SegmentRecord("machine learning", 2, 0.75, 2, 1.0, "machine", "learning")],
         )
     )
@@ -47,7 +47,7 @@ def check_write_and_read_back_everything(
     assert (rec.type, rec.priority, rec.confidence) == ("working", 2, pytest.approx(0.9))
     assert set(store.get_memories([1, 2, 99])) == {1, 2}
     assert [c.name for c in store.iter_concepts()] == ["ai"]
-    assert [(e.a, e.b, e.weight) for e in store.iter_edges()] == [("ai", "ml", 0.19)]
+    assert [(e.a, e.b, e.weight, e.cooccurrences) for e in store.iter_edges()] == [("ai", "ml", 0.19, 7)]
     assert next(store.iter_segments()).left == "machine"
     eventually(lambda: [r.id for r in store.working_set()] == [1])
     counts = store.counts()

@@ -61,6 +61,20 @@ def test_durable_across_reopen_and_ids_never_reused(tmp_path: Path) -> None:
     s.close()
 
 
+def test_a_store_from_before_edge_counts_opens_and_keeps_its_edges(tmp_path: Path) -> None:
+    path = tmp_path / "brain.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE edges (a TEXT NOT NULL, b TEXT NOT NULL, weight REAL NOT NULL, "
+            "initial_weight REAL NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID"
+        )
+        conn.execute("INSERT INTO edges VALUES ('ai', 'ml', 0.3, 0.1, 1.0)")
+    for _ in range(2):  # the column is added once; the second open finds it
+        s = SQLiteStorage(path)
+        assert [(e.a, e.weight, e.cooccurrences) for e in s.iter_edges()] == [("ai", 0.3, 1)]
+        s.close()
+
+
 def test_failed_batch_is_rolled_back(store: SQLiteStorage) -> None:
     bad = WriteBatch(
         new_memories=[memory("ok"), memory(None)],  # type: ignore[arg-type]
