@@ -84,10 +84,7 @@ class ConceptGraph:
         c_ab = min(edge.count, c_a, c_b)
         if c_ab <= 0:
             return 0.0
-        if c_ab >= n:
-            association = 1.0
-        else:
-            association = math.log(c_ab * n / (c_a * c_b)) / -math.log(c_ab / n)
+        association = 1.0 if c_ab >= n else math.log(c_ab * n / (c_a * c_b)) / -math.log(c_ab / n)
         freshness = self.current_weight(edge, now) / edge.weight if edge.weight > 0 else 1.0
         return min(max(association, 0.0), 1.0) * freshness
 

@@ -104,6 +104,10 @@ class _Write:
             yield self.memory.content, self.memory.type, self.memory.confidence, self.tokens or []
 
 
+def _edge(rec: EdgeRecord) -> Edge:
+    return Edge(rec.weight, rec.initial_weight, rec.updated_at, rec.cooccurrences)
+
+
 class Engine:
     """Thread-safe memory and concept engine over one `Storage`."""
 
@@ -166,7 +170,9 @@ class Engine:
             self.names.add(c.name)
         for e in self.storage.iter_edges():
             if e.a in self.graph.nodes and e.b in self.graph.nodes:
-                self.graph.restore_edge(e.a, e.b, Edge(e.weight, e.initial_weight, e.updated_at, e.cooccurrences))
+                self.graph.restore_edge(
+                    e.a, e.b, Edge(e.weight, e.initial_weight, e.updated_at, e.cooccurrences)
+                )
         now = time.time()
         weights = self.config.memory.priority_weights
         items = [
@@ -653,7 +659,11 @@ class Engine:
             if change.kind == ch.EDGE:
                 a, b = change.key, change.aux or ""
                 rec = batch.edges.get((a, b))
-                edge = None if rec is None else Edge(rec.weight, rec.initial_weight, rec.updated_at, rec.cooccurrences)
+                edge = (
+                    None
+                    if rec is None
+                    else Edge(rec.weight, rec.initial_weight, rec.updated_at, rec.cooccurrences)
+                )
                 self.graph.replace_edge(a, b, edge)
         for text, seg in batch.segments.items():
             parts = (seg.left, seg.right) if seg.left is not None and seg.right is not None else None

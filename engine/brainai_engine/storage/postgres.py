@@ -363,8 +363,8 @@ class PostgresStorage(Storage):
 
     def iter_edges(self) -> Iterator[EdgeRecord]:
         sql = (
-            "SELECT a, b, weight, initial_weight, updated_at, cooccurrences FROM edges WHERE (a, b) > (%s, %s) "
-            "ORDER BY a, b LIMIT %s"
+            "SELECT a, b, weight, initial_weight, updated_at, cooccurrences FROM edges "
+            "WHERE (a, b) > (%s, %s) ORDER BY a, b LIMIT %s"
         )
         last = ("", "")
         while True:

@@ -351,7 +351,9 @@ class SQLiteStorage(Storage):
             yield ConceptRecord(*row)
 
     def iter_edges(self) -> Iterator[EdgeRecord]:
-        for row in self._reader().execute("SELECT a, b, weight, initial_weight, updated_at, cooccurrences FROM edges"):
+        for row in self._reader().execute(
+            "SELECT a, b, weight, initial_weight, updated_at, cooccurrences FROM edges"
+        ):
             yield EdgeRecord(*row)
 
     def iter_segments(self) -> Iterator[SegmentRecord]:

@@ -135,7 +135,9 @@ def test_depth_min_strength_and_cutoff() -> None:
     assert [f.name for f in g.related("a", depth=1, limit=10, min_strength=0, documents=n, now=0)] == ["b"]
     strong_only = g.related("a", depth=5, limit=10, min_strength=0.5, documents=n, now=0)
     assert "d" not in {f.name for f in strong_only}
-    found = {f.name: f.activation for f in g.related("a", depth=3, limit=10, min_strength=0, documents=n, now=0)}
+    found = {
+        f.name: f.activation for f in g.related("a", depth=3, limit=10, min_strength=0, documents=n, now=0)
+    }
     to_d = s[("a", "b")] * 0.8 * 0.9 * s[("b", "c")] * 0.8 * 0.81 * s[("c", "d")] * 0.8 * 0.729
     assert found["d"] == pytest.approx(to_d) and to_d > 0.01
     deeper = g.related("a", depth=5, limit=10, min_strength=0, documents=n, now=0)

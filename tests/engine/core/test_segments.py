@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from brainai_common.engine_config import LearningConfig
-import math
-
 from brainai_engine.core.segments import SegmentDiscovery, npmi, saturation
 from brainai_engine.core.text import is_code_like, phrase_units, split_chunks, tokenize, words_of
 
@@ -136,8 +136,17 @@ def test_units_and_words() -> None:
 
 @pytest.mark.parametrize(
     ("word", "code"),
-    [("ab12cd34eexample", True), ("0x7ffd", True), ("v2024", True), ("deadbeef12", True),
-     ("x86", False), ("sha256", False), ("utf8", False), ("python3", False), ("ipv4", False)],
+    [
+        ("ab12cd34eexample", True),
+        ("0x7ffd", True),
+        ("v2024", True),
+        ("deadbeef12", True),
+        ("x86", False),
+        ("sha256", False),
+        ("utf8", False),
+        ("python3", False),
+        ("ipv4", False),
+    ],
 )
 def test_code_like_tokens(word: str, code: bool) -> None:
     assert is_code_like(word) is code
