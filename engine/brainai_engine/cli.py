@@ -130,12 +130,15 @@ def cmd_learn(args: argparse.Namespace) -> int:
 
     from brainai_engine.engine.ingest import Ingestor
 
+    from brainai_engine.engine.ingest import iter_files
+
     config = _config(args)
-    paths = [Path(p) for p in args.paths if p != "-"]
-    missing = [str(p) for p in paths if not p.is_file()]
+    named = [Path(p) for p in args.paths if p != "-"]
+    missing = [str(p) for p in named if not (p.is_file() or p.is_dir())]
     if missing:
-        print(f"error: not a readable file: {', '.join(missing)}", file=sys.stderr)
+        print(f"error: not a readable file or directory: {', '.join(missing)}", file=sys.stderr)
         return 2
+    paths = list(iter_files(named))
     with _target(args, config) as engine:
         bar = tqdm(total=0, unit="B", unit_scale=True, file=sys.stderr, desc="learn", disable=args.quiet)
         ingestor = Ingestor(
@@ -148,25 +151,35 @@ def cmd_learn(args: argparse.Namespace) -> int:
         )
         bar.total = sum(ingestor.remaining(p.resolve()) for p in paths)
         bar.refresh()
-        for raw in args.paths:
-            if raw == "-":
-                ingestor.ingest_stream(sys.stdin.buffer)
-            else:
-                ingestor.ingest_file(Path(raw))
+        if "-" in args.paths:
+            ingestor.ingest_stream(sys.stdin.buffer)
+        for path in paths:
+            ingestor.ingest_file(path)
         bar.close()
     summary = ingestor.summary.as_dict()
     if args.json:
         print(json.dumps(summary))
     else:
-        print(
-            f"learned {summary['bytes']} bytes from {summary['files']} input(s) "
-            f"({summary['files_skipped']} already done): {summary['texts']} texts, "
-            f"{summary['memories_stored']} memories, {summary['concepts_created']} new concepts, "
-            f"{summary['relationships_formed']} relationships in {summary['seconds']:.1f}s"
-        )
-        for item in summary["per_file"]:  # type: ignore[attr-defined]
-            print(f"  {item['status']:>12}  {item['bytes']:>10} B  {item['path']}")
+        print(_learn_summary(summary))
+        for item in summary["per_file"] if args.files else ():  # type: ignore[attr-defined]
+            print(f"  {item['status']:>18}  {item['bytes']:>10} B  {item['path']}")
     return 0
+
+
+def _learn_summary(summary: dict[str, Any]) -> str:
+    """A few lines whatever the number of files (`--files` lists them)."""
+    learned = summary["files"] - summary["files_skipped"]
+    lines = [
+        f"learned {summary['bytes']:,} bytes from {learned:,} of {summary['files']:,} input(s): "
+        f"{summary['texts']:,} texts, {summary['memories_stored']:,} new memories"
+        + (f" ({summary['duplicates']:,} already known)" if summary.get("duplicates") else "")
+        + f", {summary['concepts_created']:,} new concepts, {summary['relationships_formed']:,} "
+        f"relationships in {summary['seconds']:.1f}s ({summary['mb_per_hour']:,.0f} MB/h)"
+    ]
+    if summary["skipped"]:
+        reasons = ", ".join(f"{n:,} {reason}" for reason, n in sorted(summary["skipped"].items()))
+        lines.append(f"skipped {summary['files_skipped']:,}: {reasons}")
+    return "\n".join(lines)
 
 
 def _short(text: str, width: int = 100) -> str:
@@ -218,6 +231,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from brainai_engine.tools.quality import REPORT_SECTIONS, render, run_report
+
+    config = _config(args).model_dump()
+    sections = {k: config[k] for k in REPORT_SECTIONS}
+    folder = Path(args.folder) if args.folder else None
+    if folder is not None and not folder.is_dir():
+        print(f"error: not a directory: {folder}", file=sys.stderr)
+        return 2
+    progress = (
+        (lambda _m: None) if args.json else (lambda m: print(f"[report] {m}", file=sys.stderr, flush=True))
+    )
+    report = run_report(folder, args.megabytes, sections, progress)
+    print(json.dumps(report) if args.json else render(report))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from brainai_engine.tools.demo import run_demo
 
@@ -261,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     learn.add_argument("--batch-size", type=int, default=64, help="texts per learn_batch call")
     learn.add_argument("--json", action="store_true", help="print the summary as JSON")
     learn.add_argument("--quiet", action="store_true", help="no progress bar")
+    learn.add_argument("--files", action="store_true", help="list every input file with its status")
     learn.set_defaults(func=cmd_learn)
 
     for name, func, what in (("search", cmd_search, "memories"), ("concepts", cmd_concepts, "concepts")):
@@ -275,6 +306,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--memories", type=int, help="memories to preload (default 1M, 100k with --quick)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.set_defaults(func=cmd_bench)
+
+    report = sub.add_parser(
+        "report",
+        parents=[common],
+        help="concept quality: learn a fixed corpus into a scratch store and print junk share, "
+        "related-concept strengths and their overlap with the most frequent words",
+    )
+    report.add_argument(
+        "folder",
+        nargs="?",
+        help="a folder of text files (default: this Python's standard-library docstrings)",
+    )
+    report.add_argument("--megabytes", type=float, default=4.0, help="docstring corpus size (default 4)")
+    report.add_argument("--json", action="store_true", help="print one JSON object")
+    report.set_defaults(func=cmd_report)
 
     demo = sub.add_parser("demo", parents=[common], help="start a server, learn, query, stop")
     demo.set_defaults(func=cmd_demo)

@@ -190,7 +190,8 @@ class RelatedConcept(BaseModel):
     strength: float = Field(
         description="Association strength in [0, 1] of the strongest edge on the path that reached it: "
         "NPMI(a, b) = ln(c_ab N / (c_a c_b)) / -ln(c_ab / N) clipped at 0 (c: memories holding a, b, "
-        "both; N: memories in the store), times the decay of the edge's Hebbian weight since its last use."
+        "both; N: memories in the store), times the evidence c_ab / (c_ab + 2), times the decay of the "
+        "edge's Hebbian weight since its last use."
     )
     weight: float | None = Field(
         default=None,

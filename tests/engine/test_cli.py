@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -130,6 +131,36 @@ def test_appended_file_only_ingests_the_new_part(tmp_path: Path, capsys: pytest.
     make_corpus(corpus, 3, tag="new")
     code, out = run_cli(capsys, "learn", str(corpus), "--config", str(config), "--quiet", "--json")
     assert json.loads(out)["per_file"][0]["status"] == "ingested"
+
+
+def test_learn_a_folder_skips_what_is_not_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / ".git").mkdir()
+    make_corpus(docs / "guide.txt", 3)
+    make_corpus(docs / "sub" / "more.md", 2, tag="more")
+    (docs / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (docs / "empty.txt").write_bytes(b"")
+    (docs / "changelog.gz").write_bytes(gzip.compress(PARAGRAPH.encode()))
+    (docs / "tool").write_bytes(Path(sys.executable).resolve().read_bytes()[:20000])  # an ELF binary
+    (docs / "latin1.bin").write_bytes(bytes(range(128, 256)) * 40)
+    config = write_config(tmp_path / "f.toml", tmp_path / "f")
+
+    code, out = run_cli(capsys, "learn", str(docs), "--config", str(config), "--quiet", "--json")
+    summary = json.loads(out)
+    assert code == 0 and summary["files"] == 6 and summary["files_skipped"] == 4
+    assert summary["skipped"] == {"binary": 2, "compressed (gzip)": 1, "empty": 1}
+    status = {Path(f["path"]).name: f["status"] for f in summary["per_file"]}
+    assert status["guide.txt"] == status["more.md"] == "ingested" and status["empty.txt"] == "empty"
+    assert "HEAD" not in status  # hidden directories are not walked
+
+    code, out = run_cli(capsys, "learn", str(docs), "--config", str(config), "--quiet")
+    lines = out.strip().splitlines()
+    assert code == 0 and len(lines) == 2  # one screen whatever the file count; --files lists them
+    assert "from 0 of 6 input(s)" in lines[0]
+    assert lines[1] == "skipped 6: 2 already done, 2 binary, 1 compressed (gzip), 1 empty"
+    _, out = run_cli(capsys, "learn", str(docs), "--config", str(config), "--quiet", "--files")
+    assert len(out.strip().splitlines()) == 2 + 6
 
 
 def test_search_and_concepts_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

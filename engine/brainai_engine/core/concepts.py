@@ -9,10 +9,13 @@ Edge rules (all constants from `ConceptsConfig`):
 Every edge also counts its co-occurrences c_ab (memories holding both concepts). The weight is the
 source's Hebbian trace: it saturates towards 1 for any pair seen often, so a frequent word ends up
 as strong as a true associate. Related concepts are therefore ranked by association strength,
-    s(a, b) = NPMI(a, b) x w(t) / w,   NPMI = ln(c_ab N / (c_a c_b)) / -ln(c_ab / N)   clipped to [0, 1]
-with c_a, c_b the concepts' usage counts (memories holding each) and N the memories in the store:
-1 for concepts that only occur together, 0 for a pair that meets no more often than chance (a
-generic word next to anything), scaled down as the edge's Hebbian trace decays unused.
+    s(a, b) = NPMI(a, b) x c_ab / (c_ab + 2) x w(t) / w,
+    NPMI = ln(c_ab N / (c_a c_b)) / -ln(c_ab / N)   clipped to [0, 1]
+with c_a, c_b the concepts' usage counts (memories holding each) and N the memories in the store.
+NPMI is 1 for concepts that only occur together and 0 for a pair that meets no more often than
+chance (a generic word next to anything); the evidence factor c_ab / (c_ab + 2) keeps a pair seen
+once or twice (NPMI's known favourites) from outranking an established one; w(t) / w scales it
+down as the edge's Hebbian trace decays unused.
 Spreading activation runs on s from the start node (activation 1): reaching depth d over an edge of
 strength s adds a * s * spreading_factor * depth_decay^d to the neighbour, and paths whose
 contribution falls below activation_cutoff stop spreading.
@@ -85,8 +88,9 @@ class ConceptGraph:
         if c_ab <= 0:
             return 0.0
         association = 1.0 if c_ab >= n else math.log(c_ab * n / (c_a * c_b)) / -math.log(c_ab / n)
+        evidence = c_ab / (c_ab + 2)
         freshness = self.current_weight(edge, now) / edge.weight if edge.weight > 0 else 1.0
-        return min(max(association, 0.0), 1.0) * freshness
+        return min(max(association, 0.0), 1.0) * evidence * freshness
 
     def weight(self, a: str, b: str, now: float) -> float | None:
         edge = self.adj.get(a, {}).get(b)

@@ -1,5 +1,10 @@
 """Resumable bulk ingest of text files through ``engine.learn_batch``.
 
+Only text is learned: a file is sniffed first (its first 8 KiB) and skipped with a counted reason
+when it is empty, compressed (gzip, bzip2, xz, zstd, zip: the magic number) or binary (a NUL byte,
+as git decides, or mostly bytes that are neither UTF-8 text nor whitespace). Directories are walked
+in name order, hidden entries (``.git``) left out.
+
 Files are cut into paragraph-sized texts at exact byte offsets. After every acknowledged batch the byte
 offset reached is written to a per-file checkpoint in the data dir, so an interrupted run resumes where the
 last acknowledged batch ended (at-least-once: a crash between acknowledgement and checkpoint repeats one
@@ -38,10 +43,49 @@ class Piece:
     end: int  # absolute byte offset just past this piece in its source
 
 
+SNIFF_BYTES = 8192
+COMPRESSED_MAGIC = {
+    b"\x1f\x8b": "gzip",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"\x28\xb5\x2f\xfd": "zstd",
+    b"PK\x03\x04": "zip",
+}
+
+
+def sniff(head: bytes) -> str | None:
+    """Why a file starting with `head` is not text to learn, or None when it is."""
+    if not head:
+        return "empty"
+    for magic, kind in COMPRESSED_MAGIC.items():
+        if head.startswith(magic):
+            return f"compressed ({kind})"
+    if b"\x00" in head:
+        return "binary"
+    text = head.decode("utf-8", errors="replace")
+    # A cut at the sniff limit may split one character: allow for it before judging.
+    odd = text.count("\ufffd") + sum(1 for c in text if c < " " and c not in "\t\n\r\f\v")
+    return "binary" if odd > max(len(text) // 10, 2) else None
+
+
+def iter_files(paths: list[Path]) -> Iterator[Path]:
+    """Files named, and every file under directories named (name order, hidden entries skipped)."""
+    for path in paths:
+        if path.is_dir():
+            for root, dirs, names in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(names):
+                    if not name.startswith("."):
+                        yield Path(root) / name
+        else:
+            yield path
+
+
 @dataclass
 class IngestSummary:
     files: int = 0
     files_skipped: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> files
     bytes: int = 0
     texts: int = 0
     batches: int = 0
@@ -179,18 +223,29 @@ class Ingestor:
         self.summary = IngestSummary()
 
     def remaining(self, path: Path) -> int:
+        """Bytes still to learn from `path` (0 for a file that will be skipped)."""
+        with path.open("rb") as fh:
+            if sniff(fh.read(SNIFF_BYTES)) is not None:
+                return 0
         return max(0, path.stat().st_size - self.checkpoints.load(path))
+
+    def _skip(self, path: Path, reason: str) -> None:
+        self.summary.files_skipped += 1
+        self.summary.skipped[reason] = self.summary.skipped.get(reason, 0) + 1
+        self.summary.per_file.append({"path": str(path), "status": reason, "bytes": 0})
 
     def ingest_file(self, path: Path) -> None:
         path = path.resolve()
-        start = self.checkpoints.load(path)
-        size = path.stat().st_size
         self.summary.files += 1
-        if start >= size:
-            self.summary.files_skipped += 1
-            self.summary.per_file.append({"path": str(path), "status": "already done", "bytes": 0})
-            return
         with path.open("rb") as fh:
+            reason = sniff(fh.read(SNIFF_BYTES))
+            if reason is not None:
+                self._skip(path, reason)
+                return
+            start = self.checkpoints.load(path)
+            if start >= path.stat().st_size:
+                self._skip(path, "already done")
+                return
             fh.seek(start)
             done = self._feed(fh, start, lambda offset: self.checkpoints.save(path, offset))
         status = "resumed" if start else "ingested"

@@ -66,10 +66,10 @@ def test_association_strength_is_npmi_of_counts() -> None:
     link(g, "ai", "ml", 4)
     g.nodes["ai"].usage_count, g.nodes["ml"].usage_count = 8, 10
     edge = g.adj["ai"]["ml"]
-    expected = math.log(4 * 1000 / (8 * 10)) / -math.log(4 / 1000)
+    expected = math.log(4 * 1000 / (8 * 10)) / -math.log(4 / 1000) * 4 / 6
     assert g.strength("ai", "ml", edge, 1000, 0) == pytest.approx(expected)
-    g.nodes["ai"].usage_count = g.nodes["ml"].usage_count = 4  # only ever together
-    assert g.strength("ai", "ml", edge, 1000, 0) == pytest.approx(1.0)
+    g.nodes["ai"].usage_count = g.nodes["ml"].usage_count = 4  # only ever together: NPMI 1
+    assert g.strength("ai", "ml", edge, 1000, 0) == pytest.approx(4 / 6)
     g.nodes["ai"].usage_count = g.nodes["ml"].usage_count = 500  # as often as chance, or less
     assert g.strength("ai", "ml", edge, 1000, 0) == 0.0
 
