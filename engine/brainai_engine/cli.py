@@ -128,9 +128,7 @@ def _log_traffic(metrics: Any, interval: float, done: threading.Event) -> None:
 def cmd_learn(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from brainai_engine.engine.ingest import Ingestor
-
-    from brainai_engine.engine.ingest import iter_files
+    from brainai_engine.engine.ingest import Ingestor, iter_files
 
     config = _config(args)
     named = [Path(p) for p in args.paths if p != "-"]

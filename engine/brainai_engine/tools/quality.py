@@ -176,7 +176,7 @@ def render(report: dict[str, Any]) -> str:
         f"related concepts among the {FREQUENT_WORDS} most frequent words: "
         f"{report['related_frequent_word_share']:.1%}",
         f"spread of related strengths per concept: min {report['strength_spread_min']:.3f}, median "
-        f"{report['strength_spread_median']:.3f}; flat (all within 0.01): {report['concepts_with_flat_strengths']}",
+        f"{report['strength_spread_median']:.3f}; all within 0.01: {report['concepts_with_flat_strengths']}",
         "top concepts: " + ", ".join(report["top_concepts"][:30]),
     ]
     for p in report["probes"]:
