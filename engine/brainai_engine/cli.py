@@ -195,7 +195,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 0
     print(f"{len(result.results)} of {result.total} memories for {args.query!r} ({result.took_ms:.2f} ms)")
     for rank, hit in enumerate(result.results, 1):
-        print(f"{rank:>3}. [{hit.score:.3f}] {_short(hit.memory.content)}  (id {hit.memory.id})")
+        print(f"{rank:>3}. [{hit.normalized_score:.2f}] {_short(hit.memory.content)}  (id {hit.memory.id})")
     return 0
 
 

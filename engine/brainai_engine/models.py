@@ -53,8 +53,13 @@ class LearnResult(BaseModel):
     concepts_created: int
     concepts_updated: int
     relationships_formed: int
-    memories_stored: int
-    memory_ids: list[str]
+    memories_stored: int = Field(description="New memories stored from this text.")
+    memories_known: int = Field(
+        default=0,
+        description="Chunks whose identical content was already stored: not stored again; the stored "
+        "memory counts one more access and its concepts are strengthened as for any learn.",
+    )
+    memory_ids: list[str] = Field(description="One per chunk: the new memory, or the stored identical one.")
     processing_time_ms: float
 
 
@@ -77,6 +82,7 @@ class BatchLearnRequest(_Body):
 class BatchSummary(BaseModel):
     items: int
     memories_stored: int
+    memories_known: int = 0
     concepts_created: int
     concepts_updated: int
     relationships_formed: int
@@ -125,7 +131,13 @@ class MemorySearchQuery(_Strict):
 
 class MemoryHit(BaseModel):
     memory: Memory
-    score: float
+    score: float = Field(description="Raw relevance: BM25 (lexical backend) or cosine (vector backend).")
+    normalized_score: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="The score over that of a memory made of exactly the query's words (BM25; "
+        "clipped at 1) or the cosine as is: comparable across stores and queries.",
+    )
 
 
 class MemorySearchResult(BaseModel):

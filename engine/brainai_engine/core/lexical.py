@@ -289,6 +289,16 @@ class LexicalIndex:
             parts.append(np.frombuffer(tail, dtype=np.uint32))
         return [p for p in parts if len(p)]
 
+    def best_score(self, terms: set[str]) -> float:
+        """The score of a memory made of exactly `terms` (every term shared, nothing else): the
+        reference a score is normalised by; a term no memory holds counts with the idf of df = 0."""
+        with self.lock.read():
+            n_docs = max(self.columns.alive, 1)
+            avg = max(self.columns.avg_length, 1e-6)
+            dfs = [t.df if (t := self._resolve(word)) is not None else 0 for word in terms]
+        idf_sum = sum(math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5)) for df in dfs)
+        return idf_sum * (K1 + 1.0) / (1.0 + K1 * (1.0 - B + B * len(terms) / avg))
+
     def search(
         self,
         terms: set[str],

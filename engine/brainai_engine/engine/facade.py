@@ -18,6 +18,7 @@ result calls `_memories_changed` after the change is visible, which makes older 
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import threading
@@ -102,6 +103,11 @@ class _Write:
                     yield chunk, "working", 1.0, words
         elif self.memory is not None:
             yield self.memory.content, self.memory.type, self.memory.confidence, self.tokens or []
+
+
+def content_digest(content: str) -> bytes:
+    """What identical learned content is recognised by (see `storage.base.Placement`)."""
+    return hashlib.blake2b(content.encode("utf-8"), digest_size=16).digest()
 
 
 def _edge(rec: EdgeRecord) -> Edge:
@@ -196,6 +202,7 @@ class Engine:
         summary = BatchSummary(
             items=len(results),
             memories_stored=sum(r.memories_stored for r in results),
+            memories_known=sum(r.memories_known for r in results),
             concepts_created=sum(r.concepts_created for r in results),
             concepts_updated=sum(r.concepts_updated for r in results),
             relationships_formed=sum(r.relationships_formed for r in results),
@@ -245,14 +252,25 @@ class Engine:
         tokens: list[list[str]] = []
         for w in writes:
             prio = PRIORITY_WEIGHT[w.priority]
+            learned = w.prepared is not None
             for content, mtype, confidence, words in w.rows():
-                batch.new_memories.append(NewMemory(content, mtype, prio, confidence, now, w.context))
+                digest = content_digest(content) if learned else None
+                batch.new_memories.append(NewMemory(content, mtype, prio, confidence, now, w.context, digest))
                 contents.append(content)
                 types.append(mtype)
                 confidences.append(confidence)
                 tokens.append(words)
-        ids = self._commit(batch).memory_ids
-        self.indexes.add(ids, contents, types, confidences, [now] * len(ids), tokens)
+        committed = self._commit(batch)
+        ids, known = committed.memory_ids, committed.known
+        fresh = [i for i in range(len(ids)) if i not in known]
+        self.indexes.add(
+            [ids[i] for i in fresh],
+            [contents[i] for i in fresh],
+            [types[i] for i in fresh],
+            [confidences[i] for i in fresh],
+            [now] * len(fresh),
+            [tokens[i] for i in fresh],
+        )
         out: list[WriteOutcome] = []
         per_text = iter(counts)
         finished = time.perf_counter()
@@ -270,8 +288,9 @@ class Engine:
                 results: list[LearnResult] = []
                 for p in w.prepared:
                     mine = ids[pos : pos + len(p.chunks)]
+                    new = [ids[i] for i in range(pos, pos + len(p.chunks)) if i not in known]
                     pos += len(p.chunks)
-                    self._leave_working(self.working.add([(i, weight, 0, now) for i in mine], now))
+                    self._leave_working(self.working.add([(i, weight, 0, now) for i in new], now))
                     discovered, created, updated, formed = next(per_text)
                     results.append(
                         LearnResult(
@@ -279,13 +298,14 @@ class Engine:
                             concepts_created=created,
                             concepts_updated=updated,
                             relationships_formed=formed,
-                            memories_stored=len(mine),
+                            memories_stored=len(new),
+                            memories_known=len(mine) - len(new),
                             memory_ids=[str(i) for i in mine],
                             processing_time_ms=(finished - p.started) * 1000,
                         )
                     )
                 out.append(results)
-            self._memories += len(ids)
+            self._memories += len(fresh)
             if learns:
                 self._generation += 1
         self._maybe_consolidate(now)
@@ -506,7 +526,15 @@ class Engine:
     def _materialise(
         self, q: MemorySearchQuery, total: Total, page: Page, generation: int, tick: float
     ) -> CachedSearch:
-        results = [MemoryHit(memory=self._to_memory(rec, tick), score=score) for rec, score in page]
+        best = self.searcher.best_score(q) if page else 1.0
+        results = [
+            MemoryHit(
+                memory=self._to_memory(rec, tick),
+                score=score,
+                normalized_score=min(max(score / best, 0.0), 1.0) if best > 0 else 0.0,
+            )
+            for rec, score in page
+        ]
         result = MemorySearchResult(
             query=q.query, total=total.matches, total_exact=total.exact, results=results, took_ms=0.0
         )

@@ -90,6 +90,7 @@ class IngestSummary:
     texts: int = 0
     batches: int = 0
     memories_stored: int = 0
+    duplicates: int = 0  # texts whose identical content was already stored
     concepts_created: int = 0
     concepts_updated: int = 0
     relationships_formed: int = 0
@@ -276,6 +277,7 @@ class Ingestor:
                 self.summary.texts += len(texts)
                 self.summary.batches += 1
                 self.summary.memories_stored += s.memories_stored
+                self.summary.duplicates += s.memories_known
                 self.summary.concepts_created += s.concepts_created
                 self.summary.concepts_updated += s.concepts_updated
                 self.summary.relationships_formed += s.relationships_formed

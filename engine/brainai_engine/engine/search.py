@@ -11,6 +11,8 @@ when the query has nothing else) as a whole word, case-insensitively, and passes
   index returns a candidate pool of max(4 x (offset + limit), 40), capped by `candidate_pool`, whose
   stored records are re-checked for a shared word; `total` counts matches within that pool, exact
   only when the index had fewer candidates than the pool.
+`normalized_score` is the score over the best any memory could reach for the query (see
+`best_score`): comparable across stores and queries, unlike BM25's raw value.
 `sort_by`: `relevance` orders by score; `confidence` and `recency` order by that field, score
 breaking ties. Storage is read only for the returned page.
 """
@@ -49,6 +51,14 @@ class MemorySearcher:
         if self.config.backend == "vector":
             return self._vector(q, terms)
         return self._lexical(q, terms)
+
+    def best_score(self, q: MemorySearchQuery) -> float:
+        """What a score is normalised by: the BM25 score of a memory made of exactly the query's
+        words (`lexical.best_score`), so 1.0 is a perfect match and a longer or partial one less
+        (clipped at 1); cosine is already in [0, 1]."""
+        if self.config.backend == "vector":
+            return 1.0
+        return self.indexes.lexical.best_score(content_terms(tokenize(q.query)))
 
     # -- lexical ----------------------------------------------------------------------------------
     def _lexical(self, q: MemorySearchQuery, terms: set[str]) -> Hits:

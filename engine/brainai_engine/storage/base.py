@@ -32,6 +32,7 @@ __all__ = [
     "IndexRow",
     "MemoryRecord",
     "NewMemory",
+    "Placement",
     "SegmentRecord",
     "Storage",
     "StorageUnavailable",
@@ -98,8 +99,51 @@ class WriteBatch:
 
 @dataclass(slots=True)
 class WriteResult:
-    memory_ids: list[int]
+    memory_ids: list[int]  # one per new memory: its new id, or the stored one of the same digest
     deleted: list[int]
+    known: set[int] = field(default_factory=set)  # positions of new memories that were already stored
+
+
+@dataclass(slots=True)
+class Placement:
+    """Where each new memory of a batch goes: inserted (`fresh`, in order) or mapped onto a memory
+    of the same digest, stored before (`known`: position -> id) or earlier in this batch
+    (`same_as`: position -> that earlier position)."""
+
+    fresh: list[NewMemory]
+    known: dict[int, int]
+    same_as: dict[int, int]
+
+    @classmethod
+    def of(cls, memories: list[NewMemory], stored: Mapping[bytes, int]) -> Placement:
+        fresh: list[NewMemory] = []
+        known: dict[int, int] = {}
+        same_as: dict[int, int] = {}
+        first: dict[bytes, int] = {}
+        for pos, m in enumerate(memories):
+            if m.digest is None:
+                fresh.append(m)
+            elif m.digest in stored:
+                known[pos] = stored[m.digest]
+            elif m.digest in first:
+                same_as[pos] = first[m.digest]
+            else:
+                first[m.digest] = pos
+                fresh.append(m)
+        return cls(fresh, known, same_as)
+
+    def ids(self, count: int, fresh_ids: list[int]) -> WriteResult:
+        """The per-position ids once the fresh memories got `fresh_ids`."""
+        ids: list[int] = []
+        taken = iter(fresh_ids)
+        for pos in range(count):
+            if pos in self.known:
+                ids.append(self.known[pos])
+            elif pos in self.same_as:
+                ids.append(ids[self.same_as[pos]])
+            else:
+                ids.append(next(taken))
+        return WriteResult(ids, [], set(self.known) | set(self.same_as))
 
 
 @dataclass(slots=True)

@@ -51,7 +51,14 @@ CREATE TABLE changes (
 );
 """,
     ),
-    (2, "ALTER TABLE edges ADD COLUMN cooccurrences bigint NOT NULL DEFAULT 1;"),
+    (
+        2,
+        """
+ALTER TABLE edges ADD COLUMN cooccurrences bigint NOT NULL DEFAULT 1;
+ALTER TABLE memories ADD COLUMN digest bytea;
+CREATE INDEX memories_digest ON memories (digest) WHERE digest IS NOT NULL;
+""",
+    ),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -32,6 +32,8 @@ from brainai_engine.storage.base import (
     EdgeRecord,
     IndexRow,
     MemoryRecord,
+    NewMemory,
+    Placement,
     SegmentRecord,
     Storage,
     StorageUnavailable,
@@ -154,7 +156,16 @@ class PostgresStorage(Storage):
         log_rows: list[ChangeRow] = []
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-            ids = self._insert_memories(conn, batch, log_rows)
+            placement = Placement.of(batch.new_memories, self._stored_digests(conn, batch.new_memories))
+            ids = self._insert_memories(conn, placement.fresh, log_rows)
+            if placement.known:  # the same content again: counted as a use of the stored memory
+                known = list(placement.known.items())
+                conn.execute(
+                    "UPDATE memories m SET access_count = m.access_count + 1, "
+                    "last_accessed = greatest(m.last_accessed, v.ts) "
+                    "FROM unnest(%s::bigint[], %s::float8[]) AS v(id, ts) WHERE m.id = v.id",
+                    ([mid for _, mid in known], [batch.new_memories[pos].created_at for pos, _ in known]),
+                )
             if batch.memory_types:
                 rows = conn.execute(
                     "UPDATE memories m SET type = v.t FROM unnest(%s::bigint[], %s::text[]) AS v(id, t) "
@@ -198,14 +209,25 @@ class PostgresStorage(Storage):
                     ),
                 ).fetchone()
                 last = int(row[0]) if row and row[0] is not None else 0
-        return WriteResult(ids, deleted), last
+        result = placement.ids(len(batch.new_memories), ids)
+        result.deleted = deleted
+        return result, last
+
+    @staticmethod
+    def _stored_digests(conn: psycopg.Connection, memories: list[NewMemory]) -> dict[bytes, int]:
+        """Run under the write lock, so no other engine can store the same digest meanwhile."""
+        digests = [m.digest for m in memories if m.digest is not None]
+        if not digests:
+            return {}
+        rows = conn.execute("SELECT digest, id FROM memories WHERE digest = ANY(%s::bytea[])", (digests,))
+        return {bytes(d): int(i) for d, i in rows}
 
     def _insert_memories(
-        self, conn: psycopg.Connection, batch: WriteBatch, log_rows: list[ChangeRow]
+        self, conn: psycopg.Connection, memories: list[NewMemory], log_rows: list[ChangeRow]
     ) -> list[int]:
-        if not batch.new_memories:
+        if not memories:
             return []
-        n = len(batch.new_memories)
+        n = len(memories)
         ids = sorted(
             r[0]
             for r in conn.execute(
@@ -214,12 +236,23 @@ class PostgresStorage(Storage):
         )
         with conn.cursor().copy(
             "COPY memories (id, content, type, priority, confidence, access_count, created_at, "
-            "last_accessed, context) FROM STDIN"
+            "last_accessed, context, digest) FROM STDIN"
         ) as copy:
-            for mid, m in zip(ids, batch.new_memories, strict=True):
+            for mid, m in zip(ids, memories, strict=True):
                 ctx = json.dumps(m.context, ensure_ascii=False) if m.context else None
                 copy.write_row(
-                    (mid, m.content, m.type, m.priority, m.confidence, 0, m.created_at, m.created_at, ctx)
+                    (
+                        mid,
+                        m.content,
+                        m.type,
+                        m.priority,
+                        m.confidence,
+                        0,
+                        m.created_at,
+                        m.created_at,
+                        ctx,
+                        m.digest,
+                    )
                 )
         log_rows.append((ch.MEMORIES, str(ids[0]), str(ids[-1])))
         return ids

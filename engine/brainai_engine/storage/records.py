@@ -30,6 +30,7 @@ class NewMemory:
     confidence: float
     created_at: float
     context: dict[str, str] | None = None
+    digest: bytes | None = None  # content hash: a memory with the same digest is stored once
 
 
 @dataclass(slots=True)

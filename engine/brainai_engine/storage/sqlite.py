@@ -27,6 +27,8 @@ from brainai_engine.storage.base import (
     EdgeRecord,
     IndexRow,
     MemoryRecord,
+    NewMemory,
+    Placement,
     SegmentRecord,
     Storage,
     StoreCounts,
@@ -48,7 +50,8 @@ CREATE TABLE IF NOT EXISTS memories (
     access_count INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
     last_accessed REAL NOT NULL,
-    context TEXT
+    context TEXT,
+    digest BLOB
 );
 CREATE INDEX IF NOT EXISTS memories_working ON memories(id) WHERE type = 'working';
 CREATE INDEX IF NOT EXISTS memories_type ON memories(type);
@@ -75,7 +78,9 @@ _IN_CHUNK = 500
 
 
 # Columns added after a table's first release: (table, column, definition), added at open.
-_ADDED_COLUMNS = [("edges", "cooccurrences", "INTEGER NOT NULL DEFAULT 1")]
+_ADDED_COLUMNS = [("edges", "cooccurrences", "INTEGER NOT NULL DEFAULT 1"), ("memories", "digest", "BLOB")]
+# Indexes on added columns, created once the columns exist.
+_ADDED_INDEXES = "CREATE INDEX IF NOT EXISTS memories_digest ON memories(digest) WHERE digest IS NOT NULL"
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
@@ -84,6 +89,7 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
         present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if column not in present:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+    conn.execute(_ADDED_INDEXES)
 
 
 class _Codec:
@@ -182,12 +188,13 @@ class SQLiteStorage(Storage):
         with self._write_lock:
             conn = self._writer
             first = self._next_id
-            ids = list(range(first, first + len(batch.new_memories)))
             conn.execute("BEGIN IMMEDIATE")
             try:
-                if batch.new_memories:
+                placement = Placement.of(batch.new_memories, self._stored_digests(conn, batch.new_memories))
+                ids = list(range(first, first + len(placement.fresh)))
+                if placement.fresh:
                     rows = []
-                    for mid, m in zip(ids, batch.new_memories, strict=True):
+                    for mid, m in zip(ids, placement.fresh, strict=True):
                         content, enc = self.codec.encode(m.content)
                         ctx = json.dumps(m.context, ensure_ascii=False) if m.context else None
                         rows.append(
@@ -201,12 +208,20 @@ class SQLiteStorage(Storage):
                                 m.created_at,
                                 m.created_at,
                                 ctx,
+                                m.digest,
                             )
                         )
                     conn.executemany(
                         "INSERT INTO memories (id, content, enc, type, priority, confidence, access_count, "
-                        "created_at, last_accessed, context) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+                        "created_at, last_accessed, context, digest) "
+                        "VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
                         rows,
+                    )
+                if placement.known:  # the same content again: counted as a use of the stored memory
+                    conn.executemany(
+                        "UPDATE memories SET access_count = access_count + 1, "
+                        "last_accessed = max(last_accessed, ?) WHERE id = ?",
+                        [(batch.new_memories[pos].created_at, mid) for pos, mid in placement.known.items()],
                     )
                 if batch.memory_types:
                     conn.executemany(
@@ -259,7 +274,19 @@ class SQLiteStorage(Storage):
                 conn.execute("ROLLBACK")
                 raise
             self._next_id = first + len(ids)
-            return WriteResult(ids, deleted)
+            result = placement.ids(len(batch.new_memories), ids)
+            result.deleted = deleted
+            return result
+
+    @staticmethod
+    def _stored_digests(conn: sqlite3.Connection, memories: list[NewMemory]) -> dict[bytes, int]:
+        digests = [m.digest for m in memories if m.digest is not None]
+        found: dict[bytes, int] = {}
+        for start in range(0, len(digests), _IN_CHUNK):
+            chunk = digests[start : start + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found.update(conn.execute(f"SELECT digest, id FROM memories WHERE digest IN ({marks})", chunk))
+        return found
 
     # -- reads ------------------------------------------------------------------------------------
     def _record(self, row: tuple) -> MemoryRecord:

@@ -48,6 +48,49 @@ def test_learn_counts_and_concepts(engine: Engine) -> None:
     assert stats.memories == 2 and stats.concepts > 0 and stats.relationships > 0 and stats.segments > 0
 
 
+def test_identical_content_is_stored_once_and_strengthens(open_engine: Callable[..., Engine]) -> None:
+    engine = open_engine()
+    first = engine.learn(LearnRequest(text=TEXT))
+    usage = engine.graph.nodes["data"].usage_count
+    again = engine.learn_batch(BatchLearnRequest(texts=[TEXT, TEXT, "Something else entirely."]))
+    assert [r.memories_stored for r in again.results] == [0, 0, 1]
+    assert [r.memories_known for r in again.results] == [1, 1, 0] and again.summary.memories_known == 2
+    assert again.results[0].memory_ids == first.memory_ids == again.results[1].memory_ids
+    assert engine.stats().memories == 2
+    assert engine.graph.nodes["data"].usage_count == usage + 2  # learning it again strengthens
+    hits = engine.search_memories(MemorySearchQuery(query="machine learning data", limit=10)).results
+    assert [h.memory.content for h in hits] == [TEXT]
+    assert engine.get_memory(first.memory_ids[0]).access_count >= 2  # type: ignore[union-attr]
+    engine.close()
+    reopened = open_engine()
+    assert reopened.learn(LearnRequest(text=TEXT)).memories_known == 1  # the digest is stored
+    assert reopened.stats().memories == 2
+
+
+def test_normalized_scores_are_comparable(engine: Engine) -> None:
+    """The normalised score is the share of the best score possible for the query, whatever the
+    store's size: a memory holding every query word in few words scores near 1, half of them less."""
+    engine.learn_batch(
+        BatchLearnRequest(
+            texts=[
+                "Quantum entanglement.",
+                "Quantum computing uses qubits in many ways today.",
+                "Filler text.",
+            ]
+        )
+    )
+    hits = engine.search_memories(MemorySearchQuery(query="quantum entanglement")).results
+    assert [h.memory.content for h in hits] == [
+        "Quantum entanglement.",
+        "Quantum computing uses qubits in many ways today.",
+    ]
+    assert hits[0].normalized_score > 0.8 and hits[1].normalized_score < 0.5
+    assert all(0 <= h.normalized_score <= 1 and h.score > 0 for h in hits)
+    engine.learn_batch(BatchLearnRequest(texts=[f"Unrelated memory number {w}." for w in "abcdefghij"]))
+    again = engine.search_memories(MemorySearchQuery(query="quantum entanglement")).results
+    assert again[0].normalized_score > 0.8
+
+
 def test_long_text_is_split_into_memories(open_engine: Callable[..., Engine]) -> None:
     engine = open_engine(memory={"max_chunk_chars": 100})
     result = engine.learn(LearnRequest(text=TEXT))

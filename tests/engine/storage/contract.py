@@ -58,3 +58,29 @@ def check_write_and_read_back_everything(
     eventually(
         lambda: [(i.tolist(), c.tolist()) for i, c in store.memory_catalog(codes)] == [([1, 2], [2, 3])]
     )
+
+
+def check_identical_content_is_stored_once(
+    store: Storage, eventually: Callable[[Callable[[], bool]], None] = settled
+) -> None:
+    """A memory whose digest is already stored (before, or earlier in the same batch) maps onto the
+    stored one and counts an access; memories without a digest are always stored."""
+    a, b = b"a" * 16, b"b" * 16
+    first = store.write(WriteBatch(new_memories=[memory("alpha", digest=a), memory("beta", digest=b)]))
+    again = store.write(
+        WriteBatch(
+            new_memories=[
+                memory("alpha", digest=a, created_at=2000.0),
+                memory("gamma", digest=b"c" * 16),
+                memory("gamma", digest=b"c" * 16),
+                memory("alpha"),
+            ]
+        )
+    )
+    x, y = first.memory_ids
+    assert again.memory_ids[0] == x and again.memory_ids[1] == again.memory_ids[2] != y
+    assert again.known == {0, 2} and first.known == set()
+    assert len(set(again.memory_ids)) == 3  # the digest-less "alpha" is a memory of its own
+    eventually(lambda: store.counts().memories == 4)
+    rec = store.get_memory(x)
+    assert rec is not None and rec.access_count == 1 and rec.last_accessed == 2000.0

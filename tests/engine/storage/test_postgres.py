@@ -21,7 +21,11 @@ from brainai_engine.storage.base import (
 )
 from brainai_engine.storage.pg_schema import LATEST
 from brainai_engine.storage.postgres import PostgresStorage
-from tests.engine.storage.contract import check_write_and_read_back_everything, memory
+from tests.engine.storage.contract import (
+    check_identical_content_is_stored_once,
+    check_write_and_read_back_everything,
+    memory,
+)
 from tests.servers import PgCluster, wait_for
 
 pytestmark = pytest.mark.postgres
@@ -55,6 +59,10 @@ def open_store(pg_database: tuple[str, str]) -> Iterator[Factory]:
 @pytest.fixture
 def store(open_store: Factory) -> PostgresStorage:
     return open_store()
+
+
+def test_identical_content_is_stored_once(store: PostgresStorage) -> None:
+    check_identical_content_is_stored_once(store, lambda check: wait_for(check, 5, "replica catch-up"))
 
 
 def test_write_and_read_back_everything(store: PostgresStorage) -> None:

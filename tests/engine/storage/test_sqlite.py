@@ -13,7 +13,11 @@ from brainai_common.engine_config import DatabaseConfig, StorageConfig
 from brainai_engine.storage.base import ConceptRecord, WriteBatch
 from brainai_engine.storage.lock import StoreLocked
 from brainai_engine.storage.sqlite import SQLiteStorage
-from tests.engine.storage.contract import check_write_and_read_back_everything, memory
+from tests.engine.storage.contract import (
+    check_identical_content_is_stored_once,
+    check_write_and_read_back_everything,
+    memory,
+)
 
 
 @pytest.fixture
@@ -30,6 +34,10 @@ def test_wal_and_synchronous(store: SQLiteStorage) -> None:
     full = SQLiteStorage(store.path.with_name("full.db"), DatabaseConfig(synchronous="full"))
     assert full._writer.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     full.close()
+
+
+def test_identical_content_is_stored_once(store: SQLiteStorage) -> None:
+    check_identical_content_is_stored_once(store)
 
 
 def test_write_and_read_back_everything(store: SQLiteStorage) -> None:
