@@ -61,8 +61,8 @@ class MemoryConfig(_Section):
     capacity: int = Field(
         default=10_000_000,
         ge=1,
-        description="Upper bound of long-term memories; "
-        "adds beyond it are refused rather than silently dropping data.",
+        description="Upper bound of stored memories: a learn or add that would exceed it is refused "
+        "whole (HTTP 507, brain_ai_memory_capacity_refusals_total) rather than silently dropping data.",
     )
     working_memory_size: int = Field(default=1000, ge=1, description="Items held in working memory.")
     cache_size_mb: int = Field(default=256, ge=0, description="Cache of recently read memory records.")

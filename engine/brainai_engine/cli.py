@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from brainai_common.cooldown import Cooldown
 from brainai_common.engine_config import ConfigError, EngineConfig, load_config
+from brainai_engine.engine.errors import CapacityExceeded
 from brainai_engine.models import MAX_SEARCH_LIMIT, ConceptSearchQuery, MemorySearchQuery
 from brainai_engine.storage.lock import StoreLocked
 
@@ -341,6 +342,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreLocked as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
+    except CapacityExceeded as exc:
+        print(f"error: {exc}; what was acknowledged before is stored", file=sys.stderr)
+        return 4
 
     except KeyboardInterrupt:
         return 130

@@ -29,6 +29,7 @@ from brainai_engine.api.middleware import EdgeMiddleware
 from brainai_engine.api.openapi import EndpointDoc, build_openapi
 from brainai_engine.api.pages import memory_search_body
 from brainai_engine.core.lru import LRUCache
+from brainai_engine.engine.errors import CapacityExceeded
 from brainai_engine.models import (
     MAX_QUERY_CHARS,
     BatchLearnRequest,
@@ -235,7 +236,15 @@ def endpoint_table() -> list[EndpointDoc]:
     cname = {"name": "Concept name (URL-encoded)."}
     ep = EndpointDoc
     return [
-        ep("POST", f"{API}/learn", "Learn from one text", "learn", body=LearnRequest, response=LearnResult),
+        ep(
+            "POST",
+            f"{API}/learn",
+            "Learn from one text",
+            "learn",
+            body=LearnRequest,
+            response=LearnResult,
+            stores=True,
+        ),
         ep(
             "POST",
             f"{API}/learn/batch",
@@ -243,6 +252,7 @@ def endpoint_table() -> list[EndpointDoc]:
             "learn_batch",
             body=BatchLearnRequest,
             response=BatchLearnResult,
+            stores=True,
         ),
         ep(
             "GET",
@@ -260,6 +270,7 @@ def endpoint_table() -> list[EndpointDoc]:
             body=MemoryIn,
             response=Memory,
             status=201,
+            stores=True,
         ),
         ep(
             "GET",
@@ -345,6 +356,14 @@ def create_app(engine: Engine, config: EngineConfig) -> Starlette:
         )
         return error_response(err, request.scope.get(REQUEST_ID_KEY, ""))
 
+    async def capacity_exceeded(request: Request, exc: Exception) -> Response:
+        """507 Insufficient Storage: the store is full by configuration; nothing was stored."""
+        assert isinstance(exc, CapacityExceeded)
+        metrics.capacity_refusals.inc()
+        details = {"capacity": exc.capacity, "stored": exc.stored, "adding": exc.adding}
+        err = ApiError(507, "capacity_exceeded", str(exc), details)
+        return error_response(err, request.scope.get(REQUEST_ID_KEY, ""))
+
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         code = _HTTP_ERROR_CODES.get(exc.status_code, "http_error")
@@ -362,7 +381,11 @@ def create_app(engine: Engine, config: EngineConfig) -> Starlette:
                 max_in_flight=int(config.system.max_concurrent_requests),
             )
         ],
-        exception_handlers={HTTPException: http_error, StorageUnavailable: storage_unavailable},
+        exception_handlers={
+            HTTPException: http_error,
+            StorageUnavailable: storage_unavailable,
+            CapacityExceeded: capacity_exceeded,
+        },
     )
     app.state.metrics = metrics
     app.state.engine = engine

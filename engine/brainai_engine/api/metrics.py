@@ -160,6 +160,11 @@ class Metrics:
             "Texts learned (one per /learn, one per item of /learn/batch).",
             registry=self.registry,
         )
+        self.capacity_refusals = Counter(
+            "brain_ai_memory_capacity_refusals",
+            "Writes refused with 507 because they would exceed memory.capacity.",
+            registry=self.registry,
+        )
         # CPU, resident memory, open fds and start time of this process: what right-sizing reads when
         # cAdvisor's container metrics are not scraped. The platform and GC collectors follow the
         # default registry so dashboards built for any Python service work here too.

@@ -34,6 +34,7 @@ class EndpointDoc:
     protected: bool = True
     content_type: str = "application/json"
     path_params: dict[str, str] = field(default_factory=dict)
+    stores: bool = False  # adds memories, so memory.capacity can refuse it
 
 
 _ERROR_SCHEMA: dict[str, Any] = {
@@ -110,6 +111,8 @@ def build_openapi(endpoints: list[EndpointDoc], *, title: str, version: str, aut
         if ep.body is not None:
             responses["413"] = _error_ref("Body larger than the configured limit")
             responses["415"] = _error_ref("Content-Type is not application/json")
+        if ep.stores:
+            responses["507"] = _error_ref("The write would exceed memory.capacity; nothing was stored")
         if ep.protected and auth:
             responses["401"] = _error_ref("Missing or invalid bearer token")
         # Refused by the server before any route runs (brainai_engine.api.serving's bounds).

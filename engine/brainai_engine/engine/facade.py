@@ -35,6 +35,7 @@ from brainai_engine.core.memory import WorkingMemory, decay
 from brainai_engine.core.rwlock import RWLock
 from brainai_engine.core.segments import SegmentDiscovery
 from brainai_engine.core.text import tokenize
+from brainai_engine.engine.errors import CapacityExceeded
 from brainai_engine.engine.group_commit import GroupCommit
 from brainai_engine.engine.indexing import MemoryIndexes
 from brainai_engine.engine.learning import Prepared, analyse, prepare
@@ -229,6 +230,7 @@ class Engine:
         self._check_open()
         with self._learn_slots:
             prepared: list[Prepared] = [prepare(t, self.config.memory.max_chunk_chars) for t in texts]
+        self._check_capacity(sum(len(p.chunks) for p in prepared))
         learned = self._writes.submit(_Write(priority, context, prepared=prepared))
         return cast(list[LearnResult], learned)
 
@@ -383,6 +385,7 @@ class Engine:
 
             for content in contents:
                 if content.strip():
+                    self._check_capacity(len(pending) + 1)
                     pending.append(content)
                     stored += 1
                     if len(pending) >= batch:
@@ -391,8 +394,16 @@ class Engine:
                 flush()
         return stored
 
+    def _check_capacity(self, adding: int) -> None:
+        """Checked as a write is submitted (writes already queued may take the store a group past
+        it); chunks of identical content already stored count too, to refuse before analysis."""
+        capacity = self.config.memory.capacity
+        if adding and self._memories + adding > capacity:
+            raise CapacityExceeded(capacity, self._memories, adding)
+
     def add_memory(self, m: MemoryIn) -> Memory:
         self._check_open()
+        self._check_capacity(1)
         write = _Write(m.priority, m.context, memory=m, tokens=tokenize(m.content))
         memory_id, now = cast(tuple[int, float], self._writes.submit(write))
         prio = PRIORITY_WEIGHT[m.priority]

@@ -10,6 +10,7 @@ from starlette.testclient import TestClient
 
 from brainai_engine.api.app import create_app
 from brainai_engine.engine.facade import Engine
+from tests.engine.conftest import make_config
 from tests.engine.engine_helpers import small_config
 
 API = "/api/v1"
@@ -412,3 +413,33 @@ def test_overload_sheds_with_503(engine: Engine, tmp_path: Path) -> None:
         assert test_client.get("/health").status_code == 200  # probes are never shed
         edge.in_flight = 0
         assert test_client.get(f"{API}/memory/search", params={"query": "x"}).status_code == 200
+
+
+def test_memory_capacity_refuses_with_507_and_stores_nothing(tmp_path: Path) -> None:
+    config = make_config(tmp_path / "data", memory={"capacity": 3})
+    eng = Engine.open(config)
+    try:
+        with TestClient(create_app(eng, config), raise_server_exceptions=False) as test_client:
+            ok = test_client.post(f"{API}/learn/batch", json={"texts": ["one text.", "two texts."]})
+            assert ok.status_code == 200
+            body = assert_error(
+                test_client.post(f"{API}/learn/batch", json={"texts": ["three.", "four."]}),
+                507,
+                "capacity_exceeded",
+            )
+            assert body["details"] == {"capacity": 3, "stored": 2, "adding": 2}
+            assert "memory.capacity" in body["message"]
+            assert eng.stats().memories == 2  # refused whole
+            assert test_client.post(f"{API}/memory", json={"content": "third"}).status_code == 201
+            assert_error(
+                test_client.post(f"{API}/memory", json={"content": "fourth"}), 507, "capacity_exceeded"
+            )
+            assert_error(test_client.post(f"{API}/learn", json={"text": "fifth"}), 507, "capacity_exceeded")
+            assert eng.stats().memories == 3
+            metrics = test_client.get("/metrics").text
+            assert "brain_ai_memory_capacity_refusals_total 3.0" in metrics
+            assert (
+                "507" in test_client.get("/openapi.json").json()["paths"][f"{API}/learn"]["post"]["responses"]
+            )
+    finally:
+        eng.close()
