@@ -177,9 +177,7 @@ class Engine:
             self.names.add(c.name)
         for e in self.storage.iter_edges():
             if e.a in self.graph.nodes and e.b in self.graph.nodes:
-                self.graph.restore_edge(
-                    e.a, e.b, Edge(e.weight, e.initial_weight, e.updated_at, e.cooccurrences)
-                )
+                self.graph.restore_edge(e.a, e.b, _edge(e))
         now = time.time()
         weights = self.config.memory.priority_weights
         items = [
@@ -698,12 +696,7 @@ class Engine:
             if change.kind == ch.EDGE:
                 a, b = change.key, change.aux or ""
                 rec = batch.edges.get((a, b))
-                edge = (
-                    None
-                    if rec is None
-                    else Edge(rec.weight, rec.initial_weight, rec.updated_at, rec.cooccurrences)
-                )
-                self.graph.replace_edge(a, b, edge)
+                self.graph.replace_edge(a, b, None if rec is None else _edge(rec))
         for text, seg in batch.segments.items():
             parts = (seg.left, seg.right) if seg.left is not None and seg.right is not None else None
             self.segments.restore(text, seg.frequency, seg.units, seg.created_at, parts)
