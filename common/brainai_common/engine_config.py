@@ -137,7 +137,10 @@ class LearningConfig(_Section):
         "vocabulary and graph update itself is serialised.",
     )
     batch_size: int = Field(
-        default=1000, ge=1, description="Texts written per storage transaction in bulk ingest."
+        default=1000,
+        ge=1,
+        description="Texts per storage transaction when `brain-ai-engine learn` ingests files into the "
+        "local store (at most 1000, a learn_batch's limit); small files share one.",
     )
     parallel_processing: bool = Field(
         default=False,

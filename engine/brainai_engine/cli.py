@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from brainai_common.cooldown import Cooldown
 from brainai_common.engine_config import ConfigError, EngineConfig, load_config
 from brainai_engine.engine.errors import CapacityExceeded
-from brainai_engine.models import MAX_SEARCH_LIMIT, ConceptSearchQuery, MemorySearchQuery
+from brainai_engine.models import MAX_BATCH_TEXTS, MAX_SEARCH_LIMIT, ConceptSearchQuery, MemorySearchQuery
 from brainai_engine.storage.lock import StoreLocked
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def _log_traffic(metrics: Any, interval: float, done: threading.Event) -> None:
 def cmd_learn(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from brainai_engine.engine.ingest import Ingestor, iter_files
+    from brainai_engine.engine.ingest import LOCAL_BATCH_BYTES, Ingestor, iter_files
 
     config = _config(args)
     named = [Path(p) for p in args.paths if p != "-"]
@@ -144,9 +144,9 @@ def cmd_learn(args: argparse.Namespace) -> int:
             engine,
             _checkpoint_dir(args, config),
             priority=args.priority,
-            batch_texts=args.batch_size,
+            batch_texts=args.batch_size or config.learning.batch_size,
             on_bytes=bar.update,
-            **({"batch_bytes": REMOTE_BATCH_BYTES} if args.url else {}),
+            batch_bytes=REMOTE_BATCH_BYTES if args.url else LOCAL_BATCH_BYTES,
         )
         bar.total = sum(ingestor.remaining(p.resolve()) for p in paths)
         bar.refresh()
@@ -154,6 +154,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
             ingestor.ingest_stream(sys.stdin.buffer)
         for path in paths:
             ingestor.ingest_file(path)
+        ingestor.finish()
         bar.close()
     summary = ingestor.summary.as_dict()
     if args.json:
@@ -287,7 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
     learn = sub.add_parser("learn", parents=[common, client], help="bulk-learn text files ('-' reads stdin)")
     learn.add_argument("paths", nargs="+", metavar="PATH")
     learn.add_argument("--priority", choices=["low", "medium", "high", "critical"], default="medium")
-    learn.add_argument("--batch-size", type=int, default=64, help="texts per learn_batch call")
+    learn.add_argument(
+        "--batch-size",
+        type=int,
+        help="texts per learn (one transaction), files sharing it (default: learning.batch_size, at most "
+        f"{MAX_BATCH_TEXTS})",
+    )
     learn.add_argument("--json", action="store_true", help="print the summary as JSON")
     learn.add_argument("--quiet", action="store_true", help="no progress bar")
     learn.add_argument("--files", action="store_true", help="list every input file with its status")

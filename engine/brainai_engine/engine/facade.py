@@ -210,18 +210,6 @@ class Engine:
         )
         return BatchLearnResult(results=results, summary=summary)
 
-    def ingest(self, texts: Iterable[str], priority: Priority = "medium") -> Iterator[list[LearnResult]]:
-        """Bulk ingest: one transaction per `learning.batch_size` texts; yields each batch's results."""
-        batch: list[str] = []
-        for text in texts:
-            if text.strip():
-                batch.append(text)
-            if len(batch) >= self.config.learning.batch_size:
-                yield self._learn(batch, priority, None)
-                batch = []
-        if batch:
-            yield self._learn(batch, priority, None)
-
     def _learn(
         self, texts: list[str], priority: Priority, context: dict[str, str] | None
     ) -> list[LearnResult]:
@@ -276,12 +264,13 @@ class Engine:
         finished = time.perf_counter()
         weights = self.config.memory.priority_weights
         pos = 0
+        entering: list[tuple[int, float, int, float]] = []  # into working memory, all at once
         with self._state.write():
             for w in writes:
                 weight = weights[w.priority]
                 if w.prepared is None:
                     if types[pos] == "working":
-                        self._leave_working(self.working.add([(ids[pos], weight, 0, now)], now))
+                        entering.append((ids[pos], weight, 0, now))
                     out.append((ids[pos], now))
                     pos += 1
                     continue
@@ -290,7 +279,7 @@ class Engine:
                     mine = ids[pos : pos + len(p.chunks)]
                     new = [ids[i] for i in range(pos, pos + len(p.chunks)) if i not in known]
                     pos += len(p.chunks)
-                    self._leave_working(self.working.add([(i, weight, 0, now) for i in new], now))
+                    entering.extend((i, weight, 0, now) for i in new)
                     discovered, created, updated, formed = next(per_text)
                     results.append(
                         LearnResult(
@@ -305,6 +294,7 @@ class Engine:
                         )
                     )
                 out.append(results)
+            self._leave_working(self.working.add(entering, now))
             self._memories += len(fresh)
             if learns:
                 self._generation += 1

@@ -35,6 +35,7 @@ HEAD_BYTES = 65536
 DEFAULT_TEXT_BYTES = 2048
 DEFAULT_BATCH_TEXTS = 64
 MAX_BATCH_BYTES = 512 * 1024
+LOCAL_BATCH_BYTES = 8 << 20  # into the local store: one transaction may be large
 
 
 @dataclass
@@ -200,8 +201,21 @@ class Checkpoints:
         os.replace(tmp, target)
 
 
+@dataclass
+class _Source:
+    """One input's place in the pending batch: what is acknowledged, and how to record more."""
+
+    acked: int
+    commit: Callable[[int], None]
+    pending_end: int = -1
+
+
 class Ingestor:
-    """Feeds sources to the engine in batches and keeps the checkpoints."""
+    """Feeds sources to the engine in batches and keeps the checkpoints.
+
+    Batches span files: many small files share one learn (one transaction) instead of one each.
+    A file's checkpoint moves only once the batch holding its pieces is acknowledged, so `finish`
+    must be called after the last source (it learns what is still pending)."""
 
     def __init__(
         self,
@@ -222,6 +236,10 @@ class Ingestor:
         self.text_bytes = max(64, text_bytes)
         self.on_bytes = on_bytes or (lambda _n: None)
         self.summary = IngestSummary()
+        self._texts: list[str] = []
+        self._text_bytes = 0
+        self._sources: list[_Source] = []  # those with pieces in the pending batch
+        self._began: float | None = None
 
     def remaining(self, path: Path) -> int:
         """Bytes still to learn from `path` (0 for a file that will be skipped)."""
@@ -248,55 +266,58 @@ class Ingestor:
                 self._skip(path, "already done")
                 return
             fh.seek(start)
-            done = self._feed(fh, start, lambda offset: self.checkpoints.save(path, offset))
+            end = self._feed(fh, _Source(start, lambda offset: self.checkpoints.save(path, offset)))
         status = "resumed" if start else "ingested"
         self.summary.per_file.append(
-            {"path": str(path), "status": status, "bytes": done - start, "from": start}
+            {"path": str(path), "status": status, "bytes": end - start, "from": start}
         )
 
     def ingest_stream(self, stream: IO[bytes], name: str = "<stdin>") -> None:
         """Unseekable input (stdin) cannot be resumed, so it keeps no checkpoint."""
         self.summary.files += 1
-        done = self._feed(stream, 0, lambda _offset: None)
-        self.summary.per_file.append({"path": name, "status": "ingested", "bytes": done})
+        end = self._feed(stream, _Source(0, lambda _offset: None))
+        self.summary.per_file.append({"path": name, "status": "ingested", "bytes": end})
 
-    def _feed(self, stream: IO[bytes], start: int, commit: Callable[[int], None]) -> int:
-        started = time.perf_counter()
-        acked = start
-        batch: list[Piece] = []
-        batch_bytes = 0
-        batch_texts = 0
+    def finish(self) -> IngestSummary:
+        """Learn what is pending and move its checkpoints; the summary is then complete."""
+        self._flush()
+        if self._began is not None:
+            self.summary.seconds = time.perf_counter() - self._began
+        return self.summary
 
-        def flush() -> None:
-            nonlocal acked, batch_bytes, batch_texts
-            end = batch[-1].end
-            texts = [p.text for p in batch if p.text]
-            if texts:
-                result = self.engine.learn_batch(BatchLearnRequest(texts=texts, priority=self.priority))
+    def _feed(self, stream: IO[bytes], source: _Source) -> int:
+        """Queue a source's pieces, learning each batch as it fills; returns the offset read to."""
+        if self._began is None:
+            self._began = time.perf_counter()
+        end = source.acked
+        for piece in iter_pieces(stream, source.acked, self.text_bytes):
+            if source.pending_end < 0:
+                self._sources.append(source)
+            source.pending_end = end = piece.end
+            if piece.text:
+                self._texts.append(piece.text)
+                self._text_bytes += len(piece.text.encode("utf-8"))
+            if len(self._texts) >= self.batch_texts or self._text_bytes >= self.batch_bytes:
+                self._flush()
+        return end
+
+    def _flush(self) -> None:
+        try:
+            if self._texts:
+                result = self.engine.learn_batch(BatchLearnRequest(texts=self._texts, priority=self.priority))
                 s = result.summary
-                self.summary.texts += len(texts)
+                self.summary.texts += len(self._texts)
                 self.summary.batches += 1
                 self.summary.memories_stored += s.memories_stored
                 self.summary.duplicates += s.memories_known
                 self.summary.concepts_created += s.concepts_created
                 self.summary.concepts_updated += s.concepts_updated
                 self.summary.relationships_formed += s.relationships_formed
-            commit(end)
-            self.summary.bytes += end - acked
-            self.on_bytes(end - acked)
-            acked = end
-            batch.clear()
-            batch_bytes = batch_texts = 0
-
-        try:
-            for piece in iter_pieces(stream, start, self.text_bytes):
-                batch.append(piece)
-                batch_bytes += len(piece.text.encode("utf-8"))
-                batch_texts += bool(piece.text)
-                if batch_texts >= self.batch_texts or batch_bytes >= self.batch_bytes:
-                    flush()
-            if batch:
-                flush()
+            for source in self._sources:
+                source.commit(source.pending_end)
+                learned = source.pending_end - source.acked
+                self.summary.bytes += learned
+                self.on_bytes(learned)
+                source.acked, source.pending_end = source.pending_end, -1
         finally:
-            self.summary.seconds += time.perf_counter() - started
-        return acked
+            self._texts, self._text_bytes, self._sources = [], 0, []

@@ -159,6 +159,7 @@ def run_report(
                 ingestor = Ingestor(learner, tmp)
                 for path in iter_files([folder]):
                     ingestor.ingest_file(path)
+                ingestor.finish()
             progress(f"learned {learner.bytes:,} bytes in {time.perf_counter() - started:.1f}s; measuring")
             report = measure(engine, learner.words)
         finally:
