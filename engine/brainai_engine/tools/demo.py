@@ -67,7 +67,8 @@ def run_demo(config_path: str | None = None) -> int:
                 found = client.get("/api/v1/memory/search", params={"query": "machine learning", "limit": 3})
                 found.raise_for_status()
                 for hit in found.json()["results"]:
-                    print(f"  [{hit['score']:.3f}] {' '.join(hit['memory']['content'].split())[:110]}")
+                    text = " ".join(hit["memory"]["content"].split())[:100]
+                    print(f"  [{hit['normalized_score']:.2f} (bm25 {hit['score']:.2f})] {text}")
 
                 _section("GET /api/v1/concepts/search?query=learning")
                 concepts = client.get("/api/v1/concepts/search", params={"query": "learning", "limit": 5})
@@ -83,7 +84,10 @@ def run_demo(config_path: str | None = None) -> int:
                     related = client.get(f"/api/v1/concepts/{name}/related", params={"depth": 2, "limit": 8})
                     related.raise_for_status()
                     for item in related.json()["related"]:
-                        print(f"  {item['name']}: activation {item['activation']:.3f}, depth {item['depth']}")
+                        print(
+                            f"  {item['name']}: strength {item['strength']:.2f}, "
+                            f"activation {item['activation']:.3f}, depth {item['depth']}"
+                        )
                     if not related.json()["related"]:
                         print("  (no related concepts yet)")
 
