@@ -139,8 +139,9 @@ class LearningConfig(_Section):
     batch_size: int = Field(
         default=1000,
         ge=1,
-        description="Texts per storage transaction when `brain-ai-engine learn` ingests files into the "
-        "local store (at most 1000, a learn_batch's limit); small files share one.",
+        description="Memories per storage transaction: concurrent learns and adds share one up to "
+        "this many (group commit; one request larger than it still commits whole), and "
+        "`brain-ai-engine learn` sends this many texts per batch (at most 1000), small files sharing one.",
     )
     parallel_processing: bool = Field(
         default=False,

@@ -96,6 +96,10 @@ class _Write:
     memory: MemoryIn | None = None
     tokens: list[str] | None = None
 
+    def texts(self) -> int:
+        """What the write weighs in a group commit: the memories it may store."""
+        return sum(len(p.chunks) for p in self.prepared) if self.prepared is not None else 1
+
     def rows(self) -> Iterator[tuple[str, str, float, list[str]]]:
         """(content, type, confidence, tokens) of each memory this write stores."""
         if self.prepared is not None:
@@ -128,7 +132,9 @@ class Engine:
         self.working = WorkingMemory(config.memory)
         self._state = RWLock()
         self._writer = threading.Lock()
-        self._writes: GroupCommit[_Write, WriteOutcome] = GroupCommit(self._writer, self._write_group)
+        self._writes: GroupCommit[_Write, WriteOutcome] = GroupCommit(
+            self._writer, self._write_group, config.learning.batch_size, _Write.texts
+        )
         self._learn_slots = threading.BoundedSemaphore(max(config.learning.workers, 1) * 4)
         self._access_lock = threading.Lock()
         self._pending_access: dict[int, list[float]] = {}

@@ -75,3 +75,43 @@ def test_concurrent_learns_and_adds_commit_together_and_read_their_writes(
     assert len(ids) == len(set(ids)) == sum(writes)  # every memory stored once, none lost
     assert len(writes) < 96  # transactions were shared
     assert max(writes) > 1
+
+
+def test_groups_are_capped_by_weight_but_a_heavy_request_still_runs() -> None:
+    runs: list[list[int]] = []
+
+    def process(requests: list[int]) -> list[int]:
+        runs.append(requests)
+        time.sleep(0.01)
+        return requests
+
+    group: GroupCommit[int, int] = GroupCommit(threading.Lock(), process, max_group=10, weight=lambda r: r)
+    with ThreadPoolExecutor(16) as pool:
+        assert list(pool.map(group.submit, [3] * 40 + [25])) == [3] * 40 + [25]
+    assert all(sum(run) <= 10 for run in runs if run != [25]) and [25] in runs
+    assert group.heaviest == 25
+
+
+@pytest.mark.parametrize("batch_size", [2, 1000])
+def test_learning_batch_size_caps_memories_per_transaction(
+    open_engine: Callable[..., Engine], batch_size: int
+) -> None:
+    """`learning.batch_size` is how many memories concurrent writes may share in one transaction."""
+    engine = open_engine(learning={"batch_size": batch_size})
+    sizes: list[int] = []
+    real_write = engine.storage.write
+
+    def counting(batch: WriteBatch) -> WriteResult:
+        if batch.new_memories:
+            sizes.append(len(batch.new_memories))
+        time.sleep(0.005)
+        return real_write(batch)
+
+    engine.storage.write = counting  # type: ignore[method-assign]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda i: engine.add_memory(MemoryIn(content=f"moraine {i}")), range(64)))
+    assert sum(sizes) == 64
+    if batch_size == 2:
+        assert max(sizes) <= 2 and len(sizes) >= 32
+    else:
+        assert max(sizes) > 2
