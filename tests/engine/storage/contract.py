@@ -46,9 +46,12 @@ def check_write_and_read_back_everything(
     assert rec is not None and rec.content == "first ünïcode 🚀" and rec.context == {"src": "t"}
     assert (rec.type, rec.priority, rec.confidence) == ("working", 2, pytest.approx(0.9))
     assert set(store.get_memories([1, 2, 99])) == {1, 2}
-    assert [c.name for c in store.iter_concepts()] == ["ai"]
-    assert [(e.a, e.b, e.weight, e.cooccurrences) for e in store.iter_edges()] == [("ai", "ml", 0.19, 7)]
-    assert next(store.iter_segments()).left == "machine"
+    # Concepts, edges and segments are read from a replica where there is one: wait for it.
+    eventually(lambda: [c.name for c in store.iter_concepts()] == ["ai"])
+    eventually(
+        lambda: [(e.a, e.b, e.weight, e.cooccurrences) for e in store.iter_edges()] == [("ai", "ml", 0.19, 7)]
+    )
+    eventually(lambda: [s.left for s in store.iter_segments()] == ["machine"])
     eventually(lambda: [r.id for r in store.working_set()] == [1])
     counts = store.counts()
     got = (counts.memories, counts.working_memories, counts.concepts, counts.edges, counts.segments)
