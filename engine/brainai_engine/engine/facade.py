@@ -367,6 +367,7 @@ class Engine:
         with self._writer:
 
             def flush() -> None:
+                self._check_capacity(len(pending))
                 now = time.time()
                 result = self._commit(
                     WriteBatch(new_memories=[NewMemory(c, type, prio, 1.0, now, None) for c in pending])
@@ -379,7 +380,6 @@ class Engine:
 
             for content in contents:
                 if content.strip():
-                    self._check_capacity(len(pending) + 1)
                     pending.append(content)
                     stored += 1
                     if len(pending) >= batch:
@@ -732,8 +732,9 @@ class Engine:
         self.indexes.settle(self.storage, self._writer)
 
     def apply_remote_changes(self) -> int:
-        """Apply other replicas' writes now (the feed also does this in the background)."""
-        return self.feed.catch_up() if self.feed is not None else 0
+        """Apply other replicas' writes committed so far, reading the primary past a lagging replica
+        (the feed also does this in the background)."""
+        return self.feed.catch_up(to_primary=True) if self.feed is not None else 0
 
     def _check_open(self) -> None:
         if self._closed:

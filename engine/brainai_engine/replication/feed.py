@@ -135,12 +135,14 @@ class ChangeFeed:
                 self._wake.set()
 
     # -- applying ---------------------------------------------------------------------------------
-    def catch_up(self) -> int:
-        """Apply every change after the cursor; returns how many log rows were consumed."""
+    def catch_up(self, to_primary: bool = False) -> int:
+        """Apply every change after the cursor that the read replica holds, and the rest from the
+        primary when a notification announced more or `to_primary` asks for the log's true end
+        (without Redis nothing announces, and a replica may lag); returns the log rows consumed."""
         with self._lock:
             target = self._hint
             done = self._drain(primary=False)
-            if target > self.cursor:
+            if to_primary or target > self.cursor:
                 # The replica has not replayed what was announced yet: take the rest from the primary.
                 with contextlib.suppress(StorageUnavailable):
                     done += self._drain(primary=True)
