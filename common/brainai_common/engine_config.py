@@ -2,11 +2,14 @@
 
 Every constant of the memory and concept core is a key here, so the operator can render the same
 model into a ConfigMap and an operator never has to patch code to tune the engine. Unknown keys are
-rejected: a typo in a ConfigMap must fail loudly at start, not be silently ignored.
+rejected: a typo in a ConfigMap must fail loudly at start, not be silently ignored. Keys the scaling
+guide's files carry that this engine has no use for (`RETIRED_KEYS`) are dropped with a warning that
+says what governs that behaviour instead, so the guide's files still load.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -24,6 +27,27 @@ from pydantic import (
 )
 
 CONSOLIDATION_PERIODS: dict[str, float] = {"continuous": 0.0, "hourly": 3600.0, "daily": 86400.0}
+
+# The scaling guide's keys that no code here could honour, and what decides that behaviour instead.
+RETIRED_KEYS: dict[str, str] = {
+    "learning.parallel_processing": "learning.workers sets how many learn requests chunk and tokenise "
+    "at once",
+    "learning.segment_discovery_threads": "segment discovery runs in the single writer; learning.workers "
+    "sets the parallel part of learning",
+    "learning.concept_extraction_threads": "concept extraction runs in the single writer; learning.workers "
+    "sets the parallel part of learning",
+    "search.query_workers": "searches run on the server's event loop (one process per pod): scale queries "
+    "with replicas, and repeated ones with performance.query_cache_size_mb",
+    "storage.index_cache_size_mb": "the search index is memory-mapped, so the kernel's page cache holds it",
+    "performance.memory_pool_size": "stored records are cached by the page cache "
+    "(storage.buffer_pool_size_mb)",
+    "metrics.collection_interval": "Prometheus decides how often it scrapes (a BrainAICluster's "
+    "spec.monitoring.scrapeInterval); gauges are read at scrape time",
+    "metrics.retention_days": "retention is the metrics store's setting "
+    "(Prometheus --storage.tsdb.retention.time)",
+}
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -48,7 +72,10 @@ class SystemConfig(_Section):
         default=100, ge=1, description="Requests admitted at once; the rest get 503."
     )
     async_task_queue_size: int = Field(
-        default=10_000, ge=1, description="Bound of the background task queue."
+        default=10_000,
+        ge=1,
+        description="Writes (learn, add, delete) that may wait for a writer thread; more are refused with "
+        "503 write_queue_full and Retry-After.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Log verbosity."
@@ -65,7 +92,12 @@ class MemoryConfig(_Section):
         "whole (HTTP 507, brain_ai_memory_capacity_refusals_total) rather than silently dropping data.",
     )
     working_memory_size: int = Field(default=1000, ge=1, description="Items held in working memory.")
-    cache_size_mb: int = Field(default=256, ge=0, description="Cache of recently read memory records.")
+    cache_size_mb: int = Field(
+        default=256,
+        ge=0,
+        description="Cache of stored memory records: the SQLite page cache is the largest of this, "
+        "storage.buffer_pool_size_mb and performance.cache_size_mb.",
+    )
     consolidation_batch_size: int = Field(
         default=100, ge=1, description="Working items examined per consolidation pass."
     )
@@ -142,20 +174,6 @@ class LearningConfig(_Section):
         description="Memories per storage transaction: concurrent learns and adds share one up to "
         "this many (group commit; one request larger than it still commits whole), and "
         "`brain-ai-engine learn` sends this many texts per batch (at most 1000), small files sharing one.",
-    )
-    parallel_processing: bool = Field(
-        default=False,
-        description="From the scaling guide's high-cpu preset; learning parallelism is `workers`.",
-    )
-    segment_discovery_threads: int = Field(
-        default=1,
-        ge=1,
-        description="From the scaling guide's high-cpu preset; discovery runs under the single writer.",
-    )
-    concept_extraction_threads: int = Field(
-        default=1,
-        ge=1,
-        description="From the scaling guide's high-cpu preset; extraction runs under the single writer.",
     )
     bpe_min_frequency: int = Field(
         default=2, ge=1, description="Adjacent-unit pair count that creates a merged segment."
@@ -248,12 +266,6 @@ class SearchConfig(_Section):
     precomputed_indexes: bool = Field(
         default=True, description="Persist index snapshots so a restart loads instead of rebuilding."
     )
-    query_workers: int = Field(
-        default=4,
-        ge=1,
-        description="From the scaling guide; queries are served "
-        "on the server's event loop, so this is advisory.",
-    )
     query_cache_entries: int = Field(
         default=4096,
         ge=0,
@@ -336,12 +348,9 @@ class StorageConfig(_Section):
         default="none", description="Compression of stored memory content."
     )
     compression_min_bytes: int = Field(default=256, ge=0, description="Shorter contents stay plain.")
-    index_cache_size_mb: int = Field(
-        default=256,
-        ge=0,
-        description="From the scaling guide; the index lives wholly in memory, so this is advisory.",
+    buffer_pool_size_mb: int = Field(
+        default=256, ge=0, description="SQLite page cache (see memory.cache_size_mb for the largest wins)."
     )
-    buffer_pool_size_mb: int = Field(default=256, ge=0, description="SQLite page cache.")
     snapshot_index: bool = Field(
         default=True,
         description="Save the search index (lexical segments and columns, or the vector index) next "
@@ -352,13 +361,13 @@ class StorageConfig(_Section):
 class PerformanceConfig(_Section):
     """Caches and monitoring switches from the scaling guide's performance section."""
 
-    enable_monitoring: bool = Field(default=True, description="Kept for the guide: /metrics is always on.")
+    enable_monitoring: bool = Field(
+        default=True,
+        description="`serve` logs a traffic summary (requests per route and status) every "
+        "metrics_interval seconds; /metrics is governed by metrics.enabled.",
+    )
     metrics_interval: float = Field(
-        default=30.0,
-        gt=0,
-        description="Seconds between the traffic summaries "
-        "`serve` logs (requests per route and status); gauges are read at scrape "
-        "time.",
+        default=30.0, gt=0, description="Seconds between the traffic summaries `serve` logs."
     )
     cache_size_mb: int = Field(
         default=512, ge=0, description="SQLite page cache, when larger than storage.buffer_pool_size_mb."
@@ -370,7 +379,6 @@ class PerformanceConfig(_Section):
         "memory-search result cache, keyed by the full query and invalidated by "
         "every write that can change a result; 0 disables it.",
     )
-    memory_pool_size: int = Field(default=1000, ge=0, description="Memory records kept decoded in process.")
     gc_threshold: float = Field(
         default=0.8, gt=0, le=1, description="Working-memory fill ratio that triggers a forgetting pass."
     )
@@ -382,32 +390,55 @@ class PerformanceConfig(_Section):
 
 
 class SystemMetricsConfig(_Section):
-    """monitoring.toml switches for system metrics; accepted, exported by the platform."""
+    """monitoring.toml switches for the engine process's own resource metrics on /metrics."""
 
-    cpu_usage: bool = Field(default=True, description="Collect cpu usage.")
-    memory_usage: bool = Field(default=True, description="Collect memory usage.")
-    disk_io: bool = Field(default=True, description="Collect disk io.")
-    network_io: bool = Field(default=True, description="Collect network io.")
+    cpu_usage: bool = Field(default=True, description="Export process_cpu_seconds_total.")
+    memory_usage: bool = Field(
+        default=True,
+        description="Export process_resident_memory_bytes, process_virtual_memory_bytes and python_gc_*.",
+    )
+    disk_io: bool = Field(
+        default=True,
+        description="Export brain_ai_process_disk_read_bytes_total and _written_bytes_total (/proc/self/io).",
+    )
+    network_io: bool = Field(
+        default=True,
+        description="Export brain_ai_network_receive_bytes_total and _transmit_bytes_total of the "
+        "process's network namespace (a pod's interfaces; loopback excluded).",
+    )
 
 
 class ApplicationMetricsConfig(_Section):
-    """monitoring.toml switches for application metrics; the engine exports all of them."""
+    """monitoring.toml switches for the engine's application metrics on /metrics."""
 
-    request_rate: bool = Field(default=True, description="Export request rate.")
-    response_time: bool = Field(default=True, description="Export response time.")
-    error_rate: bool = Field(default=True, description="Export error rate.")
-    queue_depth: bool = Field(default=True, description="Export queue depth.")
-    memory_operations: bool = Field(default=True, description="Export memory operations.")
-    concept_operations: bool = Field(default=True, description="Export concept operations.")
-    learning_throughput: bool = Field(default=True, description="Export learning throughput.")
+    request_rate: bool = Field(default=True, description="Export brain_ai_http_requests_total.")
+    response_time: bool = Field(default=True, description="Export brain_ai_http_request_duration_seconds.")
+    error_rate: bool = Field(
+        default=True,
+        description="With request_rate off, brain_ai_http_requests_total still counts responses >= 400.",
+    )
+    queue_depth: bool = Field(
+        default=True, description="Export in-flight requests and the write queue (brain_ai_write_*)."
+    )
+    memory_operations: bool = Field(
+        default=True,
+        description="Export memory gauges, brain_ai_memory_search_duration_seconds and capacity refusals.",
+    )
+    concept_operations: bool = Field(
+        default=True,
+        description="Export concept, edge and segment gauges and brain_ai_concept_search_duration_seconds.",
+    )
+    learning_throughput: bool = Field(
+        default=True, description="Export brain_ai_learn_texts_total and brain_ai_learn_bytes_total."
+    )
 
 
 class MetricsConfig(_Section):
-    """The scaling guide's monitoring.toml [metrics] section."""
+    """The scaling guide's monitoring.toml [metrics] section: what /metrics exports."""
 
-    enabled: bool = Field(default=True, description="Export Prometheus metrics on /metrics.")
-    collection_interval: float = Field(default=10.0, gt=0, description="Seconds between collections.")
-    retention_days: int = Field(default=30, ge=1, description="Retention asked of the metrics store.")
+    enabled: bool = Field(
+        default=True, description="Serve Prometheus metrics on /metrics; when false it answers 404."
+    )
     system: SystemMetricsConfig = Field(default_factory=SystemMetricsConfig)
     application: ApplicationMetricsConfig = Field(default_factory=ApplicationMetricsConfig)
 
@@ -483,10 +514,23 @@ def _format_errors(exc: ValidationError, source: str) -> str:
     return f"{source}: " + "; ".join(parts)
 
 
+def drop_retired_keys(data: Mapping[str, Any], source: str = "<config>") -> dict[str, Any]:
+    """A copy of `data` without `RETIRED_KEYS`, each one found logged as a warning with its reason."""
+    out = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+    for dotted, reason in RETIRED_KEYS.items():
+        section, key = dotted.split(".")
+        table = out.get(section)
+        if isinstance(table, dict) and key in table:
+            del table[key]
+            log.warning("%s: %s is ignored: %s", source, dotted, reason)
+    return out
+
+
 def config_from_mapping(data: Mapping[str, Any], source: str = "<config>") -> EngineConfig:
-    """Validate a parsed TOML document; errors name `source` and the dotted key path."""
+    """Validate a parsed TOML document (retired keys dropped with a warning); errors name `source` and
+    the dotted key path."""
     try:
-        return EngineConfig.model_validate(dict(data))
+        return EngineConfig.model_validate(drop_retired_keys(data, source))
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, source)) from None
 

@@ -104,8 +104,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     done = threading.Event()
     try:
         app = create_app(engine, config)
-        interval = config.performance.metrics_interval
-        threading.Thread(target=_log_traffic, args=(app.state.metrics, interval, done), daemon=True).start()
+        if config.performance.enable_monitoring:
+            interval = config.performance.metrics_interval
+            thread = threading.Thread(
+                target=_log_traffic, args=(app.state.metrics, interval, done), daemon=True
+            )
+            thread.start()
         server = uvicorn.Server(
             uvicorn_config(app, config.server.host, config.server.port, log_level=config.system.log_level)
         )

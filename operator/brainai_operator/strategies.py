@@ -86,22 +86,21 @@ class Resolved(BaseModel):
     monitoring: MonitoringSpec | None = None
 
 
-# Engine settings per strategy, in the engine's TOML sections.
+# Engine settings per strategy, in the engine's TOML sections (the scaling guide's "Scaling Strategies by
+# Use Case"; its query_workers has no engine counterpart). `e2e/bench/strategies.py` measures them.
 STRATEGY_CONFIG: dict[Strategy, dict[str, dict[str, Any]]] = {
     Strategy.LEARNING_FOCUSED: {
-        "learning": {"workers": 16, "batch_size": 5000, "parallel_processing": True},
+        "learning": {"workers": 16, "batch_size": 5000},
         "memory": {"consolidation_frequency": "hourly"},
         "concepts": {"extraction_threshold": 0.9},
     },
     Strategy.QUERY_FOCUSED: {
         "performance": {"query_cache_size_mb": 1024},
-        "search": {"precomputed_indexes": True},
+        "search": {"precomputed_indexes": True, "query_cache_entries": 65536},
         "database": {"connection_pool_size": 100},
     },
     Strategy.BALANCED: {
         "learning": {"workers": 8},
-        "search": {"query_workers": 8},
-        "metrics": {"enabled": True},
     },
 }
 

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from brainai_common.engine_config import ConfigError, EngineConfig, load_config, preset_names, preset_path
+from brainai_common.engine_config import (
+    RETIRED_KEYS,
+    ConfigError,
+    EngineConfig,
+    load_config,
+    preset_names,
+    preset_path,
+)
 from brainai_engine.storage import open_storage
 
 
@@ -32,7 +39,36 @@ def test_preset_values_come_through() -> None:
     assert storage.database.synchronous == "NORMAL"
     metrics = load_config(preset_path("monitoring"), env={}).metrics
     assert metrics.application.learning_throughput and metrics.system.disk_io
-    assert metrics.collection_interval == 10
+    assert load_config(preset_path("high-cpu"), env={}).learning.workers == 8
+
+
+def test_the_guides_retired_keys_load_with_a_warning_naming_what_governs_instead(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The scaling guide's high-cpu.toml and monitoring.toml as printed still load."""
+    path = write(
+        tmp_path,
+        "[learning]\nparallel_processing = true\nsegment_discovery_threads = 8\nbatch_size = 1000\n"
+        "[metrics]\nenabled = true\ncollection_interval = 10\nretention_days = 30\n",
+    )
+    with caplog.at_level("WARNING"):
+        config = load_config(path, env={})
+    assert config.learning.batch_size == 1000
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    for key in (
+        "learning.parallel_processing",
+        "learning.segment_discovery_threads",
+        "metrics.retention_days",
+    ):
+        assert f"{key} is ignored: " + RETIRED_KEYS[key] in warned
+    assert str(path) in warned
+    assert "learning.workers" in RETIRED_KEYS["learning.parallel_processing"]
+
+
+def test_retired_keys_are_not_in_the_model() -> None:
+    for dotted in RETIRED_KEYS:
+        section, key = dotted.split(".")
+        assert key not in type(getattr(EngineConfig(), section)).model_fields, dotted
 
 
 def test_unknown_preset() -> None:

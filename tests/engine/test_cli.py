@@ -7,9 +7,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import uvicorn
+from starlette.testclient import TestClient
 
 from brainai_common.engine_config import load_config
 from brainai_engine import cli
@@ -256,3 +259,31 @@ def test_learn_search_and_concepts_through_a_running_server(tmp_path: Path) -> N
     assert memory_count(Path(config)) == summary["memories_stored"]  # in the server's store
     gone = cli_process("search", "x", "--url", server.base_url)
     assert gone.returncode == 1 and f"cannot reach the engine at {server.base_url}" in gone.stderr
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_serve_logs_traffic_summaries_only_with_enable_monitoring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, enabled: bool
+) -> None:
+    """uvicorn's serving loop is replaced by requests through the app `serve` built, held open long
+    enough for several summary periods."""
+    monitoring = "true" if enabled else "false"
+    config = write_config(
+        tmp_path / "c.toml",
+        tmp_path / "data",
+        f"\n[performance]\nenable_monitoring = {monitoring}\nmetrics_interval = 0.05\n",
+    )
+
+    def serve(server: uvicorn.Server) -> None:
+        with TestClient(server.config.app) as client:
+            assert client.post("/api/v1/learn", json={"text": "Summaries count requests."}).status_code == 200
+            time.sleep(0.3)
+
+    monkeypatch.setattr(uvicorn.Server, "run", serve)
+    with caplog.at_level("INFO", logger="brainai_engine"):
+        assert cli.main(["serve", "--config", str(config)]) == 0
+    summaries = [r.getMessage() for r in caplog.records if r.getMessage().startswith("served ")]
+    if enabled:
+        assert summaries and "/api/v1/learn 200: 1" in summaries[0]
+    else:
+        assert summaries == []

@@ -34,13 +34,12 @@ def test_balanced_is_the_seed_production_shape() -> None:
         hpa.scale_down.period_seconds,
         hpa.scale_down.stabilization_window_seconds,
     ) == (10, 60, 300)
-    assert r.engine_config["learning"]["workers"] == 8
-    assert r.engine_config["search"]["query_workers"] == 8
+    assert r.engine_config == {"learning": {"workers": 8}}
 
 
 def test_learning_focused_uses_the_seed_numbers() -> None:
     r = resolve(spec(strategy="learning-focused"))
-    assert r.engine_config["learning"] == {"workers": 16, "batch_size": 5000, "parallel_processing": True}
+    assert r.engine_config["learning"] == {"workers": 16, "batch_size": 5000}
     assert r.engine_config["memory"]["consolidation_frequency"] == "hourly"
     assert r.engine_config["concepts"]["extraction_threshold"] == 0.9
     assert r.read_replicas == 1
@@ -49,7 +48,7 @@ def test_learning_focused_uses_the_seed_numbers() -> None:
 def test_query_focused_uses_the_seed_numbers() -> None:
     r = resolve(spec(strategy="query-focused"))
     assert r.engine_config["performance"]["query_cache_size_mb"] == 1024
-    assert r.engine_config["search"]["precomputed_indexes"] is True
+    assert r.engine_config["search"] == {"precomputed_indexes": True, "query_cache_entries": 65536}
     assert r.engine_config["database"]["connection_pool_size"] == 100
     assert r.read_replicas == 3
 

@@ -133,11 +133,22 @@ class _Api:
         self.metrics = metrics
         self.max_body = int(config.server.max_body_bytes)
         self.writers = anyio.CapacityLimiter(max(1, int(config.system.worker_threads)))
+        self.write_queue_limit = int(config.system.async_task_queue_size)
         metrics.track_writers(self.writers)
         # Validation is a pure function of the raw query string, so repeated searches skip it.
         self._parsed: LRUCache[bytes, MemorySearchQuery] = LRUCache(PARSED_QUERIES)
 
     async def _write(self, fn: Any, *args: Any) -> Any:
+        waiting = self.writers.statistics().tasks_waiting
+        if waiting >= self.write_queue_limit:
+            raise ApiError(
+                503,
+                "write_queue_full",
+                f"{waiting} writes are already waiting for a writer thread "
+                "(system.async_task_queue_size); retry shortly",
+                {"waiting": waiting, "limit": self.write_queue_limit},
+                {"Retry-After": "1"},
+            )
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.writers)
 
     async def learn(self, request: Request) -> Response:
@@ -226,6 +237,8 @@ class _Api:
         return _plain_json({"status": "ready", "details": details})
 
     async def metrics_endpoint(self, request: Request) -> Response:
+        if not self.metrics.enabled:
+            raise ApiError(404, "not_found", "metrics are switched off (metrics.enabled = false)")
         body = await anyio.to_thread.run_sync(self.metrics.render)
         return Response(body, media_type=METRICS_CONTENT_TYPE)
 
@@ -329,7 +342,7 @@ def endpoint_table() -> list[EndpointDoc]:
 
 def create_app(engine: Engine, config: EngineConfig) -> Starlette:
     """Build the ASGI app; the caller owns the engine's lifecycle (open before, close after)."""
-    metrics = Metrics(str(config.system.instance_id), engine.stats)
+    metrics = Metrics(str(config.system.instance_id), engine.stats, config.metrics)
     api = _Api(engine, config, metrics)
     table = endpoint_table()
     auth = bool(config.server.auth_token)

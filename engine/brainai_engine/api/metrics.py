@@ -2,7 +2,8 @@
 
 A private registry (not the process-global one) keeps several apps in one process, as in tests and the
 benchmark, from colliding. Engine gauges are read from ``engine.stats()`` at scrape time so they can never
-go stale and cost nothing on the request path.
+go stale and cost nothing on the request path. The `[metrics]` switches decide which families are
+exported: a family switched off is still updated (a no-op's cost) but registered nowhere.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import (
@@ -21,10 +23,11 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
+from brainai_common.engine_config import MetricsConfig
 from brainai_engine.models import EngineStats
 
 log = logging.getLogger(__name__)
@@ -39,8 +42,10 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 class _EngineCollector(Collector):
     """Turns one ``engine.stats()`` call per scrape into gauges."""
 
-    def __init__(self, stats: Callable[[], EngineStats]) -> None:
+    def __init__(self, stats: Callable[[], EngineStats], memories: bool, concepts: bool) -> None:
         self._stats = stats
+        self._memories = memories
+        self._concepts = concepts
 
     def describe(self) -> Iterable[Metric]:
         # Declaring no names up front keeps registration from calling the engine.
@@ -57,21 +62,82 @@ class _EngineCollector(Collector):
             return
         up.add_metric([], 1)
         yield up
-        gauges = (
-            ("brain_ai_memories_total", "Memories stored (all types).", stats.memories),
-            (
+        if self._memories:
+            yield _gauge("brain_ai_memories_total", "Memories stored (all types).", stats.memories)
+            yield _gauge(
                 "brain_ai_working_memories",
                 "Memories currently held in working memory.",
                 stats.working_memories,
-            ),
-            ("brain_ai_concept_nodes_total", "Concept graph nodes.", stats.concepts),
-            ("brain_ai_concept_edges_total", "Concept graph edges.", stats.relationships),
-            ("brain_ai_segments_total", "Segments known to the segmenter.", stats.segments),
-        )
-        for name, doc, value in gauges:
-            family = GaugeMetricFamily(name, doc)
-            family.add_metric([], float(value))
-            yield family
+            )
+        if self._concepts:
+            yield _gauge("brain_ai_concept_nodes_total", "Concept graph nodes.", stats.concepts)
+            yield _gauge("brain_ai_concept_edges_total", "Concept graph edges.", stats.relationships)
+            yield _gauge("brain_ai_segments_total", "Segments known to the segmenter.", stats.segments)
+
+
+class _Filtered(Collector):
+    """The families of `inner` whose names start with one of `prefixes`."""
+
+    def __init__(self, inner: Collector, prefixes: tuple[str, ...]) -> None:
+        self._inner = inner
+        self._prefixes = prefixes
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        return (m for m in self._inner.collect() if m.name.startswith(self._prefixes))
+
+
+class _IOCollector(Collector):
+    """Disk bytes of this process (/proc/self/io) and network bytes of its network namespace
+    (/proc/self/net/dev, loopback excluded): a pod's own I/O where cAdvisor is not scraped."""
+
+    def __init__(self, disk: bool, network: bool, proc: Path = Path("/proc/self")) -> None:
+        self._disk = disk
+        self._network = network
+        self._proc = proc
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        if self._disk and (io := _read(self._proc / "io")) is not None:
+            fields = dict(line.split(": ", 1) for line in io.splitlines() if ": " in line)
+            for name, key, doc in (
+                ("brain_ai_process_disk_read_bytes", "read_bytes", "Bytes this process read from storage."),
+                (
+                    "brain_ai_process_disk_written_bytes",
+                    "write_bytes",
+                    "Bytes this process wrote to storage.",
+                ),
+            ):
+                yield CounterMetricFamily(name, doc, value=float(fields.get(key, 0)))
+        if self._network and (dev := _read(self._proc / "net" / "dev")) is not None:
+            received = sent = 0
+            for line in dev.splitlines()[2:]:
+                interface, _, counts = line.partition(":")
+                values = counts.split()
+                if interface.strip() != "lo" and len(values) >= 9:
+                    received += int(values[0])
+                    sent += int(values[8])
+            yield CounterMetricFamily(
+                "brain_ai_network_receive_bytes",
+                "Bytes received on this network namespace's interfaces.",
+                value=float(received),
+            )
+            yield CounterMetricFamily(
+                "brain_ai_network_transmit_bytes",
+                "Bytes sent on this network namespace's interfaces.",
+                value=float(sent),
+            )
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
 
 
 class _LoadCollector(Collector):
@@ -123,62 +189,83 @@ def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
 class Metrics:
     """Every metric the HTTP layer records, bound to one registry."""
 
-    def __init__(self, instance_id: str, stats: Callable[[], EngineStats] | None = None) -> None:
+    def __init__(
+        self,
+        instance_id: str,
+        stats: Callable[[], EngineStats] | None = None,
+        options: MetricsConfig | None = None,
+    ) -> None:
+        options = options or MetricsConfig()
+        app, system = options.application, options.system
+        self.enabled = options.enabled
         self.registry = CollectorRegistry(auto_describe=False)
+
+        def to(on: bool) -> CollectorRegistry | None:
+            return self.registry if on else None
+
+        # With only error_rate on, the request counter counts responses >= 400 (see observe_request).
+        self._count_all = app.request_rate
         self.http_requests = Counter(
             "brain_ai_http_requests",
             "HTTP requests by method, route template and status.",
             ["method", "route", "status"],
-            registry=self.registry,
+            registry=to(app.error_rate or self._count_all),
         )
         self.http_duration = Histogram(
             "brain_ai_http_request_duration_seconds",
             "HTTP request latency by method and route template.",
             ["method", "route"],
             buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
+            registry=to(app.response_time),
         )
         self.memory_search_duration = Histogram(
             "brain_ai_memory_search_duration_seconds",
             "Time spent inside the engine answering one memory search.",
             buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
+            registry=to(app.memory_operations),
         )
         self.concept_search_duration = Histogram(
             "brain_ai_concept_search_duration_seconds",
             "Time spent inside the engine answering one concept search.",
             buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
+            registry=to(app.concept_operations),
         )
         self.learn_bytes = Counter(
             "brain_ai_learn_bytes",
             "UTF-8 bytes of text accepted by learn requests.",
-            registry=self.registry,
+            registry=to(app.learning_throughput),
         )
         self.learn_texts = Counter(
             "brain_ai_learn_texts",
             "Texts learned (one per /learn, one per item of /learn/batch).",
-            registry=self.registry,
+            registry=to(app.learning_throughput),
         )
         self.capacity_refusals = Counter(
             "brain_ai_memory_capacity_refusals",
             "Writes refused with 507 because they would exceed memory.capacity.",
-            registry=self.registry,
+            registry=to(app.memory_operations),
         )
         # CPU, resident memory, open fds and start time of this process: what right-sizing reads when
         # cAdvisor's container metrics are not scraped. The platform and GC collectors follow the
         # default registry so dashboards built for any Python service work here too.
-        ProcessCollector(registry=self.registry)
+        process = ["process_start_time", "process_open_fds", "process_max_fds"]
+        process += ["process_cpu"] if system.cpu_usage else []
+        process += ["process_resident_memory", "process_virtual_memory"] if system.memory_usage else []
+        self.registry.register(_Filtered(ProcessCollector(registry=None), tuple(process)))
         PlatformCollector(registry=self.registry)
-        GCCollector(registry=self.registry)
+        if system.memory_usage:
+            GCCollector(registry=self.registry)
+        if system.disk_io or system.network_io:
+            self.registry.register(_IOCollector(system.disk_io, system.network_io))
         self._load = _LoadCollector()
-        self.registry.register(self._load)
+        if app.queue_depth:
+            self.registry.register(self._load)
         self.instance = Info("brain_ai_instance", "Identity of this engine process.", registry=self.registry)
         self.instance.info({"instance_id": instance_id})
-        if stats is not None:
-            self.registry.register(_EngineCollector(stats))
+        if stats is not None and (app.memory_operations or app.concept_operations):
+            self.registry.register(_EngineCollector(stats, app.memory_operations, app.concept_operations))
         # Labelled children are cached so the hot path skips prometheus-client's label lookup and lock.
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._children: dict[tuple[str, str, int], tuple[Counter | None, Histogram]] = {}
         self._lock = threading.Lock()
         # Requests by (route, status) since the last traffic summary (see `traffic_summary`).
         self._traffic: dict[tuple[str, int], int] = {}
@@ -204,13 +291,15 @@ class Metrics:
         if children is None:
             label_method = method if method in _KNOWN_METHODS else "OTHER"
             with self._lock:
+                counted = self._count_all or status >= 400
                 children = (
-                    self.http_requests.labels(label_method, route, str(status)),
+                    self.http_requests.labels(label_method, route, str(status)) if counted else None,
                     self.http_duration.labels(label_method, route),
                 )
                 if len(self._children) < 4096:
                     self._children[key] = children
-        children[0].inc()
+        if children[0] is not None:
+            children[0].inc()
         children[1].observe(seconds)
         self._traffic[(route, status)] = self._traffic.get((route, status), 0) + 1
 

@@ -17,8 +17,9 @@ def open_storage(config: EngineConfig) -> Storage:
         updates: dict[str, object] = {}
         if config.performance.compression_enabled and storage.compression_algorithm == "none":
             updates["compression_algorithm"] = "lz4"
-        if config.performance.cache_size_mb > storage.buffer_pool_size_mb:
-            updates["buffer_pool_size_mb"] = config.performance.cache_size_mb
+        page_cache = max(config.performance.cache_size_mb, config.memory.cache_size_mb)
+        if page_cache > storage.buffer_pool_size_mb:
+            updates["buffer_pool_size_mb"] = page_cache
         if updates:
             storage = storage.model_copy(update=updates)
         return SQLiteStorage(config.sqlite_path(), config.database, storage)

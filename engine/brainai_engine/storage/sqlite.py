@@ -132,7 +132,7 @@ class SQLiteStorage(Storage):
         self.path = Path(path)
         self.db = db or DatabaseConfig()
         self.codec = _Codec(storage or StorageConfig())
-        self._cache_kib = (storage or StorageConfig()).buffer_pool_size_mb * 1024
+        self.page_cache_mb = (storage or StorageConfig()).buffer_pool_size_mb
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = StoreLock(self.path).acquire()
         self._write_lock = threading.Lock()
@@ -165,7 +165,7 @@ class SQLiteStorage(Storage):
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self.db.synchronous}")
         conn.execute(f"PRAGMA busy_timeout={self.db.busy_timeout_ms}")
-        conn.execute(f"PRAGMA cache_size=-{max(self._cache_kib, 2048)}")
+        conn.execute(f"PRAGMA cache_size=-{max(self.page_cache_mb * 1024, 2048)}")
         conn.execute("PRAGMA temp_store=MEMORY")
         return conn
 

@@ -6,10 +6,12 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from brainai_common.engine_config import DatabaseConfig, StorageConfig
+from brainai_common.engine_config import DatabaseConfig, EngineConfig, StorageConfig
+from brainai_engine.storage import open_storage
 from brainai_engine.storage.base import ConceptRecord, WriteBatch
 from brainai_engine.storage.lock import StoreLocked
 from brainai_engine.storage.sqlite import SQLiteStorage
@@ -135,3 +137,22 @@ def test_one_process_at_a_time_opens_a_store(tmp_path: Path) -> None:
     SQLiteStorage(tmp_path / "other.db").close()  # another store is another lock
     first.close()
     SQLiteStorage(tmp_path / "one.db").close()  # released on close
+
+
+@pytest.mark.parametrize(
+    ("sections", "page_cache_mb"),
+    [
+        ({}, 512),  # performance.cache_size_mb's default is the largest
+        ({"memory": {"cache_size_mb": 2048}}, 2048),  # the scaling guide's high-memory.toml
+        ({"storage": {"buffer_pool_size_mb": 1024}, "performance": {"cache_size_mb": 0}}, 1024),
+    ],
+)
+def test_page_cache_is_the_largest_of_the_three_cache_settings(
+    tmp_path: Path, sections: dict[str, Any], page_cache_mb: int
+) -> None:
+    config = EngineConfig.model_validate({"server": {"data_dir": str(tmp_path)}, **sections})
+    store = open_storage(config)
+    try:
+        assert isinstance(store, SQLiteStorage) and store.page_cache_mb == page_cache_mb
+    finally:
+        store.close()
