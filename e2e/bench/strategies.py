@@ -88,7 +88,7 @@ def measure(strategy: Strategy, texts: list[str], queries: list[str]) -> dict[st
         engine = Engine(config)
         try:
             learn_s = learn(engine, texts)
-            say(f"{strategy.value}: learned {len(texts):,} texts in {learn_s:.1f}s; asking {len(queries):,} queries")
+            say(f"{strategy.value}: learned {len(texts):,} texts in {learn_s:.1f}s; asking {len(queries):,}")
             ask(engine, queries)  # warm-up: every page computed once
             order = list(queries)
             random.Random(11).shuffle(order)
@@ -140,8 +140,10 @@ def render(report: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--megabytes", type=float, default=4.0, help="docstring corpus size (default 4)")
-    parser.add_argument("--queries", type=int, default=12_000, help="distinct repeated queries (default 12000)")
+    parser.add_argument(
+        "--megabytes", type=float, default=4.0, help="docstring corpus size (default 4, or all there are)"
+    )
+    parser.add_argument("--queries", type=int, default=12_000, help="distinct queries (default 12000)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     report = run(args.megabytes, args.queries)
