@@ -32,6 +32,11 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         f"spec.engine.replicas above 1 {EMBEDDED_ONE_POD}",
     ),
     (
+        "metrics-off-but-scraped",
+        {"monitoring": {"enabled": True}, "engine": {"config": {"metrics": {"enabled": False}}}},
+        "spec.engine.config.metrics.enabled: false turns the engine's /metrics off",
+    ),
+    (
         "hpa-on-embedded",
         {"autoscaling": {"enabled": True}},
         f"spec.autoscaling.enabled: true {EMBEDDED_ONE_POD}",

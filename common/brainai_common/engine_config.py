@@ -42,7 +42,7 @@ RETIRED_KEYS: dict[str, str] = {
     "performance.memory_pool_size": "stored records are cached by the page cache "
     "(storage.buffer_pool_size_mb)",
     "metrics.collection_interval": "Prometheus decides how often it scrapes (a BrainAICluster's "
-    "spec.monitoring.scrapeInterval); gauges are read at scrape time",
+    "spec.monitoring.interval); gauges are read at scrape time",
     "metrics.retention_days": "retention is the metrics store's setting "
     "(Prometheus --storage.tsdb.retention.time)",
 }

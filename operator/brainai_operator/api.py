@@ -711,6 +711,10 @@ class AutopilotSpec(KubeModel):
     )
 
 
+METRICS_OFF_BUT_SCRAPED = (
+    "spec.engine.config.metrics.enabled: false turns the engine's /metrics off, which "
+    "spec.monitoring.enabled: true has Prometheus scrape: enable one, not both"
+)
 NEEDS_SHARED_STORE = (
     "needs spec.postgres.enabled: true: on the embedded SQLite store each engine pod keeps its own "
     "memories, so a second pod would answer from a different store"
@@ -753,6 +757,10 @@ class BrainAIClusterSpec(KubeModel):
                 raise ValueError(f"spec.autoscaling.enabled: true {NEEDS_SHARED_STORE}")
             if (self.engine.replicas or 0) > 1:
                 raise ValueError(f"spec.engine.replicas above 1 {NEEDS_SHARED_STORE}")
+        metrics = (self.engine.config or {}).get("metrics")
+        if self.monitoring and self.monitoring.enabled and isinstance(metrics, dict):
+            if metrics.get("enabled") is False:
+                raise ValueError(METRICS_OFF_BUT_SCRAPED)
         return self
 
     @property
@@ -892,5 +900,12 @@ CLUSTER_RULES = [
         f"{_SHARED} || !has(self.engine) || !has(self.engine.replicas) || self.engine.replicas <= 1",
         f"spec.engine.replicas above 1 {NEEDS_SHARED_STORE}",
         field_path=".engine.replicas",
+    ),
+    cel(
+        "!has(self.monitoring) || !has(self.monitoring.enabled) || !self.monitoring.enabled || "
+        "!has(self.engine) || !has(self.engine.config) || !has(self.engine.config.metrics) || "
+        "!has(self.engine.config.metrics.enabled) || self.engine.config.metrics.enabled",
+        METRICS_OFF_BUT_SCRAPED,
+        field_path=".engine.config.metrics.enabled",
     ),
 ]
