@@ -758,9 +758,9 @@ class BrainAIClusterSpec(KubeModel):
             if (self.engine.replicas or 0) > 1:
                 raise ValueError(f"spec.engine.replicas above 1 {NEEDS_SHARED_STORE}")
         metrics = (self.engine.config or {}).get("metrics")
-        if self.monitoring and self.monitoring.enabled and isinstance(metrics, dict):
-            if metrics.get("enabled") is False:
-                raise ValueError(METRICS_OFF_BUT_SCRAPED)
+        scraped = bool(self.monitoring and self.monitoring.enabled)
+        if scraped and isinstance(metrics, dict) and metrics.get("enabled") is False:
+            raise ValueError(METRICS_OFF_BUT_SCRAPED)
         return self
 
     @property
