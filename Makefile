@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 BRAINAI_CACHE ?= $(HOME)/.cache/brain-ai
 export BRAINAI_CACHE
 
-.PHONY: help deps setup lint test test-unit e2e demo cluster-bins cluster-up cluster-down bench bench-strategies loadtest crds images test-images \
+.PHONY: help deps setup lint test test-unit e2e demo cluster-bins cluster-up cluster-down bench bench-strategies bench-operator loadtest crds images test-images \
 	kind-bins kind-up kind-down e2e-kind clean
 
 help: ## list targets
@@ -71,6 +71,9 @@ demo: deps setup ## the engine on SQLite answering learn/search, then operator-m
 
 bench: setup ## engine benchmark (quick), beside SQLite FTS5 and tantivy
 	$(BIN)/brain-ai-engine bench --quick --json
+
+bench-operator: setup cluster-bins ## one operator and a fleet on its own kwok cluster (BENCH_ARGS="--clusters 200 --data-tier")
+	$(BIN)/python -m e2e.bench.fleet $(BENCH_ARGS)
 
 bench-strategies: setup ## the three workload strategies' engines on the same corpus: learning speed, repeated queries
 	$(BIN)/python -m e2e.bench.strategies $(BENCH_ARGS)

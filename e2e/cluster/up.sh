@@ -48,6 +48,10 @@ options:
   metricsServerBinary: $BIN/metrics-server
   metricsServerManifests: [$CACHE/manifests/metrics-server-$METRICS_SERVER_VERSION]
 componentsPatches:
+- name: kube-apiserver
+  extraArgs:
+  - key: service-cluster-ip-range
+    value: $SERVICE_CIDR
 - name: kube-controller-manager
   extraArgs:
   - key: horizontal-pod-autoscaler-sync-period
@@ -84,7 +88,8 @@ done
 
 kc apply -f "$CACHE/manifests/kwok-storage-class-$KWOK_VERSION.yaml" >/dev/null
 for i in $(seq 0 $((CLUSTER_NODES - 1))); do
-  sed "s/NODE_NAME/kwok-node-$i/g; s/NODE_ZONE/zone-$((i % 3))/g" "$here/node.yaml"
+  sed "s/NODE_NAME/kwok-node-$i/g; s/NODE_ZONE/zone-$((i % 3))/g; s/NODE_PODS/$NODE_PODS/g; \
+    s/NODE_CPU/$NODE_CPU/g; s/NODE_MEMORY/$NODE_MEMORY/g" "$here/node.yaml"
   echo "---"
 done | kc apply -f - >/dev/null
 log "waiting for $CLUSTER_NODES nodes and the metrics API"

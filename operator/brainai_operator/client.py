@@ -1,12 +1,15 @@
 """All Kubernetes API I/O of the operator, in one place.
 
 A thin layer over the dynamic client: server-side apply, list by label, delete, status patch and
-events. Everything else in the operator is pure and takes or returns plain dicts.
+events. Everything else in the operator is pure and takes or returns plain dicts. With a watch-fed
+`ObjectCache` attached (`informers`), reads of a synced kind come from memory, an apply whose values
+the cached object already holds is skipped, and what the server answers to a write is cached at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import secrets
 import time
@@ -19,6 +22,8 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
 
 from brainai_operator.clock import rfc3339, utcnow
+from brainai_operator.informers import ObjectCache
+from brainai_operator.metrics import API_REQUESTS, SKIPPED_APPLIES
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +40,12 @@ def load_api_client() -> k8s.ApiClient:
 
 
 class Kube:
-    def __init__(self, api_client: k8s.ApiClient | None = None) -> None:
+    def __init__(self, api_client: k8s.ApiClient | None = None, objects: ObjectCache | None = None) -> None:
         self.api_client = api_client or load_api_client()
         self.dynamic = DynamicClient(self.api_client)
         self._resource = cache(self._lookup)
         self._serves: dict[tuple[str, str], tuple[bool, float]] = {}
+        self.objects = objects
 
     def _lookup(self, api_version: str, kind: str) -> Any:
         return self.dynamic.resources.get(api_version=api_version, kind=kind)
@@ -57,6 +63,7 @@ class Kube:
         if known and time.monotonic() - known[1] < ttl:
             return known[0]
         path = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
+        API_REQUESTS.labels("get").inc()
         try:
             listing = self.dynamic.request("GET", path)
             answer = any(r.kind == kind for r in listing.resources)
@@ -70,6 +77,11 @@ class Kube:
         self._serves[(api_version, kind)] = (False, time.monotonic())
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None) -> dict[str, Any] | None:
+        if self.objects is not None:
+            synced, found = self.objects.lookup((api_version, kind), namespace, name)
+            if synced:
+                return copy.deepcopy(found)
+        API_REQUESTS.labels("get").inc()
         try:
             return self.resource(api_version, kind).get(name=name, namespace=namespace).to_dict()
         except NotFoundError:
@@ -78,26 +90,43 @@ class Kube:
     def list(
         self, api_version: str, kind: str, namespace: str | None = None, selector: str | None = None
     ) -> list[dict[str, Any]]:
+        labels = _equality_selector(selector)
+        if self.objects is not None and labels is not None:
+            cached = self.objects.select((api_version, kind), namespace, labels)
+            if cached is not None:
+                return copy.deepcopy(cached)
+        API_REQUESTS.labels("list").inc()
         found = self.resource(api_version, kind).get(namespace=namespace, label_selector=selector)
         return found.to_dict().get("items", [])
+
+    def converged(self, obj: dict[str, Any]) -> bool:
+        """Whether applying `obj` would change nothing, judged from the cache (False without one)."""
+        if self.objects is not None and self.objects.converged(obj):
+            SKIPPED_APPLIES.inc()
+            return True
+        return False
 
     def apply(self, obj: dict[str, Any], manager: str = FIELD_MANAGER) -> dict[str, Any]:
         """Server-side apply; `force` takes back fields someone else changed in what we own."""
         meta = obj["metadata"]
         res = self.resource(obj["apiVersion"], obj["kind"])
-        applied = res.server_side_apply(
+        API_REQUESTS.labels("apply").inc()
+        applied: dict[str, Any] = res.server_side_apply(
             body=obj,
             name=meta["name"],
             namespace=meta.get("namespace"),
             field_manager=manager,
             force_conflicts=True,
-        )
-        return applied.to_dict()
+        ).to_dict()
+        if self.objects is not None and manager == FIELD_MANAGER:
+            self.objects.record_apply(obj, applied)
+        return applied
 
     def delete(
         self, api_version: str, kind: str, name: str, namespace: str | None, propagation: str = "Background"
     ) -> None:
         """Delete; `propagation` Orphan leaves the object's dependents (e.g. a StatefulSet's pods)."""
+        API_REQUESTS.labels("delete").inc()
         with contextlib.suppress(NotFoundError):
             self.resource(api_version, kind).delete(
                 name=name, namespace=namespace, body={"propagationPolicy": propagation}
@@ -107,6 +136,7 @@ class Kube:
         self, api_version: str, kind: str, name: str, namespace: str | None, body: dict[str, Any]
     ) -> None:
         """A JSON merge patch under the operator's field manager."""
+        API_REQUESTS.labels("patch").inc()
         self.resource(api_version, kind).patch(
             name=name,
             namespace=namespace,
@@ -118,13 +148,16 @@ class Kube:
     def patch_status(
         self, api_version: str, kind: str, name: str, namespace: str, status: dict[str, Any]
     ) -> None:
-        self.resource(api_version, kind).status.patch(
+        API_REQUESTS.labels("patch_status").inc()
+        patched = self.resource(api_version, kind).status.patch(
             name=name,
             namespace=namespace,
             body={"status": status},
             content_type="application/merge-patch+json",
             field_manager=FIELD_MANAGER,
         )
+        if self.objects is not None:
+            self.objects.upsert((api_version, kind), patched.to_dict())
 
     def event(self, owner: dict[str, Any], reason: str, message: str, warning: bool = False) -> None:
         """A core/v1 Event on `owner`, as `kubectl describe` shows them."""
@@ -149,9 +182,23 @@ class Kube:
             "lastTimestamp": now,
             "count": 1,
         }
+        API_REQUESTS.labels("create_event").inc()
         try:
             self.resource("v1", "Event").create(body=body, namespace=meta["namespace"])
         except Exception:  # events are best effort: never fail a reconcile over one
             log.warning(
                 "could not post event %s on %s/%s", reason, meta["namespace"], meta["name"], exc_info=True
             )
+
+
+def _equality_selector(selector: str | None) -> dict[str, str] | None:
+    """`a=b,c=d` as a dict ({} for no selector); None for anything else (`!=`, `in`, existence)."""
+    if not selector:
+        return {}
+    out = {}
+    for part in selector.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or value.startswith("=") or key.endswith("!") or not key.strip():
+            return None
+        out[key.strip()] = value.strip()
+    return out

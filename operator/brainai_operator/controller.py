@@ -1,8 +1,9 @@
 """A deduplicating work queue in front of `reconcile_cluster`.
 
-kopf delivers watch events; this turns them into at most one pending and one running reconcile
-per BrainAICluster, retries failures with jittered exponential backoff, and resyncs everything
-periodically so drift in children that are not watched is reverted too.
+The informers report relevant changes; this turns them into at most one pending and one running
+reconcile per BrainAICluster, retries failures with jittered exponential backoff (one scheduled
+retry per cluster, which any other reason to reconcile it merges with), and resyncs every cluster
+periodically: with the informers' cache a converged pass reads and writes nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from brainai_operator.metrics import (
     QUEUE_DEPTH,
     RECONCILE_DURATION,
     RECONCILES,
+    TRIGGERS,
 )
 from brainai_operator.prometheus import AdvisorSettings, advise
 from brainai_operator.reconcile import ApplyFailed, failure_summary, reconcile_cluster, record_failure
@@ -46,7 +48,7 @@ class Controller:
         kube: Kube,
         namespaces: list[str] | None = None,
         workers: int = 2,
-        resync_seconds: float = 60.0,
+        resync_seconds: float = 300.0,
         max_backoff: float = 60.0,
         advisor: AdvisorSettings | None = None,
         defaults: OperatorDefaults | None = None,
@@ -67,6 +69,7 @@ class Controller:
         # While a cluster backs off after a failure, events wait for the scheduled retry, so the
         # logged delay is the real one; a new spec generation (someone fixed it) does not wait.
         self.retry_at: dict[Key, float] = {}
+        self.retry_timers: dict[Key, asyncio.TimerHandle] = {}
         self.failed_generation: dict[Key, int | None] = {}
         self.phases: dict[Key, str] = {}
         self.advisor = advisor
@@ -74,8 +77,12 @@ class Controller:
         # its result here and enqueues the cluster.
         self.advice: dict[Key, Advice] = {}
 
-    def enqueue(self, namespace: str, name: str, generation: int | None = None) -> None:
+    def enqueue(
+        self, namespace: str, name: str, generation: int | None = None, reason: str = "change"
+    ) -> None:
+        """Queue a pass for the cluster (merged with one already pending); `reason` is counted."""
         key = (namespace, name)
+        TRIGGERS.labels(reason).inc()
         if self._backing_off(key, generation):
             return
         if key in self.running:
@@ -100,6 +107,9 @@ class Controller:
         while True:
             key = await self.queue.get()
             self.pending.discard(key)
+            timer = self.retry_timers.pop(key, None)
+            if timer is not None:  # this pass is the retry
+                timer.cancel()
             QUEUE_DEPTH.set(len(self.pending))
             self.running.add(key)
             try:
@@ -108,7 +118,7 @@ class Controller:
                 self.running.discard(key)
                 if key in self.dirty:
                     self.dirty.discard(key)
-                    self.enqueue(*key)
+                    self.enqueue(*key, reason="changed_during_pass")
 
     async def _reconcile(self, key: Key) -> None:
         start = time.perf_counter()
@@ -152,7 +162,10 @@ class Controller:
             except Exception as report:
                 log.debug("could not record the failure of %s/%s: %s", *key, report)
         self.retry_at[key] = time.monotonic() + delay
-        asyncio.get_running_loop().call_later(delay, self._retry, key)
+        previous = self.retry_timers.pop(key, None)
+        if previous is not None:
+            previous.cancel()
+        self.retry_timers[key] = asyncio.get_running_loop().call_later(delay, self._retry, key)
 
     def _backing_off(self, key: Key, generation: int | None) -> bool:
         deadline = self.retry_at.get(key)
@@ -160,8 +173,9 @@ class Controller:
         return waiting and (generation is None or generation == self.failed_generation.get(key))
 
     def _retry(self, key: Key) -> None:
+        self.retry_timers.pop(key, None)
         self.retry_at.pop(key, None)
-        self.enqueue(*key)
+        self.enqueue(*key, reason="retry")
 
     def _scopes(self) -> list[str | None]:
         """Namespaces to list clusters in; None lists every namespace."""
@@ -171,10 +185,8 @@ class Controller:
         while True:
             await asyncio.sleep(self.resync_seconds)
             try:
-                for ns in self._scopes():
-                    items = await asyncio.to_thread(self.kube.list, api.API_VERSION, api.KIND, ns)
-                    for item in items:
-                        self.enqueue(item["metadata"]["namespace"], item["metadata"]["name"])
+                for item in await self._list_clusters():
+                    self.enqueue(item["metadata"]["namespace"], item["metadata"]["name"], reason="resync")
             except Exception:
                 log.warning("periodic resync failed; will try again", exc_info=True)
 
@@ -199,7 +211,7 @@ class Controller:
         ADVISOR_RUNS.labels("success").inc()
         self.advice = found  # clusters that are gone drop out here
         for key in found:
-            self.enqueue(*key)
+            self.enqueue(*key, reason="advice")
 
     async def _advise_forever(self) -> None:
         assert self.advisor is not None

@@ -23,3 +23,17 @@ ADVISOR_DURATION = Histogram(
     "Duration of one advisor pass over every BrainAICluster.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+API_REQUESTS = Counter(
+    "brain_ai_operator_api_requests_total",
+    "Requests the operator sent to the Kubernetes API server, by verb (watch: one per watch opened).",
+    ["verb"],
+)
+SKIPPED_APPLIES = Counter(
+    "brain_ai_operator_skipped_applies_total",
+    "Children not applied because the cached object already held every value the apply would send.",
+)
+TRIGGERS = Counter(
+    "brain_ai_operator_triggers_total",
+    "Reasons a BrainAICluster was queued for a pass: a relevant change of it or a child, a retry, a resync.",
+    ["reason"],
+)

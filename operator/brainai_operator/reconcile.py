@@ -1,8 +1,9 @@
 """One reconcile pass: read the BrainAICluster, converge its children, write its status.
 
-Level-triggered and idempotent: every pass builds the whole desired set from the spec, applies it
-with server-side apply under one field manager, deletes owned children no longer desired, and
-patches status only when it changed. A pass over a converged cluster writes nothing.
+Level-triggered and idempotent: every pass builds the whole desired set from the spec, applies what
+differs from the cached children with server-side apply under one field manager, deletes owned
+children no longer desired, and patches status only when it changed. A pass over a converged
+cluster writes nothing and, with the informers' cache, reads nothing from the API server.
 """
 
 from __future__ import annotations
@@ -115,12 +116,15 @@ class ApplyFailed(RuntimeError):
 
 
 def apply_desired(kube: Kube, owner: dict[str, Any], desired: list[dict[str, Any]]) -> list[str]:
-    """Apply every child; returns what had to be replaced rather than updated (see `immutable`)."""
+    """Apply every child that differs from what the server holds; returns what had to be replaced
+    rather than updated (see `immutable`)."""
     ref = owner_reference(owner)
     replaced: list[str] = []
     for obj in desired:
         kept = (obj["metadata"].get("annotations") or {}).get(KEEP_WITH_DATA_ANNOTATION) == "true"
         obj["metadata"]["ownerReferences"] = [] if kept else [ref]
+        if kube.converged(obj):
+            continue
         if obj["kind"] == "Deployment" and "replicas" not in obj["spec"]:
             meta = obj["metadata"]
             live = kube.get("apps/v1", "Deployment", meta["name"], meta["namespace"])

@@ -90,3 +90,30 @@ def test_events_wait_for_the_scheduled_retry_but_a_new_generation_does_not() -> 
         assert ctl.queue.qsize() == 2
 
     asyncio.run(run())
+
+
+def test_a_permanently_failing_cluster_keeps_one_retry_whatever_else_queues_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Changes and resyncs arriving all the time merge with the one scheduled retry, so failed passes
+    stay bounded by the backoff (here capped at 0.2 s) instead of growing with every trigger."""
+    passes: list[float] = []
+
+    def failing(*_: Any, **__: Any) -> str | None:
+        passes.append(controller_module.time.monotonic())
+        raise RuntimeError("refused")
+
+    monkeypatch.setattr(controller_module, "reconcile_cluster", failing)
+    ctl = Controller(cast(Kube, object()), max_backoff=0.2, rng=lambda: 0.0, resync_seconds=3600)
+
+    async def run() -> None:
+        workers = asyncio.create_task(ctl.run())
+        for _ in range(200):  # 2 s of a change or a resync every 10 ms
+            ctl.enqueue(*KEY, reason="resync")
+            await asyncio.sleep(0.01)
+            assert len([t for t in ctl.retry_timers.values() if not t.cancelled()]) <= 1
+        workers.cancel()
+
+    asyncio.run(run())
+    # one pass, then at most one per 0.2 s backoff, each followed by a merged trigger at most
+    assert 5 <= len(passes) <= 2 / 0.2 + 2

@@ -35,14 +35,6 @@ OWNED_KINDS: list[tuple[str, str]] = [
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
 ]
-# Children whose changes trigger an immediate reconcile of their owner (group, version, plural);
-# drift in the others is reverted by the periodic resync.
-WATCHED_CHILDREN: list[tuple[str, str, str]] = [
-    ("apps", "v1", "deployments"),
-    ("autoscaling", "v2", "horizontalpodautoscalers"),
-    ("apps", "v1", "statefulsets"),
-    ("batch", "v1", "jobs"),
-]
 
 
 def build_desired(
