@@ -174,7 +174,7 @@ def operator(cluster: Cluster, crd: str) -> Iterator[subprocess.Popen[bytes]]:
 @contextlib.contextmanager
 def run_operator(env: dict[str, str], *args: str) -> Iterator[subprocess.Popen[bytes]]:
     """Start `brain-ai-operator run` with `env` (its KUBECONFIG decides who it is); stop it after."""
-    health = _free_port()
+    health, metrics = _free_port(), _free_port()
     log_path = OPERATOR_LOG
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
@@ -186,7 +186,7 @@ def run_operator(env: dict[str, str], *args: str) -> Iterator[subprocess.Popen[b
                 "--health-port",
                 str(health),
                 "--metrics-port",
-                str(_free_port()),
+                str(metrics),
                 "--resync-seconds",
                 "20",
                 *args,
@@ -196,6 +196,7 @@ def run_operator(env: dict[str, str], *args: str) -> Iterator[subprocess.Popen[b
             stderr=subprocess.STDOUT,
         )
         proc.health_port = health  # type: ignore[attr-defined]
+        proc.metrics_port = metrics  # type: ignore[attr-defined]
         try:
             wait_until(
                 lambda: _healthy(health) or proc.poll() is not None,
