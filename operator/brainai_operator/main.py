@@ -373,8 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--resync-seconds",
         type=float,
-        default=60.0,
-        help="how often every BrainAICluster is reconciled even without events",
+        default=300.0,
+        help="how often every BrainAICluster is reconciled even without events (from the watch cache: "
+        "a converged cluster costs no API request)",
     )
     run.add_argument("--metrics-port", type=int, default=8081, help="Prometheus metrics port")
     run.add_argument("--health-port", type=int, default=8080, help="liveness endpoint port (/healthz)")
