@@ -128,6 +128,8 @@ class ObjectCache:
         self._lock = threading.Lock()
         self._objects: dict[Kind, dict[ObjectKey, dict[str, Any]]] = {}
         self._views: dict[Kind, dict[ObjectKey, str]] = {}
+        # (kind, namespace, instance label) -> keys: a pass lists one cluster's children in O(its own)
+        self._by_owner: dict[tuple[Kind, str, str], set[ObjectKey]] = {}
         self._scopes: dict[Kind, set[str | None]] = {}  # namespaces each kind is listed in (None: all)
         self._listed: set[tuple[Kind, str | None]] = set()
         # (kind, key) -> (what we last applied, what the server returned at those paths)
@@ -154,7 +156,13 @@ class ObjectCache:
         if not self.synced(kind):
             return None
         with self._lock:
-            items = list(self._objects.get(kind, {}).items())
+            objects = self._objects.get(kind, {})
+            owner = labels.get(INSTANCE_LABEL)
+            if owner is not None and namespace is not None:
+                keys = self._by_owner.get((kind, namespace, owner), set())
+                items = [(k, objects[k]) for k in keys if k in objects]
+            else:
+                items = list(objects.items())
         return [
             obj
             for (ns, _), obj in items
@@ -176,10 +184,9 @@ class ObjectCache:
             changed = [o for k, o in fresh.items() if views_now.get(k) != views[k]]
             changed += [objects_now[k] for k in scope if k not in fresh]
             for k in scope:
-                objects_now.pop(k, None)
-                views_now.pop(k, None)
-            objects_now.update(fresh)
-            views_now.update(views)
+                self._drop(kind, k)
+            for k, o in fresh.items():
+                self._put(kind, k, o, views[k])
             self._listed.add((kind, namespace))
         return changed
 
@@ -188,22 +195,40 @@ class ObjectCache:
         key, stored = _key(obj), trim(kind[1], obj)
         view = relevant_view(kind[1], stored)
         with self._lock:
-            objects = self._objects.setdefault(kind, {})
-            if not _newer(stored, objects.get(key)):
+            current = self._objects.get(kind, {}).get(key)
+            if not _newer(stored, current):
                 return False
-            objects[key] = stored
-            views = self._views.setdefault(kind, {})
-            changed = views.get(key) != view
-            views[key] = view
+            changed = self._views.get(kind, {}).get(key) != view
+            if current is not None:
+                self._drop(kind, key)
+            self._put(kind, key, stored, view)
         return changed
 
     def remove(self, kind: Kind, obj: dict[str, Any]) -> bool:
         key = _key(obj)
         with self._lock:
-            gone = self._objects.get(kind, {}).pop(key, None)
-            self._views.get(kind, {}).pop(key, None)
+            gone = self._drop(kind, key)
             self._applied.pop((kind, key), None)
         return gone is not None
+
+    def _put(self, kind: Kind, key: ObjectKey, obj: dict[str, Any], view: str) -> None:
+        self._objects.setdefault(kind, {})[key] = obj
+        self._views.setdefault(kind, {})[key] = view
+        owner = (obj["metadata"].get("labels") or {}).get(INSTANCE_LABEL)
+        if owner is not None:
+            self._by_owner.setdefault((kind, key[0], owner), set()).add(key)
+
+    def _drop(self, kind: Kind, key: ObjectKey) -> dict[str, Any] | None:
+        obj = self._objects.get(kind, {}).pop(key, None)
+        self._views.get(kind, {}).pop(key, None)
+        owner = ((obj or {}).get("metadata", {}).get("labels") or {}).get(INSTANCE_LABEL)
+        if owner is not None:
+            keys = self._by_owner.get((kind, key[0], owner))
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_owner[(kind, key[0], owner)]
+        return obj
 
     def clusters(self) -> list[ObjectKey] | None:
         """Every BrainAICluster's (namespace, name), or None before their first list."""
