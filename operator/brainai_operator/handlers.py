@@ -32,7 +32,7 @@ OPTIONS: dict[str, Any] = {
     "advisor": AdvisorSettings(),
     "defaults": OperatorDefaults(),
 }
-SYNC_TIMEOUT_S = 60.0
+SYNC_TIMEOUT_S = 30.0
 
 
 @kopf.on.startup()

@@ -39,6 +39,7 @@ OnChange = Callable[[str, str, int | None], None]  # (namespace, cluster, its ge
 CLUSTER_KIND: Kind = (api.API_VERSION, api.KIND)
 WATCH_TIMEOUT_S = 300  # the server ends a watch after this; the informer resumes from its last version
 RETRY_S = (1.0, 30.0)  # first and longest pause after a failed list or watch
+ABSENT_RETRY_S = 300.0  # a kind the server does not serve (its CRD not installed) is looked for again
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 # Status fields a pass reads, per kind; every other status change is invisible to it.
@@ -340,6 +341,7 @@ class Informer(threading.Thread):
         self.on_change = on_change
         self.selector = selector
         self.stopped = threading.Event()
+        self.absent = False  # the server does not serve this kind (a CRD not installed): retried
         self.lists = 0
         self.watches = 0
 
@@ -348,6 +350,7 @@ class Informer(threading.Thread):
         while not self.stopped.is_set():
             try:
                 version = self._list()
+                self.absent = False
                 pause = RETRY_S[0]
                 while not self.stopped.is_set():
                     version = self._watch(version)
@@ -356,9 +359,11 @@ class Informer(threading.Thread):
             except Exception as exc:  # keep the cache alive through API server restarts
                 if self.stopped.is_set():
                     return
-                level = logging.DEBUG if getattr(exc, "status", None) == 404 else logging.WARNING
-                log.log(level, "informer %s: %s; retrying in %.0fs", self.kind[1], exc, pause)
-                self.stopped.wait(pause)
+                self.absent = getattr(exc, "status", None) == 404
+                level = logging.DEBUG if self.absent else logging.WARNING
+                wait = ABSENT_RETRY_S if self.absent else pause
+                log.log(level, "informer %s: %s; retrying in %.0fs", self.kind[1], exc, wait)
+                self.stopped.wait(wait)
                 pause = min(pause * 2, RETRY_S[1])
 
     def _query(self, **extra: Any) -> list[tuple[str, Any]]:
@@ -467,9 +472,10 @@ class Informers:
             thread.start()
 
     def wait_synced(self, timeout: float) -> bool:
+        """Until every served kind has been listed once (kinds the server lacks do not count)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all(self.cache.synced(t.kind) for t in self.threads):
+            if all(self.cache.synced(t.kind) or t.absent for t in self.threads):
                 return True
             time.sleep(0.05)
         return False
