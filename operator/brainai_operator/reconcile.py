@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
+import json
 import logging
 import secrets
 from collections.abc import Callable
@@ -26,6 +28,7 @@ from brainai_operator.clock import rfc3339, utcnow
 from brainai_operator.resources import engine, postgres, redis
 from brainai_operator.resources.cluster import OWNED_KINDS, build_desired
 from brainai_operator.resources.common import (
+    APPLIED_HASH_ANNOTATION,
     COMPONENT_LABEL,
     CONFIG_HASH_ANNOTATION,
     KEEP_WITH_DATA_ANNOTATION,
@@ -115,6 +118,21 @@ class ApplyFailed(RuntimeError):
         return cls(obj, reason, exc.status in (400, 403, 422))
 
 
+def stamp_applied_hash(obj: dict[str, Any]) -> dict[str, Any]:
+    """`obj` carrying a hash of itself: a child whose annotation differs was applied from another
+    desired state, so a field the operator stopped sending (which the live object still holds)
+    is noticed and released by an apply, across restarts too."""
+    annotations = {
+        k: v for k, v in (obj["metadata"].get("annotations") or {}).items() if k != APPLIED_HASH_ANNOTATION
+    }
+    bare = {**obj, "metadata": {**obj["metadata"], "annotations": annotations}}
+    digest = hashlib.sha256(json.dumps(bare, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return {
+        **obj,
+        "metadata": {**obj["metadata"], "annotations": {**annotations, APPLIED_HASH_ANNOTATION: digest}},
+    }
+
+
 def apply_desired(kube: Kube, owner: dict[str, Any], desired: list[dict[str, Any]]) -> list[str]:
     """Apply every child that differs from what the server holds; returns what had to be replaced
     rather than updated (see `immutable`)."""
@@ -123,16 +141,18 @@ def apply_desired(kube: Kube, owner: dict[str, Any], desired: list[dict[str, Any
     for obj in desired:
         kept = (obj["metadata"].get("annotations") or {}).get(KEEP_WITH_DATA_ANNOTATION) == "true"
         obj["metadata"]["ownerReferences"] = [] if kept else [ref]
-        if kube.converged(obj):
-            continue
+        live = None
         if obj["kind"] == "Deployment" and "replicas" not in obj["spec"]:
             meta = obj["metadata"]
             live = kube.get("apps/v1", "Deployment", meta["name"], meta["namespace"])
             if live is None:
                 # Born at the HPA's floor rather than 1; the next pass hands the field over.
                 obj = {**obj, "spec": {**obj["spec"], "replicas": _hpa_floor(desired, meta["name"]) or 1}}
-            else:
-                hand_off_replicas(kube, live)
+        obj = stamp_applied_hash(obj)
+        if kube.converged(obj):
+            continue
+        if live is not None:
+            hand_off_replicas(kube, live)
         try:
             kube.apply(obj)
         except NotFoundError as exc:

@@ -12,6 +12,8 @@ INSTANCE_LABEL = "app.kubernetes.io/instance"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 CONFIG_HASH_ANNOTATION = "brainai.io/config-hash"
+# On every child: a hash of the object as last applied (see reconcile.stamp_applied_hash).
+APPLIED_HASH_ANNOTATION = "brainai.io/applied-hash"
 # On a Secret whose passwords live inside retained volumes: applied without an ownerReference, so
 # neither deleting the cluster nor disabling the tier deletes it, and a later cluster reuses it.
 KEEP_WITH_DATA_ANNOTATION = "brainai.io/kept-with-data"
