@@ -37,6 +37,23 @@ def phrase_units(text: str) -> list[str]:
     return _UNIT.findall(text.lower())
 
 
+# What names no concept: URLs, e-mail addresses, HTML/XML tags and character references. Their parts
+# ("https", "com", "span", "href") would otherwise be the most frequent "concepts" of any web page.
+_NOT_PROSE = re.compile(
+    r"\b[a-z][a-z0-9+.-]{1,15}://\S+|\bwww\.\S+|[\w.+-]+@[\w-]+\.[\w.-]+|</?[a-z!?][^<>]{0,400}>|&#?\w{1,10};",
+    re.IGNORECASE,
+)
+_NOT_PROSE_HINTS = ("://", "www.", "@", "<", "&")
+
+
+def concept_units(text: str, units: list[str]) -> list[str]:
+    """`units` (the `phrase_units` of `text`) with links, addresses and markup turned into breaks:
+    what concepts are discovered from. Search still indexes every word of the text."""
+    if not any(hint in text for hint in _NOT_PROSE_HINTS):
+        return units
+    return phrase_units(_NOT_PROSE.sub(" . ", text))
+
+
 def words_of(units: list[str]) -> list[str]:
     """`phrase_units` without its breaks: exactly `tokenize` of the same text."""
     return [u for u in units if len(u) > 1 or _WORD.match(u)]

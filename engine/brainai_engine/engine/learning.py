@@ -14,13 +14,14 @@ from brainai_common.engine_config import ConceptsConfig
 from brainai_engine.core.concept_search import ConceptNameIndex
 from brainai_engine.core.concepts import ConceptGraph
 from brainai_engine.core.segments import SegmentDiscovery
-from brainai_engine.core.text import phrase_units, split_chunks, words_of
+from brainai_engine.core.text import concept_units, phrase_units, split_chunks, words_of
 
 
 @dataclass(slots=True)
 class Prepared:
     """One text after the lock-free stage: its memory chunks, their words (what the index holds)
-    and their phrase units (words and punctuation breaks, what segment discovery reads)."""
+    and their phrase units (words and punctuation breaks, what segment discovery reads; links and
+    markup are breaks there, see `concept_units`)."""
 
     chunks: list[str]
     tokens: list[list[str]]
@@ -32,7 +33,12 @@ def prepare(text: str, max_chunk_chars: int) -> Prepared:
     started = time.perf_counter()
     chunks = split_chunks(text, max_chunk_chars)
     units = [phrase_units(c) for c in chunks]
-    return Prepared(chunks, [words_of(u) for u in units], units, started)
+    return Prepared(
+        chunks,
+        [words_of(u) for u in units],
+        [concept_units(c, u) for c, u in zip(chunks, units, strict=True)],
+        started,
+    )
 
 
 def analyse(

@@ -8,7 +8,14 @@ import pytest
 
 from brainai_common.engine_config import LearningConfig
 from brainai_engine.core.segments import SegmentDiscovery, npmi, saturation
-from brainai_engine.core.text import is_code_like, phrase_units, split_chunks, tokenize, words_of
+from brainai_engine.core.text import (
+    concept_units,
+    is_code_like,
+    phrase_units,
+    split_chunks,
+    tokenize,
+    words_of,
+)
 
 
 def discovery(threshold: float = 0.6, **kw: int) -> SegmentDiscovery:
@@ -183,3 +190,25 @@ def test_tokenize_and_chunk_any_unicode() -> None:
     assert all(len(c) <= 120 for c in chunks) and "".join(chunks).count("One") == 100
     long_word = "x" * 1000
     assert all(len(c) <= 64 for c in split_chunks(long_word, 64))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'Read <a href="https://github.com/nodejs/node/pull/1">the merge notes</a> today.',
+        "Mail maintainer@example.org or visit www.example.org/docs for merge notes.",
+        '<span class="hljs-keyword">merge notes</span> &amp; more &#x3c;',
+    ],
+)
+def test_links_addresses_and_markup_name_no_concept(text: str) -> None:
+    units = phrase_units(text)
+    kept = [u for u in concept_units(text, units) if len(u) > 1]
+    assert "merge" in kept and "notes" in kept
+    for junk in ("https", "github", "com", "href", "span", "class", "hljs", "www", "org", "amp", "x3c"):
+        assert junk not in kept
+    assert set(words_of(units)) >= {"merge", "notes"}  # search still indexes the whole text
+
+
+def test_prose_units_pass_through_unchanged() -> None:
+    units = phrase_units("Merge conflicts happen when two branches edit one line.")
+    assert concept_units("Merge conflicts happen when two branches edit one line.", units) is units
