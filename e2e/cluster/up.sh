@@ -56,6 +56,14 @@ componentsPatches:
   extraArgs:
   - key: horizontal-pod-autoscaler-sync-period
     value: 5s
+  - key: concurrent-deployment-syncs
+    value: "$CONTROLLER_CONCURRENCY"
+  - key: concurrent-replicaset-syncs
+    value: "$CONTROLLER_CONCURRENCY"
+  - key: concurrent-statefulset-syncs
+    value: "$CONTROLLER_CONCURRENCY"
+  - key: concurrent-job-syncs
+    value: "$CONTROLLER_CONCURRENCY"
 ---
 EOF
   cat "$CACHE/manifests/kwok-stages-$KWOK_VERSION.yaml" >>"$conf"

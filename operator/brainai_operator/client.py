@@ -30,13 +30,18 @@ log = logging.getLogger(__name__)
 FIELD_MANAGER = "brain-ai-operator"
 
 
-def load_api_client() -> k8s.ApiClient:
-    """In-cluster service account when running in a pod, else the local kubeconfig."""
+def load_api_client(connections: int | None = None) -> k8s.ApiClient:
+    """In-cluster service account when running in a pod, else the local kubeconfig. `connections`:
+    how many to keep open, one per thread that calls at once (a request past the pool's size would
+    open, and pay a TLS handshake for, a connection of its own)."""
     try:
         k8s_config.load_incluster_config()
     except k8s_config.ConfigException:
         k8s_config.load_kube_config()
-    return k8s.ApiClient()
+    configuration = k8s.Configuration.get_default_copy()
+    if connections is not None:
+        configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, connections)
+    return k8s.ApiClient(configuration)
 
 
 class Kube:
@@ -59,6 +64,8 @@ class Kube:
         Asks the group-version endpoint itself: the discovery cache would keep a deleted CRD.
         """
         key = (api_version, kind)
+        if self.objects is not None and self.objects.synced(key):
+            return True  # listed by an informer; a kind not (yet) listed is asked for below
         known = self._serves.get(key)
         if known and time.monotonic() - known[1] < ttl:
             return known[0]

@@ -209,9 +209,10 @@ class Controller:
         finally:
             ADVISOR_DURATION.observe(time.perf_counter() - start)
         ADVISOR_RUNS.labels("success").inc()
-        self.advice = found  # clusters that are gone drop out here
-        for key in found:
-            self.enqueue(*key, reason="advice")
+        previous, self.advice = self.advice, found  # clusters that are gone drop out here
+        for key, advice in found.items():
+            if previous.get(key) != advice:  # the same word again changes no status
+                self.enqueue(*key, reason="advice")
 
     async def _advise_forever(self) -> None:
         assert self.advisor is not None

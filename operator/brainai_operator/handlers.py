@@ -50,7 +50,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         if controller is not None:
             loop.call_soon_threadsafe(controller.enqueue, namespace, name, generation)
 
-    api_client = await asyncio.to_thread(load_api_client)
+    api_client = await asyncio.to_thread(load_api_client, OPTIONS["workers"] + 4)
     kinds = watched_kinds()
     informers = Informers(informer_client(api_client, len(kinds)), kinds, changed, OPTIONS["namespaces"])
     kube = Kube(api_client, objects=informers.cache)
