@@ -60,6 +60,8 @@ STATUS_KEYS: dict[str, tuple[str, ...]] = {
     "Pod": ("phase",),
     "PersistentVolumeClaim": ("phase",),
 }
+# Kinds whose condition states status reads (an HPA's conditions say how its metrics went: never).
+CONDITION_KINDS = frozenset({"Deployment", "StatefulSet", "Job", "Pod"})
 
 
 def relevant_view(kind: str, obj: dict[str, Any]) -> str:
@@ -74,11 +76,12 @@ def relevant_view(kind: str, obj: dict[str, Any]) -> str:
         "rest": {k: v for k, v in obj.items() if k not in ("metadata", "status")},
         "status": {k: status.get(k) for k in STATUS_KEYS.get(kind, ())},
     }
-    if kind != api.KIND:
-        # Condition types and states (not their timestamps) and container states feed status messages.
+    if kind in CONDITION_KINDS:
+        # Condition types and states (not their timestamps) feed status messages.
         view["conditions"] = [
             (c.get("type"), c.get("status"), c.get("reason")) for c in status.get("conditions") or []
         ]
+    if kind == "Pod":
         view["containers"] = [
             (
                 c.get("name"),
@@ -88,7 +91,7 @@ def relevant_view(kind: str, obj: dict[str, Any]) -> str:
             )
             for c in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
         ]
-    else:
+    if kind == api.KIND:
         view["rest"] = {"spec": obj.get("spec")}
     return json.dumps(view, sort_keys=True, default=str)
 

@@ -65,12 +65,14 @@ def test_hpa_metric_readings_do_not_matter_but_its_replica_counts_do() -> None:
     reading = copy.deepcopy(hpa)
     reading["metadata"]["resourceVersion"] = "2"
     reading["status"]["currentMetrics"] = [{"type": "Resource", "resource": {"name": "cpu"}}]
-    reading["status"]["conditions"] = [{"type": "AbleToScale", "status": "True", "lastTransitionTime": "t1"}]
-    assert cache.upsert(HPA, reading)  # a condition appeared
+    reading["status"]["conditions"] = [
+        {"type": "ScalingActive", "status": "False", "reason": "FailedGetResourceMetric"}
+    ]
+    assert not cache.upsert(HPA, reading)  # how its metrics went is not ours to act on
     later = copy.deepcopy(reading)
     later["metadata"]["resourceVersion"] = "3"
     later["status"]["currentMetrics"][0]["resource"]["current"] = {"averageUtilization": 55}
-    later["status"]["conditions"][0]["lastTransitionTime"] = "t2"
+    later["status"]["conditions"][0].update(status="True", reason="ValidMetricFound")
     assert not cache.upsert(HPA, later)
     scaled = copy.deepcopy(later)
     scaled["metadata"]["resourceVersion"] = "4"
@@ -174,3 +176,21 @@ def test_lists_report_what_appeared_changed_and_went() -> None:
         cache.lookup(DEPLOYMENT, "prod", "brain-engine")[1]
     ]
     assert cache.remove(DEPLOYMENT, changed_one) and not cache.remove(DEPLOYMENT, changed_one)
+
+
+def test_a_deployments_condition_states_matter_but_not_their_timestamps() -> None:
+    deployment = child(
+        status={"conditions": [{"type": "Progressing", "status": "True", "lastUpdateTime": "t1"}]}
+    )
+    cache = synced_cache(deployment)
+    touched = child(
+        version=2, status={"conditions": [{"type": "Progressing", "status": "True", "lastUpdateTime": "t2"}]}
+    )
+    assert not cache.upsert(DEPLOYMENT, touched)
+    stalled = child(
+        version=3,
+        status={
+            "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]
+        },
+    )
+    assert cache.upsert(DEPLOYMENT, stalled)
