@@ -59,6 +59,20 @@ def requests_beyond_watches(before: dict[str, float], after: dict[str, float]) -
     }
 
 
+def wait_children(cluster: Cluster, namespace: str, name: str) -> None:
+    """Until every child exists (engine pods of the missing external store are never Ready on kind)."""
+
+    def made() -> bool:
+        return all(
+            cluster.kubectl(
+                "get", kind, f"{name}-{suffix}", "-n", namespace, "--ignore-not-found", "-o", "name"
+            )
+            for kind, suffix in CHILDREN
+        )
+
+    wait_until(made, timeout=90, interval=0.5, what=f"the children of {name}")
+
+
 def quiet(port: int, seconds: float = 5.0) -> dict[str, float]:
     """Counters once no pass has run for `seconds`."""
     last = counters(port)
@@ -109,7 +123,7 @@ def test_a_deleted_child_of_every_kind_is_back_within_seconds(
     cluster: Cluster, namespace: str, metrics_port: int
 ) -> None:
     cluster.apply(cluster_manifest("repair", EXTERNAL_DB), namespace)
-    wait_ready(cluster, namespace, "repair")
+    wait_children(cluster, namespace, "repair")
     for kind, suffix in CHILDREN:
         name = f"repair-{suffix}"
         uid = cluster.get(kind, name, namespace)["metadata"]["uid"]
@@ -130,7 +144,7 @@ def test_an_edited_child_is_reverted_within_seconds(
     cluster: Cluster, namespace: str, metrics_port: int
 ) -> None:
     cluster.apply(cluster_manifest("edit", EXTERNAL_DB), namespace)
-    wait_ready(cluster, namespace, "edit")
+    wait_children(cluster, namespace, "edit")
     cluster.kubectl(
         "patch",
         "configmap",
