@@ -21,7 +21,6 @@ import json
 import math
 import os
 import re
-import subprocess
 import sys
 import time
 import urllib.request
@@ -31,12 +30,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from e2e.conftest import OPERATOR_LOG, run_operator
 from e2e.kube import CACHE, CLUSTER_SCRIPTS, REPO, Cluster, Tier, to_yaml
 
 NAME = "brain-ai-fleet"
 NAMESPACE = "fleet"
 PODS_PER_NODE = 250
-LOG = CACHE / "logs" / "bench-operator.log"
 REPAIRED_KINDS = [
     ("serviceaccount", "{c}-engine"),
     ("configmap", "{c}-engine-config"),
@@ -89,48 +88,6 @@ def fleet_cluster(nodes: int) -> Iterator[Cluster]:
     finally:
         say(f"deleting cluster {NAME}")
         tier.stop()
-
-
-@contextlib.contextmanager
-def operator(
-    cluster: Cluster, workers: int, metrics_port: int, health_port: int
-) -> Iterator[subprocess.Popen[bytes]]:
-    LOG.parent.mkdir(parents=True, exist_ok=True)
-    with LOG.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "brainai_operator.main",
-                "run",
-                "--workers",
-                str(workers),
-                "--namespace",
-                NAMESPACE,
-                "--metrics-port",
-                str(metrics_port),
-                "--health-port",
-                str(health_port),
-                "--log-level",
-                "warning",
-            ],
-            env=cluster.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while not scrape(metrics_port):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the operator did not start; see {LOG}")
-                time.sleep(0.5)
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def scrape(port: int) -> str:
@@ -222,7 +179,6 @@ def repair_times(cluster: Cluster, name: str, timeout: float = 60) -> dict[str, 
 
 def run(clusters: int, data_tier: bool, workers: int, idle: float) -> dict[str, Any]:
     nodes = max(3, math.ceil(clusters * pods_per_cluster(data_tier) / (PODS_PER_NODE * 0.8)))
-    metrics_port, health_port = 18581, 18580
     with fleet_cluster(nodes) as cluster:
         crd = REPO / "crds" / "brainai.io_brainaiclusters.yaml"
         cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
@@ -230,7 +186,9 @@ def run(clusters: int, data_tier: bool, workers: int, idle: float) -> dict[str, 
             "wait", "--for=condition=Established", "crd/brainaiclusters.brainai.io", "--timeout=60s"
         )
         cluster.kubectl("create", "namespace", NAMESPACE)
-        with operator(cluster, workers, metrics_port, health_port) as proc:
+        args = ["--workers", str(workers), "--namespace", NAMESPACE, "--resync-seconds", "300"]
+        with run_operator(cluster.env, *args, "--log-level", "warning") as proc:
+            metrics_port = proc.metrics_port  # type: ignore[attr-defined]
             start = Snapshot(cluster, metrics_port, proc.pid)
             say(f"applying {clusters} BrainAIClusters{' with PostgreSQL and Redis' if data_tier else ''}")
             apply_all(cluster, manifests(clusters, data_tier))
@@ -238,7 +196,9 @@ def run(clusters: int, data_tier: bool, workers: int, idle: float) -> dict[str, 
             ready, last_report = 0, 0.0
             while ready < clusters:
                 if time.monotonic() - start.at > 1800:
-                    raise RuntimeError(f"only {ready} of {clusters} Ready after 30 minutes; see {LOG}")
+                    raise RuntimeError(
+                        f"only {ready} of {clusters} Ready after 30 minutes; see {OPERATOR_LOG}"
+                    )
                 time.sleep(1)
                 ready = ready_count(metrics_port)
                 if time.monotonic() - last_report > 10:
