@@ -732,9 +732,9 @@ class Engine:
         self.indexes.settle(self.storage, self._writer)
 
     def apply_remote_changes(self) -> int:
-        """Apply other replicas' writes committed so far, reading the primary past a lagging replica
-        (the feed also does this in the background)."""
-        return self.feed.catch_up(to_primary=True) if self.feed is not None else 0
+        """Apply other replicas' writes the read replica holds now (the feed also does this in the
+        background); what the replica has not replayed yet comes with a later call."""
+        return self.feed.catch_up() if self.feed is not None else 0
 
     def _check_open(self) -> None:
         if self._closed:

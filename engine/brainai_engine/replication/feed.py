@@ -135,14 +135,12 @@ class ChangeFeed:
                 self._wake.set()
 
     # -- applying ---------------------------------------------------------------------------------
-    def catch_up(self, to_primary: bool = False) -> int:
-        """Apply every change after the cursor that the read replica holds, and the rest from the
-        primary when a notification announced more or `to_primary` asks for the log's true end
-        (without Redis nothing announces, and a replica may lag); returns the log rows consumed."""
+    def catch_up(self) -> int:
+        """Apply every change after the cursor; returns how many log rows were consumed."""
         with self._lock:
             target = self._hint
             done = self._drain(primary=False)
-            if to_primary or target > self.cursor:
+            if target > self.cursor:
                 # The replica has not replayed what was announced yet: take the rest from the primary.
                 with contextlib.suppress(StorageUnavailable):
                     done += self._drain(primary=True)
