@@ -345,8 +345,6 @@ class Informer(threading.Thread):
         self.selector = selector
         self.stopped = threading.Event()
         self.absent = False  # the server does not serve this kind (a CRD not installed): retried
-        self.lists = 0
-        self.watches = 0
 
     def run(self) -> None:
         pause = RETRY_S[0]
@@ -397,7 +395,6 @@ class Informer(threading.Thread):
             token = (body.get("metadata") or {}).get("continue")
             if not token:
                 break
-        self.lists += 1
         group_version, kind = self.kind
         for item in items:  # list items carry neither
             item.setdefault("apiVersion", group_version)
@@ -407,7 +404,6 @@ class Informer(threading.Thread):
         return str(body["metadata"]["resourceVersion"])
 
     def _watch(self, version: str) -> str:
-        self.watches += 1
         query = self._query(
             watch="true", resourceVersion=version, allowWatchBookmarks="true", timeoutSeconds=WATCH_TIMEOUT_S
         )

@@ -39,17 +39,20 @@ _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OP
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
-class _EngineCollector(Collector):
+class _ScrapeTimeCollector(Collector):
+    """Declares no names up front: registering one never calls what it reads at scrape time."""
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+
+class _EngineCollector(_ScrapeTimeCollector):
     """Turns one ``engine.stats()`` call per scrape into gauges."""
 
     def __init__(self, stats: Callable[[], EngineStats], memories: bool, concepts: bool) -> None:
         self._stats = stats
         self._memories = memories
         self._concepts = concepts
-
-    def describe(self) -> Iterable[Metric]:
-        # Declaring no names up front keeps registration from calling the engine.
-        return []
 
     def collect(self) -> Iterable[Metric]:
         up = GaugeMetricFamily("brain_ai_engine_up", "1 when engine statistics could be read.")
@@ -75,21 +78,18 @@ class _EngineCollector(Collector):
             yield _gauge("brain_ai_segments_total", "Segments known to the segmenter.", stats.segments)
 
 
-class _Filtered(Collector):
+class _Filtered(_ScrapeTimeCollector):
     """The families of `inner` whose names start with one of `prefixes`."""
 
     def __init__(self, inner: Collector, prefixes: tuple[str, ...]) -> None:
         self._inner = inner
         self._prefixes = prefixes
 
-    def describe(self) -> Iterable[Metric]:
-        return []
-
     def collect(self) -> Iterable[Metric]:
         return (m for m in self._inner.collect() if m.name.startswith(self._prefixes))
 
 
-class _IOCollector(Collector):
+class _IOCollector(_ScrapeTimeCollector):
     """Disk bytes of this process (/proc/self/io) and network bytes of its network namespace
     (/proc/self/net/dev, loopback excluded): a pod's own I/O where cAdvisor is not scraped."""
 
@@ -97,9 +97,6 @@ class _IOCollector(Collector):
         self._disk = disk
         self._network = network
         self._proc = proc
-
-    def describe(self) -> Iterable[Metric]:
-        return []
 
     def collect(self) -> Iterable[Metric]:
         if self._disk and (io := _read(self._proc / "io")) is not None:
@@ -140,7 +137,7 @@ def _read(path: Path) -> str | None:
         return None
 
 
-class _LoadCollector(Collector):
+class _LoadCollector(_ScrapeTimeCollector):
     """In-flight requests and the write queue, read from their owners at scrape time.
 
     The middleware and the route handlers own these counts; reading them on scrape keeps the request
@@ -151,9 +148,6 @@ class _LoadCollector(Collector):
         self.in_flight: Callable[[], int] | None = None
         self.in_flight_limit = 0
         self.writers: Any = None  # an anyio.CapacityLimiter
-
-    def describe(self) -> Iterable[Metric]:
-        return []
 
     def collect(self) -> Iterable[Metric]:
         if self.in_flight is not None:
