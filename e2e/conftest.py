@@ -151,16 +151,7 @@ def crd(cluster: Cluster) -> str:
     path = Path(__file__).resolve().parent.parent / "crds" / "brainai.io_brainaiclusters.yaml"
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
     name = "brainaiclusters.brainai.io"
-    cluster.wait_for(
-        "crd",
-        name,
-        None,
-        lambda c: any(
-            x["type"] == "Established" and x["status"] == "True"
-            for x in (c.get("status") or {}).get("conditions") or []  # null right after creation
-        ),
-        what="the CRD to be Established",
-    )
+    cluster.wait_established(name)
     return name
 
 

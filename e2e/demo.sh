@@ -31,7 +31,13 @@ kubectl get nodes -o wide
 
 say "3. The operator reconciling a BrainAICluster"
 kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
-kubectl wait --for=condition=Established crd/brainaiclusters.brainai.io --timeout=60s >/dev/null
+# `kubectl wait` fails outright while a new CRD's conditions are still null: poll instead.
+established() {
+  [[ $(kubectl get crd brainaiclusters.brainai.io \
+    -o jsonpath='{.status.conditions[?(@.type=="Established")].status}') == True ]]
+}
+for _ in $(seq 60); do established && break; sleep 1; done
+established || { echo "the BrainAICluster CRD is not Established after 60 s" >&2; exit 1; }
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 if [[ $tier == kind ]]; then
   helm upgrade --install brain-ai-operator charts/brain-ai-operator -n brain-ai-system --create-namespace \

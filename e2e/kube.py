@@ -177,6 +177,20 @@ class Cluster:
 
         return wait_until(probe, timeout=timeout, what=what or f"{kind}/{name} in {namespace}")
 
+    def wait_established(self, crd: str, timeout: float = 60) -> dict[str, Any]:
+        """Poll a CRD until Established; `kubectl wait` fails outright while its conditions are still null."""
+        return self.wait_for(
+            "crd",
+            crd,
+            None,
+            lambda c: any(
+                x["type"] == "Established" and x["status"] == "True"
+                for x in (c.get("status") or {}).get("conditions") or []
+            ),
+            timeout=timeout,
+            what=f"crd/{crd} to be Established",
+        )
+
     def wait_gone(self, kind: str, name: str, namespace: str | None, timeout: float = 60) -> None:
         wait_until(
             lambda: self.get(kind, name, namespace) is None,

@@ -98,15 +98,7 @@ def test_crd_schema_rejects_invalid_object(cluster: Cluster, namespace: str) -> 
     }
     cluster.apply(crd)
     try:
-        cluster.wait_for(
-            "crd",
-            crd["metadata"]["name"],
-            None,
-            lambda o: any(
-                c["type"] == "Established" and c["status"] == "True"
-                for c in o.get("status", {}).get("conditions", [])
-            ),
-        )
+        cluster.wait_established(crd["metadata"]["name"])
 
         def widget(size: Any) -> dict[str, Any]:
             return {

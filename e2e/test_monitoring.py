@@ -30,7 +30,7 @@ def test_monitoring_objects_follow_the_crds(cluster: Cluster, namespace: str) ->
 
     cluster.kubectl("apply", "--server-side", "-f", str(CRDS))
     for name in NAMES:
-        cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+        cluster.wait_established(name)
     monitor = cluster.wait_for(
         "servicemonitor",
         "watched-engine",

@@ -182,9 +182,7 @@ def run(clusters: int, data_tier: bool, workers: int, idle: float) -> dict[str, 
     with fleet_cluster(nodes) as cluster:
         crd = REPO / "crds" / "brainai.io_brainaiclusters.yaml"
         cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
-        cluster.kubectl(
-            "wait", "--for=condition=Established", "crd/brainaiclusters.brainai.io", "--timeout=60s"
-        )
+        cluster.wait_established("brainaiclusters.brainai.io")
         cluster.kubectl("create", "namespace", NAMESPACE)
         args = ["--workers", str(workers), "--namespace", NAMESPACE, "--resync-seconds", "300"]
         with run_operator(cluster.env, *args, "--log-level", "warning") as proc:
