@@ -108,15 +108,42 @@ def test_an_older_version_never_replaces_a_newer_one() -> None:
     assert cache.lookup(DEPLOYMENT, "prod", "brain-engine")[1]["spec"]["replicas"] == 3
 
 
-def test_stored_objects_are_trimmed() -> None:
-    pod = child("Pod", status={"phase": "Running"})
+def test_stored_objects_are_trimmed_to_what_a_pass_reads() -> None:
+    waiting = {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}}
+    status = {
+        "phase": "Running",
+        "podIP": "10.0.0.9",
+        "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": "t", "message": "m"}],
+        "containerStatuses": [{"name": "engine", "ready": False, "imageID": "sha", "state": waiting}],
+    }
+    pod = child("Pod", status=status)
     pod["metadata"]["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": "{...}", "a": "b"}
     cache = synced_cache(pod, kind=("v1", "Pod"))
     stored = cache.lookup(("v1", "Pod"), "prod", "brain-engine")[1]
     assert "spec" not in stored and "managedFields" not in stored["metadata"]
-    assert stored["metadata"]["annotations"] == {"a": "b"} and stored["status"] == {"phase": "Running"}
-    deployment = synced_cache(child()).lookup(DEPLOYMENT, "prod", "brain-engine")[1]
-    assert deployment["metadata"]["managedFields"]  # the replica hand-off reads them
+    assert stored["metadata"]["annotations"] == {"a": "b"}
+    assert stored["status"] == {
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": "False", "message": "m"}],
+        "containerStatuses": [{"name": "engine", "ready": False, "state": waiting}],
+    }
+    hpa = child("HorizontalPodAutoscaler", status={"currentReplicas": 2, "currentMetrics": [{"type": "x"}]})
+    stored_hpa = synced_cache(hpa, kind=HPA).lookup(HPA, "prod", "brain-engine")[1]
+    assert stored_hpa["status"] == {"currentReplicas": 2}
+
+
+def test_a_deployment_keeps_only_who_owns_its_replicas() -> None:
+    deployment = child()
+    spec_fields = {"f:replicas": {}, "f:template": {"f:spec": {}}}
+    deployment["metadata"]["managedFields"] = [
+        {"manager": "brain-ai-operator", "operation": "Apply", "fieldsV1": {"f:spec": spec_fields}},
+        {"manager": "kube-controller-manager", "operation": "Update", "fieldsV1": {"f:status": {}}},
+    ]
+    stored = synced_cache(deployment).lookup(DEPLOYMENT, "prod", "brain-engine")[1]
+    assert stored["metadata"]["managedFields"] == [
+        {"manager": "brain-ai-operator", "operation": "Apply", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+        {"manager": "kube-controller-manager", "operation": "Update"},
+    ]
 
 
 def desired() -> dict[str, Any]:
