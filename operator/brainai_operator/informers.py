@@ -106,7 +106,7 @@ def _container(c: dict[str, Any]) -> dict[str, Any]:
 
 def _replicas_owner(entry: dict[str, Any]) -> dict[str, Any]:
     """A managedFields entry cut to who applied and whether spec.replicas is theirs (the hand-off)."""
-    out = {k: entry[k] for k in ("manager", "operation") if k in entry}
+    out: dict[str, Any] = {k: entry[k] for k in ("manager", "operation") if k in entry}
     if "f:replicas" in (entry.get("fieldsV1") or {}).get("f:spec", {}):
         out["fieldsV1"] = {"f:spec": {"f:replicas": {}}}
     return out
