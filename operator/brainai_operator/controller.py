@@ -32,6 +32,7 @@ from brainai_operator.metrics import (
 )
 from brainai_operator.prometheus import AdvisorSettings, advise
 from brainai_operator.reconcile import ApplyFailed, failure_summary, reconcile_cluster, record_failure
+from brainai_operator.status import advice_changes_status
 from brainai_operator.strategies import OperatorDefaults
 
 log = logging.getLogger(__name__)
@@ -209,9 +210,11 @@ class Controller:
         finally:
             ADVISOR_DURATION.observe(time.perf_counter() - start)
         ADVISOR_RUNS.labels("success").inc()
-        previous, self.advice = self.advice, found  # clusters that are gone drop out here
+        self.advice = found  # clusters that are gone drop out here
+        shown = {(c["metadata"]["namespace"], c["metadata"]["name"]): c.get("status") for c in clusters}
         for key, advice in found.items():
-            if previous.get(key) != advice:  # the same word again changes no status
+            # A pass running now may still write the word before this one.
+            if key in self.running or advice_changes_status(advice, shown.get(key)):
                 self.enqueue(*key, reason="advice")
 
     async def _advise_forever(self) -> None:

@@ -286,6 +286,12 @@ def failed_status(previous: dict[str, Any], generation: int, message: str, now: 
     return {**previous, "phase": "Degraded", "conditions": wire + kept}
 
 
+def advice_changes_status(advice: Advice, status: dict[str, Any] | None) -> bool:
+    """Whether a pass given this advice would write another MetricsAvailable condition or other
+    recommendations than `status` shows (no word at all keeps exactly what it shows)."""
+    return advisor_state(advice, status) != advisor_state(None, status)
+
+
 def advisor_state(
     advice: Advice | None, previous: dict[str, Any] | None
 ) -> tuple[tuple[bool, str, str] | None, Recommendations | None]:
