@@ -4,11 +4,15 @@ The informers report relevant changes; this turns them into at most one pending 
 reconcile per BrainAICluster, retries failures with jittered exponential backoff (one scheduled
 retry per cluster, which any other reason to reconcile it merges with), and resyncs every cluster
 periodically: with the informers' cache a converged pass reads and writes nothing.
+
+Resyncs wait in a lane of their own behind every other reason: a fleet's periodic resync queues
+thousands of passes at once, and a change to one cluster must not wait for all of them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 import time
@@ -41,6 +45,7 @@ Key = tuple[str, str]  # (namespace, name)
 FIRST_RETRY = 2.0  # seconds after the first failure; doubles per failure up to max_backoff
 # Clusters that fail together (an API server hiccup) would otherwise all retry in the same instant.
 BACKOFF_JITTER = 0.2
+URGENT, BACKGROUND = 0, 1  # queue lanes: a change, retry or advice before any resync
 
 
 class Controller:
@@ -62,8 +67,11 @@ class Controller:
         self.resync_seconds = resync_seconds
         self.max_backoff = max_backoff
         self.backoff = Cooldown(min(FIRST_RETRY, max_backoff), max_backoff, BACKOFF_JITTER, rng=rng)
-        self.queue: asyncio.Queue[Key] = asyncio.Queue()
-        self.pending: set[Key] = set()
+        # Entries are (lane, order, key); a key moved to the urgent lane leaves a stale entry behind,
+        # which a worker skips: `pending` holds the lane each waiting key is really in.
+        self.queue: asyncio.PriorityQueue[tuple[int, int, Key]] = asyncio.PriorityQueue()
+        self.order = itertools.count()
+        self.pending: dict[Key, int] = {}
         self.running: set[Key] = set()
         self.dirty: set[Key] = set()
         self.failures: Counter[Key] = Counter()
@@ -86,11 +94,13 @@ class Controller:
         TRIGGERS.labels(reason).inc()
         if self._backing_off(key, generation):
             return
+        lane = BACKGROUND if reason == "resync" else URGENT
         if key in self.running:
-            self.dirty.add(key)  # reconcile once more when the running pass ends
-        elif key not in self.pending:
-            self.pending.add(key)
-            self.queue.put_nowait(key)
+            if lane == URGENT:  # a resync has nothing to add to a pass that is running
+                self.dirty.add(key)  # reconcile once more when the running pass ends
+        elif lane < self.pending.get(key, BACKGROUND + 1):
+            self.pending[key] = lane
+            self.queue.put_nowait((lane, next(self.order), key))
         QUEUE_DEPTH.set(len(self.pending))
 
     async def run(self) -> None:
@@ -106,8 +116,10 @@ class Controller:
 
     async def _worker(self, index: int) -> None:
         while True:
-            key = await self.queue.get()
-            self.pending.discard(key)
+            lane, _, key = await self.queue.get()
+            if self.pending.get(key) != lane:
+                continue  # moved to the urgent lane, or already run from there
+            del self.pending[key]
             timer = self.retry_timers.pop(key, None)
             if timer is not None:  # this pass is the retry
                 timer.cancel()

@@ -12,7 +12,7 @@ import pytest
 from brainai_operator import controller as controller_module
 from brainai_operator.advisor import NOT_CONFIGURED, Advice
 from brainai_operator.client import Kube
-from brainai_operator.controller import Controller
+from brainai_operator.controller import Controller, Key
 from brainai_operator.prometheus import AdvisorSettings
 
 KEY = ("prod", "a")
@@ -164,3 +164,33 @@ def test_the_advisor_queues_only_clusters_whose_status_it_would_change(
     assert not advised(ctl, monkeypatch, shown, no_data)  # status already says so
     assert advised(ctl, monkeypatch, shown, NOT_CONFIGURED)  # the condition goes away
     assert advised(ctl, monkeypatch, shown, Advice(True, False, "NoData", "another message"))
+
+
+def test_a_change_runs_before_a_fleet_of_queued_resyncs_and_each_cluster_runs_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ran: list[Key] = []
+
+    def record(_kube: Kube, namespace: str, name: str, *_: Any, **__: Any) -> str:
+        ran.append((namespace, name))
+        return "Ready"
+
+    monkeypatch.setattr(controller_module, "reconcile_cluster", record)
+    ctl = Controller(cast(Kube, object()), workers=1, resync_seconds=3600)
+    for i in range(1000):
+        ctl.enqueue("fleet", f"c{i}", reason="resync")
+    ctl.enqueue("fleet", "c500")  # one of them changed: it moves to the front
+    ctl.enqueue("fleet", "c999", reason="resync")  # a second resync merges with the first
+
+    async def run() -> None:
+        workers = asyncio.create_task(ctl.run())
+        for _ in range(3000):
+            if len(ran) >= 1000 and not ctl.pending:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # a stale entry left behind would run now
+        workers.cancel()
+
+    asyncio.run(run())
+    assert ran[0] == ("fleet", "c500")
+    assert len(ran) == 1000 and len(set(ran)) == 1000
