@@ -10,6 +10,10 @@ NODE_MEMORY=${BRAINAI_NODE_MEMORY:-64Gi}
 SERVICE_CIDR=${BRAINAI_SERVICE_CIDR:-10.96.0.0/16}
 # Objects kube-controller-manager's deployment, replica set, stateful set and job controllers sync at once.
 CONTROLLER_CONCURRENCY=${BRAINAI_CONTROLLER_CONCURRENCY:-5}
+# Requests per second kube-controller-manager and kube-scheduler may send the API server (burst:
+# twice that). Empty keeps their defaults (20 and 50), which a fleet of a thousand Deployments
+# queues behind: each controller client spends a few writes per Deployment, ReplicaSet and Pod.
+CLIENT_QPS=${BRAINAI_CLIENT_QPS:-}
 export KWOK_WORKDIR=$CACHE/kwok
 CLUSTER_DIR=$KWOK_WORKDIR/clusters/$CLUSTER_NAME
 KUBECONFIG_PATH=$CLUSTER_DIR/kubeconfig.yaml

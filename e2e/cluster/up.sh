@@ -21,6 +21,13 @@ log() { printf '[cluster %3ds] %s\n' "$((SECONDS - t0))" "$*" >&2; }
 kc() { kubectl --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 api_ready() { [[ -f $KUBECONFIG_PATH ]] && kc get --raw /readyz >/dev/null 2>&1; }
 
+# A componentsPatches entry raising one component's client rate limits (nothing when CLIENT_QPS is empty).
+client_rate() {
+  [[ -n $CLIENT_QPS ]] || return 0
+  printf -- '- name: %s\n  extraArgs:\n  - key: kube-api-qps\n    value: "%s"\n  - key: kube-api-burst\n    value: "%s"\n' \
+    "$1" "$CLIENT_QPS" "$((CLIENT_QPS * 2))"
+}
+
 write_config() {
   local conf=$KWOK_WORKDIR/$CLUSTER_NAME.kwokctl.yaml
   mkdir -p "$KWOK_WORKDIR"
@@ -64,6 +71,8 @@ componentsPatches:
     value: "$CONTROLLER_CONCURRENCY"
   - key: concurrent-job-syncs
     value: "$CONTROLLER_CONCURRENCY"
+$(client_rate kube-controller-manager)
+$(client_rate kube-scheduler)
 ---
 EOF
   cat "$CACHE/manifests/kwok-stages-$KWOK_VERSION.yaml" >>"$conf"

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 OPTIONS: dict[str, Any] = {
     "workers": 2,
     "resync_seconds": 300.0,
+    "max_backoff": 60.0,
     "namespaces": None,
     "advisor": AdvisorSettings(),
     "defaults": OperatorDefaults(),
@@ -59,6 +60,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         namespaces=OPTIONS["namespaces"],
         workers=OPTIONS["workers"],
         resync_seconds=OPTIONS["resync_seconds"],
+        max_backoff=OPTIONS["max_backoff"],
         advisor=OPTIONS["advisor"],
         defaults=OPTIONS["defaults"],
     )

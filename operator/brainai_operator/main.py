@@ -46,6 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     handlers.OPTIONS.update(
         workers=args.workers,
         resync_seconds=args.resync_seconds,
+        max_backoff=args.max_backoff,
         namespaces=args.namespace or None,
         advisor=AdvisorSettings(
             prometheus_url=args.prometheus_url or None,
@@ -376,6 +377,13 @@ def main(argv: list[str] | None = None) -> int:
         default=300.0,
         help="how often every BrainAICluster is reconciled even without events (from the watch cache: "
         "a converged cluster costs no API request)",
+    )
+    run.add_argument(
+        "--max-backoff",
+        type=float,
+        default=60.0,
+        help="longest wait, in seconds, between retries of a cluster whose pass keeps failing (the wait "
+        "starts at 2 s and doubles per failure, less up to a fifth of jitter)",
     )
     run.add_argument("--metrics-port", type=int, default=8081, help="Prometheus metrics port")
     run.add_argument("--health-port", type=int, default=8080, help="liveness endpoint port (/healthz)")
