@@ -98,7 +98,7 @@ class Controller:
         if key in self.running:
             if lane == URGENT:  # a resync has nothing to add to a pass that is running
                 self.dirty.add(key)  # reconcile once more when the running pass ends
-        elif lane < self.pending.get(key, BACKGROUND + 1):
+        elif key not in self.pending or lane < self.pending[key]:
             self.pending[key] = lane
             self.queue.put_nowait((lane, next(self.order), key))
         QUEUE_DEPTH.set(len(self.pending))
@@ -222,11 +222,12 @@ class Controller:
         finally:
             ADVISOR_DURATION.observe(time.perf_counter() - start)
         ADVISOR_RUNS.labels("success").inc()
-        self.advice = found  # clusters that are gone drop out here
+        previous, self.advice = self.advice, found  # clusters that are gone drop out here
         shown = {(c["metadata"]["namespace"], c["metadata"]["name"]): c.get("status") for c in clusters}
         for key, advice in found.items():
-            # A pass running now may still write the word before this one.
-            if key in self.running or advice_changes_status(advice, shown.get(key)):
+            # A pass running now started with the previous word and may still write it.
+            overtaken = key in self.running and previous.get(key) != advice
+            if overtaken or advice_changes_status(advice, shown.get(key)):
                 self.enqueue(*key, reason="advice")
 
     async def _advise_forever(self) -> None:
