@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
 import math
 import os
 import re
-import statistics
 import sys
 import time
 import urllib.request
@@ -39,11 +37,14 @@ from pathlib import Path
 from typing import Any
 
 from brainai_operator import api
-from brainai_operator.resources import postgres, redis
+from brainai_operator.clock import parse_rfc3339
+from brainai_operator.resources import engine, postgres, redis
 from brainai_operator.resources.cluster import build_desired
+from brainai_operator.resources.common import COMPONENT_LABEL, INSTANCE_LABEL
 from brainai_operator.strategies import resolve
 from e2e.conftest import OPERATOR_LOG, run_operator
-from e2e.kube import CACHE, CLUSTER_SCRIPTS, REPO, Cluster, Tier, to_yaml
+from e2e.kube import CACHE, CLUSTER_SCRIPTS, REPO, Cluster, Tier, to_yaml, wait_until
+from e2e.load.loadgen import percentile
 
 NAME = "brain-ai-fleet"
 NAMESPACE = "fleet"
@@ -199,12 +200,11 @@ def apply_all(cluster: Cluster, objects: list[dict[str, Any]], chunk: int = 100,
 
 
 STAGES = ["created", "deployment", "pod", "scheduled", "pod ready", "available", "ready"]
+SPREAD = [("p50", 50), ("p90", 90), ("max", 100)]
 
 
 def stamp(text: str | None) -> float | None:
-    if not text:
-        return None
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    return parse_rfc3339(text).timestamp() if text else None
 
 
 def condition_time(obj: dict[str, Any], kind: str) -> float | None:
@@ -217,24 +217,23 @@ def condition_time(obj: dict[str, Any], kind: str) -> float | None:
 def stage_times(cluster: Cluster) -> dict[str, dict[str, float | None]]:
     """Per cluster, when each stage of its engine's way to Ready was reached (API timestamps, 1 s)."""
 
-    def items(kind: str) -> list[dict[str, Any]]:
-        return json.loads(cluster.kubectl("get", kind, "-n", NAMESPACE, "-o", "json"))["items"]
+    engines = f"{COMPONENT_LABEL}={engine.COMPONENT}"
+
+    def engine_items(kind: str) -> list[dict[str, Any]]:
+        return cluster.get(kind, namespace=NAMESPACE, selector=engines)["items"]
 
     out: dict[str, dict[str, float | None]] = {}
-    for bac in items("brainaiclusters.brainai.io"):
-        name = bac["metadata"]["name"]
-        out[name] = dict.fromkeys(STAGES, None)
-        out[name]["created"] = stamp(bac["metadata"]["creationTimestamp"])
-        out[name]["ready"] = condition_time(bac, "Ready")
-    for deploy in items("deployments"):
-        owner = deploy["metadata"]["name"].removesuffix("-engine")
-        if owner in out:
-            out[owner]["deployment"] = stamp(deploy["metadata"]["creationTimestamp"])
-            out[owner]["available"] = condition_time(deploy, "Available")
-    for pod in items("pods"):
-        owner = pod["metadata"]["name"].rsplit("-engine-", 1)[0]
-        times = out.get(owner)
-        if times is None or "-engine-" not in pod["metadata"]["name"]:
+    for bac in cluster.get("brainaiclusters.brainai.io", namespace=NAMESPACE)["items"]:
+        out[bac["metadata"]["name"]] = dict.fromkeys(STAGES, None) | {
+            "created": stamp(bac["metadata"]["creationTimestamp"]),
+            "ready": condition_time(bac, "Ready"),
+        }
+    for deploy in engine_items("deployments"):
+        if (times := out.get(deploy["metadata"]["labels"][INSTANCE_LABEL])) is not None:
+            times["deployment"] = stamp(deploy["metadata"]["creationTimestamp"])
+            times["available"] = condition_time(deploy, "Available")
+    for pod in engine_items("pods"):
+        if (times := out.get(pod["metadata"]["labels"][INSTANCE_LABEL])) is None:
             continue
         created = stamp(pod["metadata"]["creationTimestamp"])
         if times["pod"] is None or (created is not None and created < times["pod"]):  # the first engine pod
@@ -248,25 +247,15 @@ def timeline(times: dict[str, dict[str, float | None]]) -> dict[str, dict[str, f
     """p50 / p90 / max of each stage's time after the first apply and after the stage before it."""
     first = min((t["created"] for t in times.values() if t["created"] is not None), default=0.0)
 
-    def spread(values: list[float]) -> dict[str, float]:
-        if not values:
-            return {}
+    def spread(prefix: str, values: list[float]) -> dict[str, float]:
         ordered = sorted(values)
-        p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
-        return {"p50": statistics.median(ordered), "p90": p90, "max": ordered[-1]}
+        return {f"{prefix}_{name}": percentile(ordered, pct) for name, pct in SPREAD} if ordered else {}
 
     out: dict[str, dict[str, float]] = {}
-    for i, stage in enumerate(STAGES):
+    for before, stage in zip([None, *STAGES], STAGES, strict=False):
         at = [t[stage] - first for t in times.values() if t[stage] is not None]
-        prev = STAGES[i - 1] if i else None
-        step = [
-            t[stage] - t[prev]  # type: ignore[operator]
-            for t in times.values()
-            if prev and t[stage] is not None and t[prev] is not None
-        ]
-        out[stage] = {f"at_{k}": v for k, v in spread(at).items()} | {
-            f"step_{k}": v for k, v in spread(step).items()
-        }
+        step = [t[stage] - t[before] for t in times.values() if before and None not in (t[stage], t[before])]
+        out[stage] = spread("at", at) | spread("step", step)
     return out
 
 
@@ -322,12 +311,9 @@ def baseline(clusters: int, data_tier: bool, nodes: int) -> dict[str, Any]:
         say(f"baseline: {len(objects)} children of {clusters} clusters applied by kubectl, no operator")
         apply_all(cluster, objects)
         applied = time.monotonic() - started
-        ready = 0
-        while ready < want:
-            if time.monotonic() - started > 1800:
-                raise RuntimeError(f"baseline: only {ready} of {want} workloads ready after 30 minutes")
-            time.sleep(3)
-            ready = workloads_ready(cluster)
+        wait_until(
+            lambda: workloads_ready(cluster) >= want, timeout=1800, interval=3, what=f"{want} workloads ready"
+        )
         took = time.monotonic() - started
         say(f"baseline: {want} workloads ready after {took:.1f}s")
         return {
@@ -429,8 +415,7 @@ def render(r: dict[str, Any]) -> str:
         "  stages (s)           after the first apply p50/p90/max    after the stage before p50/p90/max",
     ]
     for stage, f in r["stages"].items():
-        at = "/".join(f"{f[k]:.0f}" for k in ("at_p50", "at_p90", "at_max") if k in f) or "-"
-        step = "/".join(f"{f[k]:.0f}" for k in ("step_p50", "step_p90", "step_max") if k in f) or "-"
+        at, step = ("/".join(f"{f[k]:.0f}" for k in f if k.startswith(p)) or "-" for p in ("at_", "step_"))
         lines.append(f"    {stage:<18} {at:<38} {step}")
     return "\n".join(lines)
 
