@@ -114,19 +114,20 @@ def module_namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterat
 
 
 def diagnose(cluster: Cluster, namespace: str) -> str:
-    """What a user would look at when something did not become Ready: pods, events, logs."""
+    """What a user would look at when something did not become Ready: objects, the logs of pods that
+    are not ready, restarted or belong to a Job (a Job's pod can be ready and still stuck), events."""
     out = [f"===== namespace {namespace} ====="]
-    for args in (
-        ("get", "bac,deploy,sts,job,pods,pvc", "-o", "wide"),
-        ("get", "events", "--sort-by=.lastTimestamp"),
-    ):
-        out.append(cluster.run("kubectl", *args, "-n", namespace, check=False).stdout)
+    out.append(
+        cluster.run(
+            "kubectl", "get", "bac,deploy,sts,job,pods,pvc", "-o", "wide", "-n", namespace, check=False
+        ).stdout
+    )
     for pod in cluster.items("pods", namespace):
-        statuses = pod.get("status", {}).get("containerStatuses", []) + pod.get("status", {}).get(
-            "initContainerStatuses", []
-        )
+        status = pod.get("status", {})
+        statuses = status.get("containerStatuses", []) + status.get("initContainerStatuses", [])
         restarted = any(s.get("restartCount") for s in statuses)
-        if statuses and all(s.get("ready") for s in statuses) and not restarted:
+        of_job = any(o.get("kind") == "Job" for o in pod["metadata"].get("ownerReferences", []))
+        if statuses and all(s.get("ready") for s in statuses) and not restarted and not of_job:
             continue
         name = pod["metadata"]["name"]
         for c in statuses:
@@ -136,6 +137,8 @@ def diagnose(cluster: Cluster, namespace: str) -> str:
                 logs = cluster.run("kubectl", *argv, check=False)
                 which = " (previous run)" if "--previous" in flags else ""
                 out.append(f"----- logs {name}/{c['name']}{which} -----\n{logs.stdout}{logs.stderr}")
+    events = cluster.run("kubectl", "get", "events", "--sort-by=.lastTimestamp", "-n", namespace, check=False)
+    out.append("----- events (latest 80) -----\n" + "\n".join(events.stdout.splitlines()[-80:]))
     return "\n".join(out)
 
 

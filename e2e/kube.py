@@ -72,6 +72,22 @@ def wait_until(
         time.sleep(interval)
 
 
+DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+
+
+def own_timeout(args: Iterable[str]) -> float:
+    """Seconds of a `--timeout=1m30s` or `--timeout 90s` argument (Go duration), 0 when none."""
+    argv = list(args)
+    for i, arg in enumerate(argv):
+        value = arg.removeprefix("--timeout=") if arg.startswith("--timeout=") else None
+        if arg == "--timeout" and i + 1 < len(argv):
+            value = argv[i + 1]
+        if value is not None:
+            return sum(float(n) * SECONDS[unit] for n, unit in DURATION.findall(value))
+    return 0
+
+
 def to_yaml(manifests: dict[str, Any] | Iterable[dict[str, Any]]) -> str:
     docs = [manifests] if isinstance(manifests, dict) else list(manifests)
     return yaml.safe_dump_all(docs, sort_keys=False)
@@ -93,7 +109,10 @@ class Cluster:
     def run(
         self, tool: str, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
+        """Run `tool`; a `--timeout=` of its own (kubectl wait, rollout status, helm) extends ours, so
+        the tool reports its own timeout rather than being killed before it."""
         argv = [tool, *args]
+        timeout = max(timeout, own_timeout(args) + 30)
         proc = subprocess.run(
             argv, input=input, capture_output=True, text=True, env=self.env, timeout=timeout
         )

@@ -39,6 +39,7 @@ from brainai_engine.engine.errors import CapacityExceeded
 from brainai_engine.engine.group_commit import GroupCommit
 from brainai_engine.engine.indexing import MemoryIndexes
 from brainai_engine.engine.learning import Prepared, analyse, prepare
+from brainai_engine.engine.metadata import PendingMetadata
 from brainai_engine.engine.results import CachedSearch, SearchCache, SearchKey, estimate_size, search_key
 from brainai_engine.engine.search import MemorySearcher
 from brainai_engine.models import (
@@ -136,9 +137,7 @@ class Engine:
             self._writer, self._write_group, config.learning.batch_size, _Write.texts
         )
         self._learn_slots = threading.BoundedSemaphore(max(config.learning.workers, 1) * 4)
-        self._access_lock = threading.Lock()
-        self._pending_access: dict[int, list[float]] = {}
-        self._pending_types: dict[int, str] = {}
+        self._metadata = PendingMetadata()
         self.concept_cache: LRUCache[tuple[str, int], tuple[int, list[ConceptHit]]] = LRUCache(
             config.search.query_cache_entries
         )
@@ -191,10 +190,10 @@ class Engine:
             for r in self.storage.working_set()
         ]
         for memory_id in self.working.add(items, now):
-            self._pending_types[memory_id] = "episodic"
+            self._metadata.set_type(memory_id, "episodic")
         self._memories = self.storage.counts().memories
         self.indexes.load(self.storage)
-        for memory_id, mtype in self._pending_types.items():
+        for memory_id, mtype in self._metadata.types():
             self.indexes.set_type(memory_id, mtype)
 
     # -- learning ---------------------------------------------------------------------------------
@@ -311,7 +310,7 @@ class Engine:
     def _leave_working(self, ids: list[int]) -> None:
         """Record that items left working memory: their stored type becomes episodic."""
         for memory_id in ids:
-            self._pending_types[memory_id] = "episodic"
+            self._metadata.set_type(memory_id, "episodic")
             self.indexes.set_type(memory_id, "episodic")
 
     def _drain_state_into(self, batch: WriteBatch) -> None:
@@ -327,17 +326,12 @@ class Engine:
         self._drain_metadata_into(batch)
 
     def _drain_metadata_into(self, batch: WriteBatch) -> None:
-        if self._pending_types:
-            batch.memory_types.extend(self._pending_types.items())
-            self._pending_types = {}
-        with self._access_lock:
-            if self._pending_access:
-                batch.memory_access.extend((i, int(v[0]), v[1]) for i, v in self._pending_access.items())
-                self._pending_access = {}
+        self._metadata.drain_into(batch)
 
     def _commit(self, batch: WriteBatch):
+        """Every drained batch goes through here (writer lock held), which settles its metadata."""
         try:
-            return self.storage.write(batch)
+            result = self.storage.write(batch)
         except Exception:
             # Keep the in-memory changes queued so the next successful write persists them.
             with self._state.write():
@@ -345,10 +339,11 @@ class Engine:
                 self.graph.dirty_nodes.update(c.name for c in batch.concepts)
                 self.graph.dirty_edges.update((e.a, e.b) for e in batch.edges)
                 self.graph.removed_edges.update(batch.removed_edges)
-                for memory_id, mtype in batch.memory_types:
-                    self._pending_types.setdefault(memory_id, mtype)
+            self._metadata.settle(committed=False)
             self._memories_changed()
             raise
+        self._metadata.settle(committed=True)
+        return result
 
     # -- memories ---------------------------------------------------------------------------------
     def import_memories(
@@ -402,7 +397,7 @@ class Engine:
         memory_id, now = cast(tuple[int, float], self._writes.submit(write))
         prio = PRIORITY_WEIGHT[m.priority]
         rec = MemoryRecord(memory_id, m.content, m.type, prio, m.confidence, 0, now, now, m.context)
-        return self._to_memory(rec, now)
+        return self._to_memory(self._metadata.overlay(rec), now)
 
     def get_memory(self, memory_id: str) -> Memory | None:
         """Fetch one memory and count the access (which feeds its importance)."""
@@ -413,15 +408,8 @@ class Engine:
         if rec is None:
             return None
         now = time.time()
-        with self._access_lock:
-            pending = self._pending_access.get(mid)
-            if pending is None:
-                pending = self._pending_access[mid] = [0.0, now]
-            pending[0] += 1
-            pending[1] = now
-            delta = int(pending[0])
-        rec.access_count += delta
-        rec.last_accessed = now
+        self._metadata.record_access(mid, now)
+        self._metadata.overlay(rec)
         if rec.type == "working":
             with self._state.write():
                 self.working.touch(mid, rec.access_count, now)
@@ -436,7 +424,7 @@ class Engine:
         with self._writer:
             with self._state.write():
                 batch = WriteBatch(deleted_memories=[mid])
-                self._pending_types.pop(mid, None)
+                self._metadata.forget(mid)
                 self._drain_metadata_into(batch)
             batch.memory_access = [a for a in batch.memory_access if a[0] != mid]
             result = self._commit(batch)
@@ -450,8 +438,7 @@ class Engine:
         return True
 
     def _to_memory(self, rec: MemoryRecord, now: float) -> Memory:
-        """Public model of a record, with metadata changes not yet flushed to storage applied."""
-        rec.type = self._pending_types.get(rec.id, rec.type)
+        """Public model of a record (overlaid with metadata not yet in storage, see `engine.metadata`)."""
         name = PRIORITY_NAME.get(rec.priority, "medium")
         importance = self.working.importance(rec.id, now) if rec.type == "working" else None
         if importance is None:
@@ -504,12 +491,8 @@ class Engine:
             self.search_cache.put(key, entry)
             return entry, True
         total, page = self._compute_page(q, key)
-        with self._access_lock:
-            for rec, _ in page:
-                pending = self._pending_access.get(rec.id)
-                if pending is not None:
-                    rec.access_count += int(pending[0])
-                    rec.last_accessed = max(rec.last_accessed, pending[1])
+        for rec, _ in page:
+            self._metadata.overlay(rec)
         entry = self._materialise(q, total, page, generation, tick)
         self.search_cache.put(key, entry)
         return entry, False
@@ -677,7 +660,7 @@ class Engine:
             with self._state.write():
                 for memory_id in deleted:
                     self.working.remove(memory_id)
-                    self._pending_types.pop(memory_id, None)
+                    self._metadata.forget(memory_id)
                 self._memories += len(rows) - len(deleted)
                 self._apply_remote_graph(batch)
                 self._generation += 1

@@ -12,6 +12,7 @@ from brainai_engine.api.pages import memory_search_body
 from brainai_engine.engine.facade import Engine
 from brainai_engine.engine.results import SearchCache
 from brainai_engine.models import LearnRequest, MemoryIn, MemorySearchQuery, MemorySearchResult
+from brainai_engine.storage.base import WriteBatch
 
 WORDS = [
     "river",
@@ -152,3 +153,33 @@ def test_http_search_serves_cached_bytes(client: Any) -> None:
     }
     bad = client.get("/api/v1/memory/search", params={"query": "quartz", "limit": "0"})
     assert bad.status_code == 400
+
+
+def test_a_search_during_a_metadata_flush_answers_as_before_and_after_it(
+    open_engine: Callable[..., Engine],
+) -> None:
+    """Access counts and type changes drained into a commit stay visible until storage holds them:
+    a search while that commit is in flight (the maintenance thread's, say) sees neither a gap nor
+    a double count."""
+    engine = open_engine(memory={"working_memory_size": 4})
+    ids = [engine.add_memory(MemoryIn(content=f"harbor lantern {i}", type="working")).id for i in range(6)]
+    for memory_id in ids[:3]:
+        engine.get_memory(memory_id)
+    q = MemorySearchQuery(query="harbor", limit=10)
+    before = answer(fresh(engine, q))
+    flushed: list[tuple[int, int]] = []
+    during: list[dict[str, Any]] = []
+    write = engine.storage.write
+
+    def write_and_search(batch: WriteBatch) -> Any:
+        flushed.append((len(batch.memory_types), len(batch.memory_access)))
+        during.append(answer(fresh(engine, q)))
+        result = write(batch)
+        during.append(answer(fresh(engine, q)))
+        return result
+
+    engine.storage.write = write_and_search  # type: ignore[method-assign]
+    engine.maintain()
+    engine.storage.write = write  # type: ignore[method-assign]
+    assert flushed and all(types and access for types, access in flushed)
+    assert during == [before] * len(during) and answer(fresh(engine, q)) == before
