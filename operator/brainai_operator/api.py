@@ -545,15 +545,9 @@ class RedisSpec(KubeModel):
         default=3,
         ge=3,
         le=100,
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "self >= oldSelf",
-                    "spec.redis.masters cannot decrease: slots are never moved off a master",
-                )
-            ]
-        },
-        description="Master nodes (3 or more). Can grow (new masters get slots by rebalancing), not shrink.",
+        description="Master nodes (3 or more). Growing adds masters and rebalances slots onto them; "
+        "shrinking moves the slots of the nodes that leave (the highest ordinals) onto the others "
+        "before the StatefulSet removes them.",
     )
     replicas_per_master: int = Field(default=1, ge=0, le=5, description="Replicas of each master.")
     storage: StorageSpec | None = Field(

@@ -243,6 +243,16 @@ def tier_passwords(kube: Kube, name: str, namespace: str, r: Resolved) -> dict[s
     return found
 
 
+def redis_nodes(kube: Kube, name: str, namespace: str, r: Resolved) -> int | None:
+    if not r.redis or r.redis.external:
+        return None
+    return redis.nodes_to_keep(
+        r.redis.replicas,
+        kube.get("apps/v1", "StatefulSet", redis.names(name)["nodes"], namespace),
+        kube.get("batch/v1", "Job", redis.cluster_job_name(name, r.redis.replicas), namespace),
+    )
+
+
 def observe_data_tiers(kube: Kube, name: str, namespace: str, r: Resolved) -> list[Tier]:
     tiers = []
     if r.postgres and r.postgres.external:
@@ -313,7 +323,14 @@ def converge(
     try:
         check_postgres_major(kube, name, namespace, resolved)
         passwords = tier_passwords(kube, name, namespace, resolved)
-        desired = build_desired(name, namespace, resolved, passwords, monitoring_crds=monitoring_crds)
+        desired = build_desired(
+            name,
+            namespace,
+            resolved,
+            passwords,
+            monitoring_crds=monitoring_crds,
+            redis_nodes=redis_nodes(kube, name, namespace, resolved),
+        )
         replaced = apply_desired(kube, obj, desired)
     except CredentialsMissing as exc:
         return monitoring, ("CredentialsMissing", str(exc), None)

@@ -147,10 +147,18 @@ def postgres_tier(primary: dict[str, Any] | None, replica: dict[str, Any] | None
 
 def redis_tier(nodes: dict[str, Any] | None, job: dict[str, Any] | None, want: int) -> Tier:
     name = "RedisReady"
-    nodes_ok, ready = _statefulset_ready(nodes, want)
+    running = int(((nodes or {}).get("spec") or {}).get("replicas") or want)
+    nodes_ok, ready = _statefulset_ready(nodes, max(want, running))
     if not nodes_ok:
-        return Tier(name, False, False, "NodesNotReady", f"{ready}/{want} Redis nodes ready")
+        return Tier(name, False, False, "NodesNotReady", f"{ready}/{max(want, running)} Redis nodes ready")
     job_status = (job or {}).get("status", {})
+    if running > want:
+        leaving = f"{running - want} node(s)"
+        if job_status.get("succeeded", 0) >= 1:
+            return Tier(name, False, False, "RemovingNodes", f"slots moved off {leaving}: removing them")
+        reason, message = "ShrinkingCluster", f"moving slots and replicas off {leaving} before removing them"
+    else:
+        reason, message = "FormingCluster", "waiting for the cluster Job to form the cluster"
     if job_status.get("succeeded", 0) >= 1:
         return Tier(name, True, False, "ClusterFormed", f"{want} nodes in the Redis Cluster")
     failed = next(
@@ -163,7 +171,7 @@ def redis_tier(nodes: dict[str, Any] | None, job: dict[str, Any] | None, want: i
     )
     if failed:
         return Tier(name, False, True, "ClusterJobFailed", failed.get("message", "the cluster Job failed"))
-    return Tier(name, False, False, "FormingCluster", "waiting for the cluster Job to form the cluster")
+    return Tier(name, False, False, reason, message)
 
 
 def compute_status(

@@ -118,6 +118,19 @@ def test_data_tiers_gate_ready() -> None:
     assert compute_status(1, "balanced", deployment(), None, T0, data_tiers=[failed])["phase"] == "Degraded"
 
 
+def test_a_shrinking_redis_tier_is_not_ready_until_the_nodes_are_gone() -> None:
+    from brainai_operator.status import redis_tier
+
+    draining = redis_tier(sts(8, 8), None, 6)
+    assert (draining.ready, draining.reason) == (
+        False,
+        "ShrinkingCluster",
+    ) and "2 node(s)" in draining.message
+    drained = redis_tier(sts(8, 8), {"status": {"succeeded": 1}}, 6)
+    assert (drained.ready, drained.reason) == (False, "RemovingNodes")
+    assert redis_tier(sts(6, 6), {"status": {"succeeded": 1}}, 6).ready
+
+
 def pod(name: str, **status: Any) -> dict[str, Any]:
     return {"metadata": {"name": name}, "status": status}
 

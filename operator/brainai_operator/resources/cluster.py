@@ -43,19 +43,21 @@ def build_desired(
     r: Resolved,
     passwords: dict[str, dict[str, str]] | None = None,
     monitoring_crds: bool = False,
+    redis_nodes: int | None = None,
 ) -> list[dict[str, Any]]:
     """Every object the cluster should own, in the order they are applied (data tiers first).
 
     `passwords` holds the generated credentials per data tier ("postgres", "redis"); generating
     them is the caller's job, so this stays a pure function of its inputs. `monitoring_crds` says
     whether the Prometheus Operator's CRDs exist, without which a ServiceMonitor cannot be created.
+    `redis_nodes` is how many Redis nodes run (more than asked for while a shrink drains them).
     """
     passwords = passwords or {}
     desired: list[dict[str, Any]] = []
     if r.postgres:
         desired += build_postgres(cluster, namespace, r.postgres, passwords.get("postgres", {}))
     if r.redis:
-        desired += build_redis(cluster, namespace, r.redis, passwords.get("redis", {}))
+        desired += build_redis(cluster, namespace, r.redis, passwords.get("redis", {}), redis_nodes)
     rendered = render_engine_config(r)
     desired += [
         build_engine_service_account(cluster, namespace),

@@ -1,7 +1,8 @@
 """Redis Cluster for the engines: cluster-enabled nodes, a headless Service, a Job that forms it.
 
-The Job is named after the node count, so growing the cluster creates a new Job that adds the new
-nodes and rebalances slots onto them; its script is idempotent and safe to re-run. The password
+The Job is named after the node count, so growing or shrinking the cluster creates a new Job: it adds
+new nodes and rebalances slots onto them, or moves everything off the nodes that leave, which the
+StatefulSet keeps until that Job succeeded (`nodes_to_keep`); its script is idempotent. The password
 reaches redis-server through a config file written at start, never through command-line args.
 Nodes announce their stable per-pod hostname (clients are redirected by name) and refresh peer
 addresses in nodes.conf from those names at start, so the cluster survives pods moving.
@@ -88,44 +89,116 @@ exec redis-server /run/redis/auth.conf --port 6379 --cluster-enabled yes \\
 
 ENSURE_CLUSTER = """\
 #!/bin/sh
-# Form the cluster, or grow it: idempotent, so re-running it after success changes nothing.
+# Form, grow or shrink the cluster to $MASTERS masters with $REPLICAS_PER_MASTER replicas each, while
+# $NODES_NOW pods run: idempotent, so re-running it after success changes nothing. Shrinking moves
+# everything off the nodes that leave (ordinals from the new total up) before the operator scales
+# the StatefulSet down: a replica that stays takes over a leaving master's slots (no data moves),
+# the remaining slots migrate to the masters that stay, and the leaving nodes are reset and forgotten.
 set -eu
 export REDISCLI_AUTH="$REDIS_PASSWORD"
 want_masters=$MASTERS; replicas=$REPLICAS_PER_MASTER; total=$((MASTERS * (1 + REPLICAS_PER_MASTER)))
-addrs=""
+now=${NODES_NOW:-$total}; [ "$now" -ge "$total" ] || now=$total
+cli() { h=$1; shift; redis-cli -h "$h" "$@"; }
+ips=""
 i=0
-while [ "$i" -lt "$total" ]; do
+while [ "$i" -lt "$now" ]; do
   host="$STATEFULSET-$i.$SERVICE"
-  until ip=$(getent hosts "$host" | awk '{print $1}') && [ -n "$ip" ] \\
-      && redis-cli -h "$ip" ping | grep -q PONG; do
+  until ip=$(getent hosts "$host" | awk '{print $1}') && [ -n "$ip" ] && cli "$ip" ping | grep -q PONG; do
     echo "waiting for $host"; sleep 2
   done
-  addrs="$addrs $ip:6379"; i=$((i + 1))
+  ips="$ips $ip"; i=$((i + 1))
 done
-first=$(echo "$addrs" | awk '{print $1}')
-first_ip=${first%:*}
-assigned=$(redis-cli -h "$first_ip" cluster info \\
-  | awk -F: '/cluster_slots_assigned/ {print $2}' | tr -d '\\r')
+staying=$(echo "$ips" | awk -v n="$total" '{for (i = 1; i <= n; i++) printf "%s ", $i}')
+leaving=$(echo "$ips" | awk -v n="$total" '{for (i = n + 1; i <= NF; i++) printf "%s ", $i}')
+first_ip=$(echo "$staying" | awk '{print $1}')
+first="$first_ip:6379"
+# role IP: master or slave; master_of IP: the node id a replica follows.
+role() { cli "$1" cluster nodes | awk '/myself/ {print ($3 ~ /master/) ? "master" : "slave"}'; }
+master_of() { cli "$1" cluster nodes | awk '/myself/ {print $4}'; }
+myid() { cli "$1" cluster myid | tr -d '\\r'; }
+# synced: every replica has its master's data (moving slots while one still loads it loses keys).
+synced() {
+  for ip in $ips; do
+    cli "$ip" info replication | tr -d '\\r' | awk -F: '
+      $1 == "role" { r = $2 } $1 == "master_link_status" { l = $2 } $1 == "master_sync_in_progress" { p = $2 }
+      END { exit !(r == "master" || (l == "up" && p == "0")) }' || return 1
+  done
+}
+# Gossip takes a moment to carry a change to every node: wait until they agree and every replica is
+# in sync (two minutes at most), then show the check.
+settle() {
+  tries=0
+  until { redis-cli --cluster check "$first" >/dev/null 2>&1 && synced; } || [ "$tries" -ge 120 ]; do
+    sleep 1; tries=$((tries + 1))
+  done
+  redis-cli --cluster check "$first"
+}
+assigned=$(cli "$first_ip" cluster info | awk -F: '/cluster_slots_assigned/ {print $2}' | tr -d '\\r')
 if [ "${assigned:-0}" = "0" ]; then
   echo "creating a cluster of $total nodes ($want_masters masters)"
   # shellcheck disable=SC2086
-  redis-cli --cluster create $addrs --cluster-replicas "$replicas" --cluster-yes
-else
-  for addr in $addrs; do
-    ip=${addr%:*}
-    known=$(redis-cli -h "$first_ip" cluster nodes | grep -c "$ip:6379@" || true)
-    [ "$known" -gt 0 ] && continue
-    masters=$(redis-cli -h "$first_ip" cluster nodes | grep -c master || true)
-    if [ "$masters" -lt "$want_masters" ]; then
-      echo "adding master $addr"; redis-cli --cluster add-node "$addr" "$first"
-    else
-      echo "adding replica $addr"; redis-cli --cluster add-node "$addr" "$first" --cluster-slave
-    fi
-    sleep 2
-  done
-  redis-cli --cluster rebalance "$first" --cluster-use-empty-masters --cluster-yes || true
+  redis-cli --cluster create $(for ip in $staying; do printf '%s:6379 ' "$ip"; done) \\
+    --cluster-replicas "$replicas" --cluster-yes
+  settle
+  exit 0
 fi
-redis-cli --cluster check "$first"
+settle >/dev/null || true
+for ip in $staying; do  # nodes new to the cluster join it (a reset node is new too)
+  known=$(cli "$first_ip" cluster nodes | grep -c "$ip:6379@" || true)
+  [ "$known" -gt 0 ] && continue
+  masters=$(cli "$first_ip" cluster nodes | awk -v skip="$leaving" '
+    BEGIN { split(skip, s, " "); for (k in s) gone[s[k] ":6379"] = 1 }
+    { split($2, a, "@") } $3 ~ /master/ && $3 !~ /fail/ && !(a[1] in gone) { n++ } END { print n + 0 }')
+  if [ "$masters" -lt "$want_masters" ]; then
+    echo "adding master $ip"; redis-cli --cluster add-node "$ip:6379" "$first"
+  else
+    echo "adding replica $ip"; redis-cli --cluster add-node "$ip:6379" "$first" --cluster-slave
+  fi
+  sleep 2
+done
+if [ -n "$leaving" ]; then
+  leaving_ids=""
+  for ip in $leaving; do leaving_ids="$leaving_ids $(myid "$ip")"; done
+  echo "shrinking to $total nodes: moving everything off$leaving"
+  count_masters() { n=0; for ip in $staying; do [ "$(role "$ip")" = master ] && n=$((n + 1)); done; echo $n; }
+  for ip in $staying; do
+    [ "$(count_masters)" -lt "$want_masters" ] || break
+    if [ "$(role "$ip")" = slave ] && echo "$leaving_ids" | grep -qw "$(master_of "$ip")"; then
+      echo "promoting $ip over its leaving master"; cli "$ip" cluster failover
+      tries=0
+      until [ "$(role "$ip")" = master ] || [ "$tries" -ge 30 ]; do sleep 1; tries=$((tries + 1)); done
+    fi
+  done
+  settle >/dev/null || true
+  weights=""
+  for id in $leaving_ids; do weights="$weights $id=0"; done
+  # shellcheck disable=SC2086
+  redis-cli --cluster rebalance "$first" --cluster-weight $weights --cluster-use-empty-masters --cluster-yes
+  for ip in $leaving; do
+    slots=$(cli "$ip" cluster nodes | awk '/myself/ {print NF - 8}')
+    [ "$slots" -le 0 ] || { echo "$ip still holds slots"; exit 1; }
+  done
+  for ip in $staying; do  # replicas of leaving masters follow the staying master with the fewest
+    [ "$(role "$ip")" = slave ] && echo "$leaving_ids" | grep -qw "$(master_of "$ip")" || continue
+    target=$(cli "$first_ip" cluster nodes | awk -v skip="$leaving_ids" '
+      BEGIN { split(skip, s, " "); for (k in s) gone[s[k]] = 1 }
+      $3 ~ /master/ && !($1 in gone) { n[$1] += 0 } $3 ~ /slave/ && !($1 in gone) { n[$4]++ }
+      END {
+        best = ""; for (m in n) if (!(m in gone) && (best == "" || n[m] < n[best])) best = m; print best
+      }')
+    echo "$ip follows $target"; cli "$ip" cluster replicate "$target"
+  done
+  for ip in $leaving; do
+    cli "$ip" flushall >/dev/null 2>&1 || true  # a master with no slots left; a replica refuses
+    cli "$ip" cluster reset hard
+  done
+  for id in $leaving_ids; do
+    for ip in $staying; do cli "$ip" cluster forget "$id" >/dev/null 2>&1 || true; done
+  done
+fi
+settle >/dev/null || true  # rebalancing needs every node to agree
+redis-cli --cluster rebalance "$first" --cluster-use-empty-masters --cluster-yes || true
+settle
 """
 
 
@@ -145,7 +218,19 @@ def _password_env(cluster: str) -> dict[str, Any]:
     }
 
 
-def build_redis_statefulset(cluster: str, namespace: str, tier: DataTier) -> dict[str, Any]:
+def nodes_to_keep(want: int, live: dict[str, Any] | None, job: dict[str, Any] | None) -> int:
+    """How many nodes the StatefulSet runs: `want`, except while shrinking, when the nodes that leave
+    stay until the cluster Job for `want` (`job`, as it is now) has moved everything off them."""
+    running = int(((live or {}).get("spec") or {}).get("replicas") or 0)
+    if running <= want:
+        return want
+    containers = ((((job or {}).get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")
+    env = {e.get("name"): e.get("value") for e in (containers or [{}])[0].get("env") or []}
+    drained = env.get("NODES_NOW") == str(running) and ((job or {}).get("status") or {}).get("succeeded")
+    return want if drained else running
+
+
+def build_redis_statefulset(cluster: str, namespace: str, tier: DataTier, nodes: int) -> dict[str, Any]:
     n = names(cluster)
     ping = ["sh", "-c", 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli ping | grep -q PONG']
     container = {
@@ -178,7 +263,7 @@ def build_redis_statefulset(cluster: str, namespace: str, tier: DataTier) -> dic
         "metadata": metadata(n["nodes"], namespace, cluster, COMPONENT),
         "spec": {
             "serviceName": n["nodes"],
-            "replicas": tier.replicas,
+            "replicas": nodes,
             "podManagementPolicy": "Parallel",
             "selector": {"matchLabels": selector_labels(cluster, COMPONENT)},
             "persistentVolumeClaimRetentionPolicy": {
@@ -219,7 +304,7 @@ def build_redis_service(cluster: str, namespace: str) -> dict[str, Any]:
     }
 
 
-def build_redis_cluster_job(cluster: str, namespace: str, tier: DataTier) -> dict[str, Any]:
+def build_redis_cluster_job(cluster: str, namespace: str, tier: DataTier, nodes: int) -> dict[str, Any]:
     n = names(cluster)
     env = [
         _password_env(cluster),
@@ -227,6 +312,7 @@ def build_redis_cluster_job(cluster: str, namespace: str, tier: DataTier) -> dic
         {"name": "SERVICE", "value": f"{n['nodes']}.{namespace}.svc"},
         {"name": "MASTERS", "value": str(tier.masters)},
         {"name": "REPLICAS_PER_MASTER", "value": str(tier.replicas_per_master)},
+        {"name": "NODES_NOW", "value": str(nodes)},
     ]
     return {
         "apiVersion": "batch/v1",
@@ -261,15 +347,17 @@ def build_redis_cluster_job(cluster: str, namespace: str, tier: DataTier) -> dic
 
 
 def build_redis(
-    cluster: str, namespace: str, tier: DataTier, passwords: dict[str, str]
+    cluster: str, namespace: str, tier: DataTier, passwords: dict[str, str], nodes: int | None = None
 ) -> list[dict[str, Any]]:
-    """Everything a managed Redis Cluster needs; nothing for an external one."""
+    """Everything a managed Redis Cluster needs; nothing for an external one. `nodes` is what
+    `nodes_to_keep` says the StatefulSet runs (default: the tier's node count)."""
     if tier.external:
         return []
+    nodes = max(nodes or 0, tier.replicas)
     return [
         build_redis_secret(cluster, namespace, passwords),
         build_redis_scripts(cluster, namespace),
         build_redis_service(cluster, namespace),
-        build_redis_statefulset(cluster, namespace, tier),
-        build_redis_cluster_job(cluster, namespace, tier),
+        build_redis_statefulset(cluster, namespace, tier, nodes),
+        build_redis_cluster_job(cluster, namespace, tier, nodes),
     ]
