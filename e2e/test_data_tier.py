@@ -86,6 +86,12 @@ def test_postgres_and_redis_tiers_reach_ready_with_the_right_shape(cluster: Clus
     job_env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert (job_env["MASTERS"], job_env["REPLICAS_PER_MASTER"]) == ("3", "1")
 
+    # Drains take data pods one at a time; the primary has no budget that would forbid every drain.
+    budgets = {p["metadata"]["name"]: p for p in cluster.items("pdb", namespace)}
+    assert {"data-redis", "data-postgres-replica"} <= set(budgets) and "data-postgres-primary" not in budgets
+    assert budgets["data-redis"]["status"]["expectedPods"] == 6
+    assert budgets["data-postgres-replica"]["status"]["expectedPods"] == 2
+
     deploy = cluster.get("deployment", "data-engine", namespace)
     assert env_sources(deploy) == {
         "DATABASE_URL": ("data-postgres-credentials", "database-url"),

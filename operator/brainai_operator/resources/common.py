@@ -38,6 +38,35 @@ def labels(cluster: str, component: str) -> dict[str, str]:
     }
 
 
+def spread_over_nodes(cluster: str, component: str) -> list[dict[str, Any]]:
+    """Soft topology spread of a component's pods over zones and nodes: preferred, never blocking."""
+    return [
+        {
+            "maxSkew": 1,
+            "topologyKey": key,
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": selector_labels(cluster, component)},
+        }
+        for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+    ]
+
+
+def disruption_budget(
+    name: str, namespace: str, cluster: str, component: str, selector: dict[str, str]
+) -> dict[str, Any]:
+    """At most one of the selected pods voluntarily disrupted (drained, evicted) at a time."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata(name, namespace, cluster, component),
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": selector},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
+    }
+
+
 def owned_selector(cluster: str) -> str:
     """Label selector matching every object this operator made for `cluster`."""
     return f"{INSTANCE_LABEL}={cluster},{MANAGED_BY_LABEL}={MANAGED_BY}"

@@ -10,11 +10,13 @@ import tomli_w
 from brainai_operator.resources.common import (
     CONFIG_HASH_ANNOTATION,
     container_security,
+    disruption_budget,
     engine_name,
     labels,
     metadata,
     pod_security,
     selector_labels,
+    spread_over_nodes,
 )
 from brainai_operator.resources.postgres import names as postgres_names
 from brainai_operator.resources.redis import names as redis_names
@@ -92,18 +94,6 @@ def data_tier_env(cluster: str, r: Resolved) -> list[dict[str, Any]]:
     elif r.redis:
         env.append(_from_secret("REDIS_URL", redis_names(cluster)["secret"], "redis-url"))
     return env
-
-
-def _default_spread(cluster: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "maxSkew": 1,
-            "topologyKey": key,
-            "whenUnsatisfiable": "ScheduleAnyway",
-            "labelSelector": {"matchLabels": selector_labels(cluster, COMPONENT)},
-        }
-        for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
-    ]
 
 
 def _pod_spec(cluster: str, r: Resolved) -> dict[str, Any]:
@@ -188,9 +178,9 @@ def _pod_spec(cluster: str, r: Resolved) -> dict[str, Any]:
     if r.image_pull_secrets:
         spec["imagePullSecrets"] = [{"name": s} for s in r.image_pull_secrets]
     scheduling = dict(r.scheduling)
-    spec["topologySpreadConstraints"] = scheduling.pop("topologySpreadConstraints", None) or _default_spread(
-        cluster
-    )
+    spec["topologySpreadConstraints"] = scheduling.pop(
+        "topologySpreadConstraints", None
+    ) or spread_over_nodes(cluster, COMPONENT)
     spec.update(scheduling)  # nodeSelector, affinity, tolerations, priorityClassName
     return spec
 
@@ -236,16 +226,9 @@ def build_engine_service(cluster: str, namespace: str, r: Resolved) -> dict[str,
 
 
 def build_engine_pdb(cluster: str, namespace: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": metadata(engine_name(cluster), namespace, cluster, COMPONENT),
-        "spec": {
-            "maxUnavailable": 1,
-            "selector": {"matchLabels": selector_labels(cluster, COMPONENT)},
-            "unhealthyPodEvictionPolicy": "AlwaysAllow",
-        },
-    }
+    return disruption_budget(
+        engine_name(cluster), namespace, cluster, COMPONENT, selector_labels(cluster, COMPONENT)
+    )
 
 
 def build_engine_network_policy(cluster: str, namespace: str, r: Resolved) -> dict[str, Any]:

@@ -20,11 +20,13 @@ from brainai_operator.resources.common import (
     child_name,
     claim_template,
     container_security,
+    disruption_budget,
     labels,
     metadata,
     pod_security,
     secret,
     selector_labels,
+    spread_over_nodes,
 )
 from brainai_operator.strategies import DataTier
 
@@ -180,6 +182,7 @@ def _statefulset(
         "securityContext": pod_security(RUN_AS),
         "automountServiceAccountToken": False,
         "terminationGracePeriodSeconds": 60,
+        "topologySpreadConstraints": spread_over_nodes(cluster, COMPONENT),  # primary apart from replicas
         "containers": [_container(cluster, tier)],
         "volumes": [
             {"name": "run", "emptyDir": {}},
@@ -269,8 +272,12 @@ def build_postgres(
         build_postgres_primary(cluster, namespace, tier),
     ]
     if tier.replicas:
+        # Replicas are drained one at a time; the primary has no budget: one pod whose budget would
+        # forbid every drain of its node (a switchover first is what would make one safe).
+        replicas = {**selector_labels(cluster, COMPONENT), ROLE_LABEL: "replica"}
         objs += [
             _service(cluster, namespace, n["ro"], "replica"),
             build_postgres_replicas(cluster, namespace, tier),
+            disruption_budget(n["replica"], namespace, cluster, COMPONENT, replicas),
         ]
     return objs

@@ -16,11 +16,13 @@ from brainai_operator.resources.common import (
     child_name,
     claim_template,
     container_security,
+    disruption_budget,
     labels,
     metadata,
     pod_security,
     secret,
     selector_labels,
+    spread_over_nodes,
 )
 from brainai_operator.strategies import DataTier
 
@@ -275,6 +277,7 @@ def build_redis_statefulset(cluster: str, namespace: str, tier: DataTier, nodes:
                 "spec": {
                     "securityContext": pod_security(RUN_AS),
                     "automountServiceAccountToken": False,
+                    "topologySpreadConstraints": spread_over_nodes(cluster, COMPONENT),
                     "containers": [container],
                     "volumes": [
                         {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
@@ -354,10 +357,12 @@ def build_redis(
     if tier.external:
         return []
     nodes = max(nodes or 0, tier.replicas)
+    n = names(cluster)
     return [
         build_redis_secret(cluster, namespace, passwords),
         build_redis_scripts(cluster, namespace),
         build_redis_service(cluster, namespace),
         build_redis_statefulset(cluster, namespace, tier, nodes),
+        disruption_budget(n["nodes"], namespace, cluster, COMPONENT, selector_labels(cluster, COMPONENT)),
         build_redis_cluster_job(cluster, namespace, tier, nodes),
     ]

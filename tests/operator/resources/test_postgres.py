@@ -85,3 +85,18 @@ def test_retained_credentials_are_marked_to_outlive_the_cluster() -> None:
     assert kept == {KEEP_WITH_DATA_ANNOTATION: "true"}
     deleted = objs(storage={"retention": "Delete"})[("Secret", "c-postgres-credentials")]["metadata"]
     assert KEEP_WITH_DATA_ANNOTATION not in (deleted.get("annotations") or {})
+
+
+def test_data_pods_spread_over_nodes_and_replicas_drain_one_at_a_time() -> None:
+    found = objs(readReplicas=2)
+    for role in ("primary", "replica"):
+        spread = found[("StatefulSet", f"c-postgres-{role}")]["spec"]["template"]["spec"]
+        spread = spread["topologySpreadConstraints"]
+        # one selector over primary and replicas: the primary is kept apart from its replicas
+        assert {c["topologyKey"] for c in spread} == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+        assert all("brainai.io/postgres-role" not in c["labelSelector"]["matchLabels"] for c in spread)
+    budget = found[("PodDisruptionBudget", "c-postgres-replica")]["spec"]
+    assert budget["maxUnavailable"] == 1
+    assert budget["selector"]["matchLabels"]["brainai.io/postgres-role"] == "replica"
+    assert ("PodDisruptionBudget", "c-postgres-primary") not in found  # it would forbid every drain
+    assert ("PodDisruptionBudget", "c-postgres-replica") not in objs(readReplicas=0)

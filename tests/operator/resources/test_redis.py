@@ -22,6 +22,14 @@ def test_nodes_service_and_cluster_job() -> None:
     assert (env["MASTERS"], env["REPLICAS_PER_MASTER"]) == ("3", "1")
 
 
+def test_nodes_spread_over_nodes_and_drain_one_at_a_time() -> None:
+    found = objs()
+    spread = found[("StatefulSet", "c-redis")]["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert {c["whenUnsatisfiable"] for c in spread} == {"ScheduleAnyway"}
+    budget = found[("PodDisruptionBudget", "c-redis")]["spec"]
+    assert budget["maxUnavailable"] == 1 and budget["selector"] == spread[0]["labelSelector"]
+
+
 def test_growing_makes_a_new_job() -> None:
     assert ("Job", "c-redis-cluster-n8") in objs(masters=4, replicasPerMaster=1)
 
