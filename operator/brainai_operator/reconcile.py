@@ -279,7 +279,10 @@ def observe_data_tiers(kube: Kube, name: str, namespace: str, r: Resolved) -> li
     return tiers
 
 
-TIER_COMPONENTS = {"PostgresReady": postgres.COMPONENT, "RedisReady": redis.COMPONENT}
+TIER_COMPONENTS = {
+    "PostgresReady": (postgres.COMPONENT,),
+    "RedisReady": (redis.COMPONENT, redis.JOB_COMPONENT),
+}
 
 
 def pods_by_component(kube: Kube, name: str, namespace: str) -> dict[str, list[dict[str, Any]]]:
@@ -405,7 +408,10 @@ def reconcile_cluster(
         # Something is not ready: the pods say why (one list, only then).
         pods = pods_by_component(kube, name, namespace)
         engine_pods = pods.get(engine.COMPONENT, [])
-        tiers = [explain(t, pods.get(TIER_COMPONENTS.get(t.condition, ""))) for t in tiers]
+        tiers = [
+            explain(t, [p for c in TIER_COMPONENTS.get(t.condition, ()) for p in pods.get(c, [])])
+            for t in tiers
+        ]
     status = compute_status(
         generation,
         strategy,

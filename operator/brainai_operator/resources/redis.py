@@ -27,6 +27,7 @@ from brainai_operator.resources.common import (
 from brainai_operator.strategies import DataTier
 
 COMPONENT = "redis"
+JOB_COMPONENT = "redis-cluster-job"
 PORT, BUS_PORT = 6379, 16379
 RUN_AS = 999  # the redis user of the official image
 SECRET_KEYS = ("password",)
@@ -325,7 +326,8 @@ def build_redis_cluster_job(cluster: str, namespace: str, tier: DataTier, nodes:
             "backoffLimit": 10,
             "activeDeadlineSeconds": 1800,
             "template": {
-                "metadata": {"labels": {**labels(cluster, COMPONENT), "brainai.io/job": "redis-cluster"}},
+                # Not the nodes' component: the nodes' Service, StatefulSet and budget must not select it.
+                "metadata": {"labels": labels(cluster, JOB_COMPONENT)},
                 "spec": {
                     "restartPolicy": "OnFailure",
                     "automountServiceAccountToken": False,

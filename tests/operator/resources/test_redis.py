@@ -30,6 +30,20 @@ def test_nodes_spread_over_nodes_and_drain_one_at_a_time() -> None:
     assert budget["maxUnavailable"] == 1 and budget["selector"] == spread[0]["labelSelector"]
 
 
+def test_the_cluster_jobs_pod_is_not_a_node() -> None:
+    """Selected by the nodes' Service it would be handed out as a node's address; by their budget, it
+    would break it (a Job has no scale subresource)."""
+    found = objs()
+    job_labels = found[("Job", "c-redis-cluster-n6")]["spec"]["template"]["metadata"]["labels"]
+    selectors = [
+        found[("Service", "c-redis")]["spec"]["selector"],
+        found[("StatefulSet", "c-redis")]["spec"]["selector"]["matchLabels"],
+        found[("PodDisruptionBudget", "c-redis")]["spec"]["selector"]["matchLabels"],
+    ]
+    for selector in selectors:
+        assert not selector.items() <= job_labels.items()
+
+
 def test_growing_makes_a_new_job() -> None:
     assert ("Job", "c-redis-cluster-n8") in objs(masters=4, replicasPerMaster=1)
 
