@@ -229,7 +229,7 @@ def test_primary_down_reads_continue_writes_fail_fast_then_recover(
     store: PostgresStorage, pg_cluster: PgCluster
 ) -> None:
     ids = store.write(WriteBatch(new_memories=[memory("kept")])).memory_ids
-    wait_for(lambda: store.changes_since(0).changes, 5, "replica catch-up")
+    wait_for(lambda: store.changes_since(0).changes, 30, "replica catch-up")
     pg_cluster.stop_primary()
     try:
         assert store.get_memories(ids)[ids[0]].content == "kept"
@@ -240,12 +240,13 @@ def test_primary_down_reads_continue_writes_fail_fast_then_recover(
         started = time.monotonic()
         with pytest.raises(StorageUnavailable) as again:
             store.write(WriteBatch(new_memories=[memory("lost")]))
-        assert time.monotonic() - started < 1.0  # no pool timeout while the primary is known down
+        # no wait for the pool (pool_timeout_seconds, 5 s) while the primary is known down
+        assert time.monotonic() - started < 2.5
         assert again.value.retry_after <= err.value.retry_after  # what is left of the cooldown
         assert store.reachability() == {"primary": False, "replica-0": True}
     finally:
         pg_cluster.start_primary()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # a restart on a loaded machine; the loop ends at the first success
     while True:
         try:
             ids += store.write(WriteBatch(new_memories=[memory("after")])).memory_ids
