@@ -159,3 +159,14 @@ def redis_cli(cluster: Cluster, namespace: str, pod: str, *args: str) -> str:
     command = 'REDISCLI_AUTH="$REDIS_PASSWORD" exec redis-cli "$@"'
     argv = ["exec", pod, "-n", namespace, "-c", "redis", "--", "sh", "-c", command, "redis-cli", *args]
     return cluster.run("kubectl", *argv).stdout.replace("\r", "")
+
+
+def master_slots(cluster_nodes: str) -> dict[str, int]:
+    """Slots held by each live master in `CLUSTER NODES` output (migrating-slot markers skipped)."""
+    masters: dict[str, int] = {}
+    for line in cluster_nodes.splitlines():
+        f = line.split()
+        if len(f) >= 8 and "master" in f[2] and "fail" not in f[2]:
+            ranges = [r.split("-") for r in f[8:] if not r.startswith("[")]
+            masters[f[0]] = sum(int(r[-1]) - int(r[0]) + 1 for r in ranges)
+    return masters

@@ -9,7 +9,7 @@ import pytest
 
 from e2e.conftest import OPERATOR_LOG
 from e2e.kube import IMAGES, TIER, Cluster, KubectlError, wait_until
-from e2e.pods import redis_cli
+from e2e.pods import master_slots, redis_cli
 from e2e.test_operator import cluster_manifest, condition, engine_container, wait_ready
 
 pytestmark = pytest.mark.usefixtures("operator")
@@ -132,17 +132,6 @@ def test_credentials_stay_in_secrets_and_are_stable(cluster: Cluster, data: str)
     )
 
 
-def redis_masters(cluster: Cluster, namespace: str, pod: str) -> dict[str, int]:
-    """Slots held by each master, as `pod` sees the cluster."""
-    masters: dict[str, int] = {}
-    for line in redis_cli(cluster, namespace, pod, "cluster", "nodes").splitlines():
-        f = line.split()
-        if "master" in f[2] and "fail" not in f[2]:
-            ranges = [r.split("-") for r in f[8:] if not r.startswith("[")]
-            masters[f[0]] = sum(int(r[-1]) - int(r[0]) + 1 for r in ranges)
-    return masters
-
-
 def test_scaling_the_data_tiers(cluster: Cluster, namespace: str) -> None:
     """Redis 3 -> 4 -> 3 masters with slots rebalanced both ways and every key kept; PostgreSQL read
     replicas 2 -> 1 -> 0."""
@@ -168,7 +157,7 @@ def test_scaling_the_data_tiers(cluster: Cluster, namespace: str) -> None:
     cluster.wait_gone("job", "grow-redis-cluster-n6", namespace)
     wait_ready(cluster, namespace, "grow", timeout=300)
     if real:
-        grown = redis_masters(cluster, namespace, "grow-redis-0")
+        grown = master_slots(redis_cli(cluster, namespace, "grow-redis-0", "cluster", "nodes"))
         assert len(grown) == 4 and sum(grown.values()) == 16384 and min(grown.values()) > 0
 
     cluster.patch("bac", "grow", namespace, {"spec": {"redis": {"masters": 3}}})
@@ -185,7 +174,7 @@ def test_scaling_the_data_tiers(cluster: Cluster, namespace: str) -> None:
     )
     wait_ready(cluster, namespace, "grow", timeout=300)
     if real:
-        shrunk = redis_masters(cluster, namespace, "grow-redis-0")
+        shrunk = master_slots(redis_cli(cluster, namespace, "grow-redis-0", "cluster", "nodes"))
         assert len(shrunk) == 3 and sum(shrunk.values()) == 16384 and min(shrunk.values()) > 0
         nodes = redis_cli(cluster, namespace, "grow-redis-0", "cluster", "nodes").splitlines()
         assert len(nodes) == 6, nodes

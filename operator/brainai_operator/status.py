@@ -147,10 +147,10 @@ def postgres_tier(primary: dict[str, Any] | None, replica: dict[str, Any] | None
 
 def redis_tier(nodes: dict[str, Any] | None, job: dict[str, Any] | None, want: int) -> Tier:
     name = "RedisReady"
-    running = int(((nodes or {}).get("spec") or {}).get("replicas") or want)
-    nodes_ok, ready = _statefulset_ready(nodes, max(want, running))
+    running = max(want, int(((nodes or {}).get("spec") or {}).get("replicas") or 0))  # > want: shrinking
+    nodes_ok, ready = _statefulset_ready(nodes, running)
     if not nodes_ok:
-        return Tier(name, False, False, "NodesNotReady", f"{ready}/{max(want, running)} Redis nodes ready")
+        return Tier(name, False, False, "NodesNotReady", f"{ready}/{running} Redis nodes ready")
     job_status = (job or {}).get("status", {})
     if running > want:
         leaving = f"{running - want} node(s)"

@@ -238,7 +238,7 @@ class Engine:
             if learns:
                 self._drain_state_into(batch)
             else:
-                self._drain_metadata_into(batch)
+                self._metadata.drain_into(batch)
         contents: list[str] = []
         types: list[str] = []
         confidences: list[float] = []
@@ -323,9 +323,6 @@ class Engine:
             batch.concepts.append(ConceptRecord(name, n.usage_count, n.confidence, n.created_at, n.last_used))
         batch.edges.extend(EdgeRecord(a, b, e.weight, e.w0, e.updated_at, e.count) for a, b, e in edges)
         batch.removed_edges.extend(removed)
-        self._drain_metadata_into(batch)
-
-    def _drain_metadata_into(self, batch: WriteBatch) -> None:
         self._metadata.drain_into(batch)
 
     def _commit(self, batch: WriteBatch):
@@ -425,7 +422,7 @@ class Engine:
             with self._state.write():
                 batch = WriteBatch(deleted_memories=[mid])
                 self._metadata.forget(mid)
-                self._drain_metadata_into(batch)
+                self._metadata.drain_into(batch)
             batch.memory_access = [a for a in batch.memory_access if a[0] != mid]
             result = self._commit(batch)
             if not result.deleted:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from brainai_operator.resources.redis import ENSURE_CLUSTER
+from e2e.pods import master_slots
 from tests.servers import wait_for
 
 pytestmark = pytest.mark.redis_cluster
@@ -99,22 +100,12 @@ def nodes(tmp_path: Path) -> Iterator[Nodes]:
             proc.wait(timeout=10)
 
 
-def masters_and_slots(nodes: Nodes, i: int) -> dict[str, int]:
-    """Slot count of each master node id, as node `i` sees the cluster."""
-    out: dict[str, int] = {}
-    for f in nodes.view(i):
-        if "master" in f[2]:
-            ranges = [r.split("-") for r in f[8:] if not r.startswith("[")]
-            out[f[0]] = sum(int(r[-1]) - int(r[0]) + 1 for r in ranges)
-    return out
-
-
 def assert_healthy(nodes: Nodes, members: range, masters: int) -> None:
     for i in members:
         wait_for(lambda i=i: "cluster_state:ok" in nodes.cli(i, "cluster", "info"), 30, f"node {i} ok")  # type: ignore[misc]
         view = nodes.view(i)
         assert len(view) == len(members), view
-    slots = masters_and_slots(nodes, members[0])
+    slots = master_slots(nodes.cli(members[0], "cluster", "nodes"))
     assert len(slots) == masters and sum(slots.values()) == 16384 and min(slots.values()) > 0
     followed = [f[3] for f in nodes.view(members[0]) if "slave" in f[2]]
     assert sorted(followed) == sorted(slots)  # one replica per master
