@@ -5,8 +5,8 @@
 #   2. base images made with debootstrap from the host's apt mirror and `docker import`ed, since
 #      no registry image can be pulled here (each skipped when it exists):
 #      brain-ai/base:bookworm (minbase + python3 3.11 + venv) for the engine and operator, and
-#      brain-ai/data-base:bookworm (minbase + Debian's postgresql-15 and redis-server) for the
-#      data images;
+#      brain-ai/data-base:bookworm (minbase + Debian's postgresql-15, patroni, pgbackrest and
+#      redis-server) for the data images;
 #   3. a wheelhouse of the project's dependencies built on the host (pip wheel, from PyPI) in
 #      $BRAINAI_CACHE/wheelhouse; skipped while the dependencies in the pyproject.toml files are unchanged;
 #   4. `docker build --target operator|engine` from a staged context (sources + wheelhouse) with
@@ -165,10 +165,14 @@ for target in operator engine; do
   log "  $image built in $((SECONDS - t0))s ($((size / 1024 / 1024)) MiB)"
 done
 # --- 5. data images --------------------------------------------------------------------------
-if ! docker image inspect "$DATA_BASE_IMAGE" >/dev/null 2>&1; then
+# Patroni (PostgreSQL HA with the Kubernetes API as its DCS) and pgBackRest (backups) come from
+# Debian too; the image is keyed by its package list, so adding one rebuilds it.
+DATA_PACKAGES=bash,postgresql-15,postgresql-client-15,patroni,pgbackrest,redis-server,redis-tools
+if [[ $(docker image inspect "$DATA_BASE_IMAGE" --format '{{index .Config.Labels "io.brainai.packages"}}' \
+  2>/dev/null) != "$DATA_PACKAGES" ]]; then
   t0=$SECONDS
-  import_rootfs "$DATA_BASE_IMAGE" "$(rootfs_tarball bash,postgresql-15,postgresql-client-15,redis-server,redis-tools)" \
-    --change "LABEL org.opencontainers.image.base.name=debian:$SUITE"
+  import_rootfs "$DATA_BASE_IMAGE" "$(rootfs_tarball "$DATA_PACKAGES")" \
+    --change "LABEL org.opencontainers.image.base.name=debian:$SUITE io.brainai.packages=$DATA_PACKAGES"
   log "data base image ready in $((SECONDS - t0))s"
 fi
 for target in postgres redis; do

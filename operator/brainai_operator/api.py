@@ -415,13 +415,18 @@ POSTGRES_PARAMETERS: dict[str, str] = {
     "max_connections": "200",
 }
 PARAMETER_NAME_PATTERN = r"^[a-z][a-z0-9_.]*$"
-# Streaming replication needs these; a user override would break the replicas.
+# Streaming replication and Patroni need these as they set them; an override would break the
+# replicas or be ignored.
 REPLICATION_PARAMETERS = (
     "wal_level",
     "hot_standby",
     "max_wal_senders",
     "max_replication_slots",
     "listen_addresses",
+    "port",
+    "cluster_name",
+    "wal_log_hints",
+    "unix_socket_directories",
 )
 
 
@@ -446,11 +451,16 @@ class PostgresSpec(KubeModel):
                     field_path=".readReplicas",
                 ),
                 cel(
+                    "!has(self.external) || !has(self.synchronous)",
+                    "spec.postgres.synchronous does not apply to an external database",
+                    field_path=".synchronous",
+                ),
+                cel(
                     "!has(self.parameters) || "
                     + " && ".join(f"!('{p}' in self.parameters)" for p in REPLICATION_PARAMETERS),
                     "spec.postgres.parameters must not set "
                     + ", ".join(REPLICATION_PARAMETERS)
-                    + ": the operator sets them for streaming replication",
+                    + ": the operator and Patroni set them for streaming replication",
                     field_path=".parameters",
                 ),
                 cel(
@@ -480,9 +490,18 @@ class PostgresSpec(KubeModel):
         min_length=1,
         max_length=512,
         pattern=IMAGE_PATTERN,
-        description="PostgreSQL image. Unset: the operator's default (its --postgres-image; the Helm "
-        "chart's brain-ai/postgres:15, else postgres:15). Its major version cannot change once the "
-        "database exists.",
+        description="PostgreSQL image; it runs Patroni, so it must carry Patroni 3 and pgBackRest "
+        "besides PostgreSQL (as the project's brain-ai/postgres does; the official postgres image does "
+        "not). Unset: the operator's default (its --postgres-image, brain-ai/postgres:15). Its major "
+        "version cannot change once the database exists.",
+    )
+    synchronous: bool | None = Field(
+        default=None,
+        description="Synchronous replication: a write is acknowledged only once a replica also has "
+        "it, so a failover never loses an acknowledged write, at the cost of a network round trip per "
+        "commit. Default false: asynchronous, and a failover may lose the last writes the leader "
+        "acknowledged (at most maximum_lag_on_failover, 1 GiB of WAL). With no read replica running "
+        "writes go on, acknowledged by the leader alone (Patroni's non-strict synchronous mode).",
     )
     read_replicas: int | None = Field(
         default=None, ge=0, le=15, description="Streaming read replicas. Default from the strategy."
@@ -514,6 +533,8 @@ class PostgresSpec(KubeModel):
     def _consistent(self) -> PostgresSpec:
         if self.external is not None and self.read_replicas is not None:
             raise ValueError("spec.postgres.readReplicas does not apply to an external database")
+        if self.external is not None and self.synchronous is not None:
+            raise ValueError("spec.postgres.synchronous does not apply to an external database")
         parameters = self.parameters or {}
         if any(not re.match(PARAMETER_NAME_PATTERN, k) or len(k) > 63 for k in parameters):
             raise ValueError("spec.postgres.parameters keys must be postgresql.conf setting names")
@@ -840,6 +861,27 @@ class Recommendations(KubeModel):
     autopilot: AutopilotStatus | None = Field(default=None, description="What autopilot did with it.")
 
 
+class PostgresStatus(KubeModel):
+    """The managed PostgreSQL cluster as its pods' Patroni roles show it."""
+
+    primary: str | None = Field(default=None, description="The pod that is the leader (takes writes) now.")
+    replicas: list[str] | None = Field(default=None, description="Ready pods running as streaming replicas.")
+    last_primary_change: str | None = Field(
+        default=None, description="When the leader last changed (failover or switchover, RFC 3339)."
+    )
+    former_primary: str | None = Field(
+        default=None, description="The leader before this one (during a failover: the one lost)."
+    )
+    switchover: str | None = Field(
+        default=None,
+        description="The pod a switchover is handing the lead to: the one annotation "
+        "brainai.io/postgres-primary names, or an updated replica while members roll.",
+    )
+    dynamic_config_hash: str | None = Field(
+        default=None, description="Checksum of the Patroni dynamic configuration last written."
+    )
+
+
 class BrainAIClusterStatus(KubeModel):
     phase: Phase | None = Field(default=None, description="Summary of the conditions.")
     observed_generation: int | None = Field(default=None, description="Last generation reconciled.")
@@ -852,6 +894,7 @@ class BrainAIClusterStatus(KubeModel):
     recommendations: Recommendations | None = Field(
         default=None, description="Right-sizing advice from Prometheus metrics, and what autopilot applied."
     )
+    postgres: PostgresStatus | None = Field(default=None, description="The managed PostgreSQL's members.")
 
 
 def describe_invalid_spec(exc: ValidationError) -> str:

@@ -156,6 +156,7 @@ def build_crd() -> dict[str, Any]:
         {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas"},
         {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Primary", "type": "string", "jsonPath": ".status.postgres.primary"},
         {"name": "Reason", "type": "string", "jsonPath": _condition_field("Ready", "reason")},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         {"name": "Message", "type": "string", "jsonPath": _condition_field("Ready", "message")},

@@ -68,11 +68,10 @@ def relevant_view(kind: str, obj: dict[str, Any]) -> bytes:
     """A digest of what of `obj` a pass can depend on: equal views mean no pass is needed."""
     meta = obj.get("metadata") or {}
     status = obj.get("status") or {}
+    # A pod's annotations feed nothing, and Patroni rewrites its members' on every loop.
+    keys = ("labels", "ownerReferences", "deletionTimestamp", "generation", "uid")
     view: dict[str, Any] = {
-        "metadata": {
-            k: meta.get(k)
-            for k in ("labels", "annotations", "ownerReferences", "deletionTimestamp", "generation", "uid")
-        },
+        "metadata": {k: meta.get(k) for k in (keys if kind == "Pod" else (*keys, "annotations"))},
         "rest": {k: v for k, v in obj.items() if k not in ("metadata", "status")},
         "status": {k: status.get(k) for k in STATUS_KEYS.get(kind, ())},
     }
@@ -115,7 +114,7 @@ def _replicas_owner(entry: dict[str, Any]) -> dict[str, Any]:
 def trim(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
     """The stored form: spec and metadata as served (less managedFields and the last-applied
     annotation), and of status only what `relevant_view` compares. Deployments keep who owns
-    spec.replicas; Pods lose their spec; a BrainAICluster keeps its whole status."""
+    spec.replicas; Pods lose their spec and annotations; a BrainAICluster keeps its whole status."""
     meta = dict(obj.get("metadata") or {})
     fields = meta.pop("managedFields", None)
     if kind == "Deployment" and fields:
@@ -127,6 +126,7 @@ def trim(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
     out["metadata"] = meta
     if kind == "Pod":
         out.pop("spec", None)
+        meta.pop("annotations", None)
     status = obj.get("status")
     if status is None or kind == api.KIND:
         if status is not None:

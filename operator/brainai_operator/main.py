@@ -411,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     run.add_argument(
         "--postgres-image",
-        default=os.environ.get("BRAINAI_POSTGRES_IMAGE", "postgres:15"),
+        default=os.environ.get("BRAINAI_POSTGRES_IMAGE", "brain-ai/postgres:15"),
         help="PostgreSQL image where spec.postgres.image is unset (env BRAINAI_POSTGRES_IMAGE)",
     )
     run.add_argument(

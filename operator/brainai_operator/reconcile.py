@@ -21,7 +21,7 @@ from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError
 from pydantic import ValidationError
 
 from brainai_common.engine_config import ConfigError
-from brainai_operator import api, autopilot, immutable
+from brainai_operator import api, autopilot, immutable, postgres_ha
 from brainai_operator.advisor import Advice
 from brainai_operator.client import FIELD_MANAGER, Kube
 from brainai_operator.clock import rfc3339, utcnow
@@ -203,7 +203,7 @@ class MajorVersionChange(RuntimeError):
 def check_postgres_major(kube: Kube, name: str, namespace: str, r: Resolved) -> None:
     if not r.postgres or r.postgres.external:
         return
-    live = kube.get("apps/v1", "StatefulSet", postgres.names(name)["primary"], namespace)
+    live = kube.get("apps/v1", "StatefulSet", postgres.names(name)["pods"], namespace)
     containers = ((live or {}).get("spec", {}).get("template", {}).get("spec", {}) or {}).get(
         "containers"
     ) or []
@@ -212,7 +212,7 @@ def check_postgres_major(kube: Kube, name: str, namespace: str, r: Resolved) -> 
     running, wanted = postgres.major_version(containers[0]["image"]), postgres.major_version(r.postgres.image)
     if running and wanted and running != wanted:
         raise MajorVersionChange(
-            f"the PostgreSQL primary runs major version {running} ({containers[0]['image']}); "
+            f"the PostgreSQL members run major version {running} ({containers[0]['image']}); "
             f"{r.postgres.image} is {wanted} and cannot read its data directory: keep a {running}.x image "
             "(spec.postgres.image or the operator's --postgres-image); upgrade by dump and restore"
         )
@@ -229,7 +229,7 @@ def tier_passwords(kube: Kube, name: str, namespace: str, r: Resolved) -> dict[s
         pg = postgres.names(name)
         live = kube.get("v1", "Secret", pg["secret"], namespace)
         if live is None:
-            claim = f"data-{pg['primary']}-0"
+            claim = postgres.first_claim(name)
             if kube.get("v1", "PersistentVolumeClaim", claim, namespace) is not None:
                 raise CredentialsMissing(
                     f"PersistentVolumeClaim {claim} holds a PostgreSQL database whose passwords were in "
@@ -253,17 +253,21 @@ def redis_nodes(kube: Kube, name: str, namespace: str, r: Resolved) -> int | Non
     )
 
 
-def observe_data_tiers(kube: Kube, name: str, namespace: str, r: Resolved) -> list[Tier]:
+def observe_data_tiers(
+    kube: Kube, name: str, namespace: str, r: Resolved, pg: postgres_ha.PostgresState | None
+) -> list[Tier]:
     tiers = []
     if r.postgres and r.postgres.external:
         tiers.append(external_tier("PostgresReady", "PostgreSQL"))
-    elif r.postgres:
-        pg = postgres.names(name)
+    elif r.postgres and pg:
+        previous = pg.status.get("formerPrimary") if not pg.members.primary else None
         tiers.append(
             postgres_tier(
-                kube.get("apps/v1", "StatefulSet", pg["primary"], namespace),
-                kube.get("apps/v1", "StatefulSet", pg["replica"], namespace),
+                kube.get("apps/v1", "StatefulSet", postgres.names(name)["pods"], namespace),
+                pg.members,
                 r.postgres.replicas,
+                previous,
+                pg.status.get("switchover"),
             )
         )
     if r.redis and r.redis.external:
@@ -402,7 +406,17 @@ def reconcile_cluster(
     # Autopilot may run another strategy than the spec names: status reports the one in effect.
     in_effect = resolved or spec
     strategy = str(in_effect.strategy) if in_effect else previous.get("strategy", "")
-    tiers = observe_data_tiers(kube, name, namespace, resolved) if resolved else []
+    pg: postgres_ha.PostgresState | None = None
+    if resolved and resolved.postgres and not resolved.postgres.external:
+        pg = postgres_ha.reconcile_postgres(
+            kube,
+            obj,
+            resolved.postgres,
+            previous.get("postgres") or {},
+            rfc3339(now),
+            act=not (paused or error),
+        )
+    tiers = observe_data_tiers(kube, name, namespace, resolved, pg) if resolved else []
     engine_pods = None
     if resolved and not paused and not (engine_tier(deploy).ready and all(t.ready for t in tiers)):
         # Something is not ready: the pods say why (one list, only then).
@@ -426,9 +440,12 @@ def reconcile_cluster(
         recommendations=recommendations,
         engine_pods=engine_pods,
         monitoring=monitoring,
+        postgres=pg.status if pg else None,
     )
+    for reason, message, warning in pg.events if pg else ():
+        kube.event(obj, reason, message, warning=warning)
     if status != previous:
-        kube.patch_status(api.API_VERSION, api.KIND, name, namespace, status)
+        kube.patch_status(api.API_VERSION, api.KIND, name, namespace, merge_patch(previous, status))
         announce(kube, obj, previous, status)
         for change in pilot_changes:
             kube.event(obj, "AutopilotChanged", f"autopilot: {change} (from status.recommendations)")
@@ -438,6 +455,18 @@ def reconcile_cluster(
         kube.event(obj, error[0] if error else "ApplyFailed", str(refused), warning=True)
         raise refused  # status says why; the controller retries with backoff
     return status["phase"]
+
+
+def merge_patch(previous: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    """`status` as a JSON merge patch over `previous`: a key it no longer has is sent as null (merge
+    patching leaves absent keys as they were)."""
+    patch: dict[str, Any] = dict(status)
+    for key, old in previous.items():
+        if key not in status:
+            patch[key] = None
+        elif isinstance(old, dict) and isinstance(status[key], dict):
+            patch[key] = merge_patch(old, status[key])
+    return patch
 
 
 def announce(kube: Kube, obj: dict[str, Any], previous: dict[str, Any], status: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from brainai_operator.advisor import Advice
-from brainai_operator.api import BrainAIClusterStatus, Condition, Phase, Recommendations
+from brainai_operator.api import BrainAIClusterStatus, Condition, Phase, PostgresStatus, Recommendations
 
 TRUE: Final = "True"
 FALSE: Final = "False"
@@ -134,15 +134,91 @@ def external_tier(condition: str, what: str) -> Tier:
     return Tier(condition, True, False, "External", f"using an existing {what} from a Secret")
 
 
-def postgres_tier(primary: dict[str, Any] | None, replica: dict[str, Any] | None, replicas: int) -> Tier:
+@dataclass(frozen=True)
+class PostgresMembers:
+    """Who is who in a Patroni cluster, from the role labels Patroni keeps on its pods."""
+
+    primary: str | None
+    replicas: tuple[str, ...]  # ready members running as replicas
+    ready: int
+    labelled: bool  # some member carries a role: Patroni runs (kwok's pods, which run nothing, do not)
+    contenders: tuple[str, ...] = ()  # more than one pod labelled leader: a lost node's pod keeps its label
+
+
+def pod_ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == TRUE for c in conditions)
+
+
+def postgres_members(
+    pods: list[dict[str, Any]], role_label: str, leader: str, replica: str, lock_holder: str | None = None
+) -> PostgresMembers:
+    """`lock_holder`: the leader lock's holder, read only when the labels name more than one leader
+    (the pod of a lost node keeps its label until the node is declared dead)."""
+    live = sorted(
+        (p for p in pods if not p["metadata"].get("deletionTimestamp")), key=lambda p: p["metadata"]["name"]
+    )
+
+    def role(pod: dict[str, Any]) -> str | None:
+        return (pod["metadata"].get("labels") or {}).get(role_label)
+
+    leaders = [p["metadata"]["name"] for p in live if role(p) == leader]
+    if len(leaders) > 1 and lock_holder in leaders:
+        primary: str | None = lock_holder
+    else:
+        primary = leaders[0] if len(leaders) == 1 else None
+    return PostgresMembers(
+        primary=primary,
+        replicas=tuple(p["metadata"]["name"] for p in live if role(p) == replica and pod_ready(p)),
+        ready=sum(pod_ready(p) for p in live),
+        labelled=any(role(p) for p in live),
+        contenders=tuple(leaders) if len(leaders) > 1 else (),
+    )
+
+
+def postgres_tier(
+    sts: dict[str, Any] | None,
+    members: PostgresMembers,
+    replicas: int,
+    previous_primary: str | None,
+    switching_to: str | None = None,
+) -> Tier:
     name = "PostgresReady"
-    primary_ok, _ = _statefulset_ready(primary, 1)
-    replicas_ok, ready = _statefulset_ready(replica, replicas)
-    if primary_ok and replicas_ok:
-        return Tier(name, True, False, "Streaming", f"primary and {replicas} read replica(s) ready")
-    if not primary_ok:
-        return Tier(name, False, False, "PrimaryNotReady", "waiting for the PostgreSQL primary")
-    return Tier(name, False, False, "ReplicasNotReady", f"{ready}/{replicas} read replicas ready")
+    want = 1 + replicas
+    if members.labelled and members.primary is None:
+        if switching_to:
+            return Tier(name, False, False, "SwitchingOver", f"switchover to {switching_to} in progress")
+        if previous_primary:
+            return Tier(
+                name,
+                False,
+                False,
+                "FailingOver",
+                f"leader {previous_primary} lost: Patroni promotes the replica with the most recent WAL",
+            )
+        return Tier(name, False, False, "ElectingLeader", "no member holds the leader lock yet")
+    members_ok, ready = _statefulset_ready(sts, want)
+    if not members_ok:
+        return Tier(name, False, False, "MembersNotReady", f"{ready}/{want} PostgreSQL members ready")
+    if not members.labelled:
+        return Tier(
+            name, True, False, "MembersReady", f"{ready}/{want} members ready (no Patroni roles seen)"
+        )
+    if len(members.replicas) < replicas:
+        return Tier(
+            name,
+            False,
+            False,
+            "ReplicasNotReady",
+            f"leader {members.primary}, {len(members.replicas)}/{replicas} replicas ready",
+        )
+    return Tier(
+        name,
+        True,
+        False,
+        "Streaming",
+        f"leader {members.primary}, {len(members.replicas)} streaming replica(s)",
+    )
 
 
 def redis_tier(nodes: dict[str, Any] | None, job: dict[str, Any] | None, want: int) -> Tier:
@@ -188,6 +264,7 @@ def compute_status(
     recommendations: Recommendations | None = None,
     engine_pods: list[dict[str, Any]] | None = None,
     monitoring: tuple[bool, str, str] | None = None,
+    postgres: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The status subresource: phase, per-tier and summary conditions, /scale fields.
 
@@ -264,6 +341,7 @@ def compute_status(
         selector=",".join(f"{k}={v}" for k, v in sorted(selector.items())) or None,
         config_hash=config_hash or (previous or {}).get("configHash"),
         recommendations=recommendations,
+        postgres=PostgresStatus.model_validate(postgres) if postgres else None,
     )
     return status.wire()
 

@@ -52,6 +52,7 @@ class DataTier(BaseModel):
     retention: str
     resources: dict[str, dict[str, Any]]
     parameters: dict[str, str] = Field(default_factory=dict)
+    synchronous: bool = False
 
     @property
     def external(self) -> bool:
@@ -61,7 +62,7 @@ class DataTier(BaseModel):
 class OperatorDefaults(BaseModel):
     """What the operator fills in where a spec leaves a choice to it (its command-line flags)."""
 
-    postgres_image: str = "postgres:15"
+    postgres_image: str = "brain-ai/postgres:15"
     redis_image: str = "redis:7.0"
 
 
@@ -241,6 +242,7 @@ def resolve_postgres(
         replicas=read_replicas,
         resources=resources,
         parameters={**POSTGRES_PARAMETERS, **(pg.parameters or {})},
+        synchronous=bool(pg.synchronous),
         **_storage_fields(pg.storage),
     )
 

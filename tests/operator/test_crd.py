@@ -71,6 +71,7 @@ def test_scale_subresource_and_printer_columns() -> None:
         "Replicas",
         "Ready",
         "Phase",
+        "Primary",
         "Reason",
         "Age",
         "Message",

@@ -104,18 +104,73 @@ def sts(ready: int, want: int) -> dict[str, Any]:
     }
 
 
+def member(name: str, role: str | None, ready: bool = True, terminating: bool = False) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": {"brainai.io/postgres-role": role} if role else {}}
+    if terminating:
+        meta["deletionTimestamp"] = T0
+    return {"metadata": meta, "status": {"conditions": [{"type": "Ready", "status": str(ready)}]}}
+
+
+def members(*pods: dict[str, Any], holder: str | None = None) -> Any:
+    from brainai_operator.status import postgres_members
+
+    return postgres_members(list(pods), "brainai.io/postgres-role", "master", "replica", lock_holder=holder)
+
+
 def test_data_tiers_gate_ready() -> None:
     from brainai_operator.status import postgres_tier, redis_tier
 
-    waiting = [postgres_tier(sts(1, 1), sts(1, 2), 2), redis_tier(sts(6, 6), None, 6)]
+    starting = members(member("c-postgres-0", "master"), member("c-postgres-1", None, ready=False))
+    waiting = [postgres_tier(sts(1, 2), starting, 1, None), redis_tier(sts(6, 6), None, 6)]
     status = compute_status(1, "balanced", deployment(), None, T0, data_tiers=waiting)
     assert status["phase"] == "Progressing"
-    assert cond(status, "PostgresReady")["reason"] == "ReplicasNotReady"
+    assert cond(status, "PostgresReady")["reason"] == "MembersNotReady"
     assert cond(status, "RedisReady")["reason"] == "FormingCluster"
-    done = [postgres_tier(sts(1, 1), sts(2, 2), 2), redis_tier(sts(6, 6), {"status": {"succeeded": 1}}, 6)]
+    streaming = members(member("c-postgres-0", "master"), member("c-postgres-1", "replica"))
+    done = [
+        postgres_tier(sts(2, 2), streaming, 1, None),
+        redis_tier(sts(6, 6), {"status": {"succeeded": 1}}, 6),
+    ]
     assert compute_status(1, "balanced", deployment(), None, T0, data_tiers=done)["phase"] == "Ready"
+    assert (
+        "leader c-postgres-0, 1 streaming"
+        in cond(compute_status(1, "balanced", deployment(), None, T0, data_tiers=done), "PostgresReady")[
+            "message"
+        ]
+    )
     failed = redis_tier(sts(6, 6), {"status": {"conditions": [{"type": "Failed", "status": "True"}]}}, 6)
     assert compute_status(1, "balanced", deployment(), None, T0, data_tiers=[failed])["phase"] == "Degraded"
+
+
+def test_a_lost_leader_is_failing_over_until_a_replica_holds_the_lock() -> None:
+    from brainai_operator.status import postgres_tier
+
+    # The leader's pod is going: its label does not make it the leader any more.
+    lost = members(member("c-postgres-0", "master", terminating=True), member("c-postgres-1", "replica"))
+    assert lost.primary is None and lost.labelled
+    tier = postgres_tier(sts(1, 2), lost, 1, "c-postgres-0")
+    assert (tier.ready, tier.reason) == (False, "FailingOver") and "c-postgres-0" in tier.message
+    assert postgres_tier(sts(1, 2), lost, 1, None).reason == "ElectingLeader"
+    assert postgres_tier(sts(1, 2), lost, 1, "c-postgres-0", "c-postgres-1").reason == "SwitchingOver"
+
+
+def test_a_lost_nodes_pod_keeps_its_label_and_the_lock_says_who_leads() -> None:
+    both = (
+        member("c-postgres-0", "master"),
+        member("c-postgres-1", "master"),
+        member("c-postgres-2", "replica"),
+    )
+    assert members(*both).primary is None and members(*both).contenders == ("c-postgres-0", "c-postgres-1")
+    assert members(*both, holder="c-postgres-1").primary == "c-postgres-1"
+
+
+def test_pods_that_run_nothing_report_no_roles_and_ready_on_readiness_alone() -> None:
+    from brainai_operator.status import postgres_tier
+
+    tier = postgres_tier(
+        sts(2, 2), members(member("c-postgres-0", None), member("c-postgres-1", None)), 1, None
+    )
+    assert tier.ready and "no Patroni roles" in tier.message
 
 
 def test_a_shrinking_redis_tier_is_not_ready_until_the_nodes_are_gone() -> None:
@@ -151,7 +206,7 @@ UNSCHEDULABLE = pod(
 def test_a_pending_pod_names_the_schedulers_reason_and_stalls_the_cluster() -> None:
     from brainai_operator.status import explain, postgres_tier
 
-    tier = explain(postgres_tier(None, None, 2), [UNSCHEDULABLE])
+    tier = explain(postgres_tier(None, members(), 2, None), [UNSCHEDULABLE])
     status = compute_status(1, "balanced", deployment(), None, T0, data_tiers=[tier])
     assert status["phase"] == "Degraded"
     ready = cond(status, "Ready")

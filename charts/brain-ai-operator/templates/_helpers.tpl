@@ -70,8 +70,18 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   resources: ["configmaps", "services", "serviceaccounts", "secrets"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
 - apiGroups: [""]
-  resources: ["pods"]  # read only: status names the first pod-level reason a tier is not ready
-  verbs: ["get", "list", "watch"]
+  # status names the first pod-level reason a tier is not ready; PostgreSQL members are rolled
+  # (deleted) one at a time; Patroni's Role grants patch/update, which its grantor must hold
+  resources: ["pods"]
+  verbs: ["get", "list", "watch", "delete", "patch", "update"]
+- apiGroups: [""]
+  # Patroni's DCS keys: the operator reads the leader lock, writes switchover requests and the
+  # dynamic configuration, and grants Patroni the same
+  resources: ["endpoints"]
+  verbs: ["get", "list", "watch", "create", "update", "patch"]
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["roles", "rolebindings"]  # Patroni's, in each cluster's namespace
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]  # grown when storage.size grows
   verbs: ["get", "patch"]

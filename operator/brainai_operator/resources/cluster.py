@@ -23,6 +23,8 @@ from brainai_operator.strategies import Resolved
 # Every kind a builder here can produce (apiVersion, kind): what pruning looks through.
 OWNED_KINDS: list[tuple[str, str]] = [
     ("v1", "ServiceAccount"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
     ("v1", "ConfigMap"),
     ("apps/v1", "Deployment"),
     ("v1", "Service"),

@@ -1,18 +1,22 @@
-"""PostgreSQL for the engines: a primary, streaming read replicas, `-rw`/`-ro` Services, credentials.
+"""PostgreSQL for the engines: one Patroni cluster (a leader and streaming replicas) in a StatefulSet.
 
-Replicas are seeded from the primary with `pg_basebackup -R` by an init container, then stream
-through a physical replication slot named after their pod: without one, the checkpoint a second
-replica's base backup forces can recycle WAL the first has not streamed yet, and that replica never
-catches up. The slot's retention is bounded (`max_slot_wal_keep_size`), so a slot left behind by a
-removed replica cannot fill the primary's volume.
+Patroni runs in every pod and keeps its state in the Kubernetes API (its Kubernetes DCS, endpoints
+mode): the selectorless `-rw` Service's Endpoints object is the leader lock, so whichever pod holds
+it has also written its own address there, and `-rw` reaches the leader the moment it is elected.
+Patroni labels each pod with its role; `-ro` selects the replicas. Failover (the leader's lock
+expiring), rewinding a former leader, switchover and synchronous replication are Patroni's; the
+operator renders its configuration, grants it the API access it needs, and reports what it sees.
 Passwords live only in the Secret; containers read them from env, never from args or ConfigMaps.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from typing import Any
 
+import yaml
 from kubernetes.utils.quantity import parse_quantity
 
 from brainai_operator.quantities import MI
@@ -31,13 +35,35 @@ from brainai_operator.resources.common import (
 from brainai_operator.strategies import DataTier
 
 COMPONENT = "postgres"
-ROLE_LABEL = "brainai.io/postgres-role"
+ROLE_LABEL = "brainai.io/postgres-role"  # set by Patroni: "master" on the leader, "replica" on the others
+SCOPE_LABEL = "brainai.io/postgres-cluster"  # Patroni's cluster (its scope) on its pods and DCS objects
+LEADER_ROLE, REPLICA_ROLE = "master", "replica"
+# The pod Patroni should make leader: the operator asks for a switchover while another one is.
+PRIMARY_ANNOTATION = "brainai.io/postgres-primary"
+CONFIG_ANNOTATION = "brainai.io/patroni-config"
 DATABASE = "brain_ai"
 SUPERUSER = "postgres"
 REPLICATION_USER = "replicator"
 PGDATA = "/var/lib/postgresql/data/pgdata"
-RUN_AS = 999  # the postgres user of the official image
+RUN_AS = 999  # the postgres user of the image
 SECRET_KEYS = ("superuser-password", "replication-password")
+PATRONI_PORT = 8008
+# Patroni starts the server with these on its command line, taken from the DCS only (they must match
+# on every member), never from a member's own file: they go into the dynamic configuration, which
+# the operator keeps in step (see dcs_config). Patroni forces hot_standby and wal_log_hints on.
+CLUSTER_WIDE = (
+    "max_connections",
+    "max_locks_per_transaction",
+    "max_worker_processes",
+    "max_prepared_transactions",
+    "wal_level",
+    "track_commit_timestamp",
+    "max_wal_senders",
+    "max_replication_slots",
+    "wal_keep_size",
+)
+# Leader lock lifetime and loop period: a lost leader is replaced within TTL + LOOP_WAIT seconds.
+TTL, LOOP_WAIT, RETRY_TIMEOUT = 20, 5, 5
 
 
 def major_version(image: str) -> str | None:
@@ -48,15 +74,29 @@ def major_version(image: str) -> str | None:
 
 
 def names(cluster: str) -> dict[str, str]:
+    rw = child_name(cluster, "postgres-rw")
     return {
-        "headless": child_name(cluster, "postgres"),
-        "rw": child_name(cluster, "postgres-rw"),
+        "pods": child_name(cluster, "postgres"),  # StatefulSet, headless Service, ServiceAccount, Role
+        "rw": rw,  # Patroni's scope: this Service's Endpoints are its leader lock
         "ro": child_name(cluster, "postgres-ro"),
-        "primary": child_name(cluster, "postgres-primary"),
-        "replica": child_name(cluster, "postgres-replica"),
         "secret": child_name(cluster, "postgres-credentials"),
-        "scripts": child_name(cluster, "postgres-scripts"),
+        "patroni": child_name(cluster, "postgres-patroni"),
+        # Patroni's other DCS keys, Endpoints objects each anchored by a selectorless Service: the
+        # endpoints controller deletes Endpoints whose Service is gone, and with it, so they go
+        # with the cluster (and are not mistaken for leftovers while it lives).
+        "config": f"{rw}-config",
+        "failover": f"{rw}-failover",
+        "sync": f"{rw}-sync",
     }
+
+
+def pod_name(cluster: str, ordinal: int) -> str:
+    return f"{names(cluster)['pods']}-{ordinal}"
+
+
+def first_claim(cluster: str) -> str:
+    """The volume claim of the first pod: it exists once the database does."""
+    return f"data-{pod_name(cluster, 0)}"
 
 
 def build_postgres_secret(
@@ -75,42 +115,13 @@ def build_postgres_secret(
     return secret(n["secret"], namespace, cluster, COMPONENT, values, retain=tier.retention == "Retain")
 
 
-INIT_REPLICATION = """\
+POST_BOOTSTRAP = f"""\
 #!/bin/bash
-# Runs once, on the primary's first start: the role replicas stream as.
+# Patroni runs this once, on the member that initialised the cluster, with a superuser connection
+# string: the engines' database.
 set -euo pipefail
-psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \\
-  --set=pw="$REPLICATION_PASSWORD" <<'SQL'
-CREATE ROLE replicator WITH REPLICATION LOGIN PASSWORD :'pw';
-SQL
-echo "host replication replicator all scram-sha-256" >> "$PGDATA/pg_hba.conf"
+psql -v ON_ERROR_STOP=1 -d "$1" -c 'CREATE DATABASE {DATABASE}'
 """
-
-CLONE_PRIMARY = """\
-#!/bin/bash
-# Seeds an empty replica volume from the primary; a seeded one is left alone. The stream carries
-# the pod's name, so the primary's pg_stat_replication says which replica each row is, and so does
-# its slot (created with the backup, so WAL is kept from the backup's start; a slot of the same
-# name left by an earlier copy of this volume is dropped first: what it kept is of no use now).
-set -euo pipefail
-if [ -s "$PGDATA/PG_VERSION" ]; then exit 0; fi
-until pg_isready -q -h "$PRIMARY_HOST"; do echo "waiting for $PRIMARY_HOST"; sleep 2; done
-export PGPASSWORD="$REPLICATION_PASSWORD"
-PRIMARY="host=$PRIMARY_HOST user=replicator application_name=$POD_NAME"
-SLOT="${POD_NAME//-/_}"
-pg_receivewal -d "$PRIMARY" --drop-slot -S "$SLOT" 2>/dev/null || true
-pg_basebackup -d "$PRIMARY" -D "$PGDATA" -R -X stream --checkpoint=fast -C -S "$SLOT"
-chmod 0700 "$PGDATA"
-"""
-
-
-def build_postgres_scripts(cluster: str, namespace: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": metadata(names(cluster)["scripts"], namespace, cluster, COMPONENT),
-        "data": {"10-replication.sh": INIT_REPLICATION, "clone-primary.sh": CLONE_PRIMARY},
-    }
 
 
 def slot_retention_mb(storage_size: str) -> int:
@@ -118,135 +129,226 @@ def slot_retention_mb(storage_size: str) -> int:
     return max(64, int(parse_quantity(storage_size)) // 4 // MI)
 
 
-def _server_args(tier: DataTier) -> list[str]:
-    settings = {
+def server_parameters(tier: DataTier) -> dict[str, str]:
+    """postgresql.conf as the tier asks for it, with what streaming replication needs."""
+    return {
         "max_slot_wal_keep_size": f"{slot_retention_mb(tier.storage_size)}MB",
         **tier.parameters,
-        "listen_addresses": "*",
         "wal_level": "replica",
         "max_wal_senders": "20",
         "max_replication_slots": "20",
-        "hot_standby": "on",
     }
-    return [arg for key, value in sorted(settings.items()) for arg in ("-c", f"{key}={value}")]
+
+
+def dcs_config(tier: DataTier) -> dict[str, Any]:
+    """Patroni's dynamic configuration: what every member must agree on.
+
+    Written at bootstrap from the config file, and kept in step afterwards by the operator (the
+    `-config` Endpoints' `config` annotation), since Patroni reads it from the DCS only."""
+    params = server_parameters(tier)
+    return {
+        "ttl": TTL,
+        "loop_wait": LOOP_WAIT,
+        "retry_timeout": RETRY_TIMEOUT,
+        "maximum_lag_on_failover": 1024 * MI,
+        "synchronous_mode": tier.synchronous,
+        "postgresql": {
+            "use_pg_rewind": True,  # a former leader rejoins without a new copy (wal_log_hints is on)
+            "use_slots": True,
+            "parameters": {k: params[k] for k in CLUSTER_WIDE if k in params},
+        },
+    }
+
+
+def patroni_config(cluster: str, tier: DataTier) -> dict[str, Any]:
+    """Patroni's file: what each member needs to start (env adds its name, address and passwords)."""
+    n = names(cluster)
+    params = server_parameters(tier)
+    return {
+        "scope": n["rw"],
+        "kubernetes": {
+            "use_endpoints": True,
+            "labels": selector_labels(cluster, COMPONENT),
+            "scope_label": SCOPE_LABEL,
+            "role_label": ROLE_LABEL,
+            "ports": [{"name": "postgres", "port": 5432}],
+        },
+        "bootstrap": {
+            "dcs": dcs_config(tier),
+            "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums"],
+            "post_bootstrap": "/etc/patroni/post-bootstrap.sh",
+        },
+        "restapi": {"listen": f"0.0.0.0:{PATRONI_PORT}"},
+        "postgresql": {
+            "listen": "0.0.0.0:5432",
+            "data_dir": PGDATA,
+            "pgpass": "/tmp/pgpass",
+            "parameters": {
+                **{k: v for k, v in params.items() if k not in CLUSTER_WIDE},
+                "unix_socket_directories": "/var/run/postgresql",
+            },
+            "pg_hba": [
+                "local all all trust",
+                f"host replication {REPLICATION_USER} all scram-sha-256",
+                "host all all all scram-sha-256",
+            ],
+        },
+    }
+
+
+def build_patroni_configmap(cluster: str, namespace: str, tier: DataTier) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(names(cluster)["patroni"], namespace, cluster, COMPONENT),
+        "data": {
+            "patroni.yml": yaml.safe_dump(patroni_config(cluster, tier), sort_keys=False),
+            "post-bootstrap.sh": POST_BOOTSTRAP,
+        },
+    }
+
+
+def build_patroni_rbac(cluster: str, namespace: str) -> list[dict[str, Any]]:
+    """What Patroni does with the API, and no more: its DCS keys (Endpoints) and its pods' labels."""
+    name = names(cluster)["pods"]
+    meta = metadata(name, namespace, cluster, COMPONENT)
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": meta,
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["endpoints"],
+                    "verbs": ["get", "list", "watch", "create", "patch", "update"],
+                },
+                {
+                    "apiGroups": [""],
+                    "resources": ["pods"],
+                    "verbs": ["get", "list", "watch", "patch", "update"],
+                },
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+        },
+    ]
 
 
 def _secret_env(cluster: str, var: str, key: str) -> dict[str, Any]:
     return {"name": var, "valueFrom": {"secretKeyRef": {"name": names(cluster)["secret"], "key": key}}}
 
 
+def _field_env(var: str, path: str) -> dict[str, Any]:
+    return {"name": var, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
 def _container(cluster: str, tier: DataTier) -> dict[str, Any]:
-    ready = ["pg_isready", "-q", "-h", "127.0.0.1", "-U", SUPERUSER]
+    def probe(path: str, **timing: int) -> dict[str, Any]:
+        return {"httpGet": {"path": path, "port": "patroni"}, "timeoutSeconds": 3, **timing}
+
     return {
         "name": "postgres",
         "image": tier.image,
-        "args": _server_args(tier),
+        "command": ["patroni", "/etc/patroni/patroni.yml"],
         "env": [
-            {"name": "POSTGRES_USER", "value": SUPERUSER},
-            {"name": "POSTGRES_DB", "value": DATABASE},
+            _field_env("PATRONI_NAME", "metadata.name"),
+            _field_env("PATRONI_KUBERNETES_NAMESPACE", "metadata.namespace"),
+            _field_env("PATRONI_KUBERNETES_POD_IP", "status.podIP"),
+            {"name": "PATRONI_POSTGRESQL_CONNECT_ADDRESS", "value": "$(PATRONI_KUBERNETES_POD_IP):5432"},
+            {
+                "name": "PATRONI_RESTAPI_CONNECT_ADDRESS",
+                "value": f"$(PATRONI_KUBERNETES_POD_IP):{PATRONI_PORT}",
+            },
+            {"name": "PATRONI_SUPERUSER_USERNAME", "value": SUPERUSER},
+            _secret_env(cluster, "PATRONI_SUPERUSER_PASSWORD", "superuser-password"),
+            {"name": "PATRONI_REPLICATION_USERNAME", "value": REPLICATION_USER},
+            _secret_env(cluster, "PATRONI_REPLICATION_PASSWORD", "replication-password"),
             {"name": "PGDATA", "value": PGDATA},
-            _secret_env(cluster, "POSTGRES_PASSWORD", "superuser-password"),
-            _secret_env(cluster, "REPLICATION_PASSWORD", "replication-password"),
+            {"name": "HOME", "value": "/tmp"},
         ],
-        "ports": [{"name": "postgres", "containerPort": 5432, "protocol": "TCP"}],
+        "ports": [
+            {"name": "postgres", "containerPort": 5432, "protocol": "TCP"},
+            {"name": "patroni", "containerPort": PATRONI_PORT, "protocol": "TCP"},
+        ],
         "resources": tier.resources,
-        "readinessProbe": {"exec": {"command": ready}, "initialDelaySeconds": 5, "periodSeconds": 5},
-        "livenessProbe": {
-            "exec": {"command": ready},
-            "initialDelaySeconds": 30,
-            "periodSeconds": 10,
-            "failureThreshold": 6,
-        },
+        # Ready: the leader, or a replica whose server runs; live: Patroni's loop is turning.
+        "readinessProbe": probe("/readiness", periodSeconds=5, failureThreshold=3),
+        "livenessProbe": probe("/liveness", initialDelaySeconds=30, periodSeconds=10, failureThreshold=6),
         "securityContext": container_security(RUN_AS),
         "volumeMounts": [
             {"name": "data", "mountPath": "/var/lib/postgresql/data"},
             {"name": "run", "mountPath": "/var/run/postgresql"},
             {"name": "tmp", "mountPath": "/tmp"},
-            {
-                "name": "scripts",
-                "mountPath": "/docker-entrypoint-initdb.d/10-replication.sh",
-                "subPath": "10-replication.sh",
-                "readOnly": True,
-            },
+            {"name": "patroni", "mountPath": "/etc/patroni", "readOnly": True},
         ],
     }
 
 
-def _statefulset(
-    cluster: str, namespace: str, tier: DataTier, role: str, replicas: int, init: list[dict[str, Any]]
-) -> dict[str, Any]:
+def build_postgres_statefulset(cluster: str, namespace: str, tier: DataTier) -> dict[str, Any]:
+    """Every member alike: Patroni decides which is the leader, so any pod may be."""
     n = names(cluster)
-    select = {**selector_labels(cluster, COMPONENT), ROLE_LABEL: role}
-    pod_labels = {**labels(cluster, COMPONENT), ROLE_LABEL: role}
+    pod_labels = {**labels(cluster, COMPONENT), SCOPE_LABEL: n["rw"]}
+    # Patroni reads its file at start: a changed one rolls the members (the operator does, leader last).
+    local = {
+        k: v for k, v in patroni_config(cluster, tier).items() if k != "bootstrap"
+    }  # DCS: see dcs_config
+    config = hashlib.sha256(yaml.safe_dump(local).encode()).hexdigest()[:16]
     pod: dict[str, Any] = {
+        "serviceAccountName": n["pods"],
         "securityContext": pod_security(RUN_AS),
-        "automountServiceAccountToken": False,
+        # Patroni's shutdown stops the server cleanly and hands the lock over before the pod goes.
         "terminationGracePeriodSeconds": 60,
-        "topologySpreadConstraints": spread_over_nodes(cluster, COMPONENT),  # primary apart from replicas
+        "topologySpreadConstraints": spread_over_nodes(cluster, COMPONENT),
         "containers": [_container(cluster, tier)],
         "volumes": [
             {"name": "run", "emptyDir": {}},
             {"name": "tmp", "emptyDir": {}},
-            {"name": "scripts", "configMap": {"name": n["scripts"], "defaultMode": 0o555}},
+            {"name": "patroni", "configMap": {"name": n["patroni"], "defaultMode": 0o555}},
         ],
     }
-    if init:
-        pod["initContainers"] = init
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": {**metadata(n[role], namespace, cluster, COMPONENT), "labels": pod_labels},
+        "metadata": metadata(n["pods"], namespace, cluster, COMPONENT),
         "spec": {
-            "serviceName": n["headless"],
-            "replicas": replicas,
-            "selector": {"matchLabels": select},
-            "podManagementPolicy": "Parallel" if role == "replica" else "OrderedReady",
+            "serviceName": n["pods"],
+            "replicas": 1 + tier.replicas,
+            "selector": {"matchLabels": selector_labels(cluster, COMPONENT)},
+            "podManagementPolicy": "Parallel",  # Patroni lets one member initialise, the others wait
             "persistentVolumeClaimRetentionPolicy": {
                 "whenDeleted": tier.retention,
                 "whenScaled": tier.retention,
             },
-            "template": {"metadata": {"labels": pod_labels}, "spec": pod},
+            # The operator deletes outdated pods itself, replicas first (postgres_ha.next_roll_step).
+            "updateStrategy": {"type": "OnDelete"},
+            "template": {
+                "metadata": {"labels": pod_labels, "annotations": {CONFIG_ANNOTATION: config}},
+                "spec": pod,
+            },
             "volumeClaimTemplates": [claim_template(tier.storage_size, tier.storage_class)],
         },
     }
 
 
-def build_postgres_primary(cluster: str, namespace: str, tier: DataTier) -> dict[str, Any]:
-    return _statefulset(cluster, namespace, tier, "primary", 1, [])
-
-
-def build_postgres_replicas(cluster: str, namespace: str, tier: DataTier) -> dict[str, Any]:
-    clone = {
-        "name": "clone-primary",
-        "image": tier.image,
-        "command": ["/bin/bash", "/scripts/clone-primary.sh"],
-        "env": [
-            {"name": "PGDATA", "value": PGDATA},
-            {"name": "PRIMARY_HOST", "value": names(cluster)["rw"]},
-            {"name": "PGPORT", "value": "5432"},
-            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-            _secret_env(cluster, "REPLICATION_PASSWORD", "replication-password"),
-        ],
-        "securityContext": container_security(RUN_AS),
-        "volumeMounts": [
-            {"name": "data", "mountPath": "/var/lib/postgresql/data"},
-            {"name": "scripts", "mountPath": "/scripts", "readOnly": True},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
-    }
-    return _statefulset(cluster, namespace, tier, "replica", tier.replicas, [clone])
-
-
 def _service(
-    cluster: str, namespace: str, name: str, role: str | None, headless: bool = False
+    cluster: str,
+    namespace: str,
+    name: str,
+    selector: dict[str, str] | None,
+    headless: bool = False,
 ) -> dict[str, Any]:
-    select = selector_labels(cluster, COMPONENT)
-    if role:
-        select = {**select, ROLE_LABEL: role}
     spec: dict[str, Any] = {
-        "selector": select,
-        "ports": [{"name": "postgres", "port": 5432, "targetPort": "postgres", "protocol": "TCP"}],
+        "ports": [{"name": "postgres", "port": 5432, "targetPort": 5432, "protocol": "TCP"}],
     }
+    if selector is not None:
+        spec["selector"] = selector
     if headless:
         spec.update(clusterIP="None", publishNotReadyAddresses=True)
     return {
@@ -264,20 +366,26 @@ def build_postgres(
     if tier.external:
         return []
     n = names(cluster)
+    members = selector_labels(cluster, COMPONENT)
     objs = [
         build_postgres_secret(cluster, namespace, tier, passwords),
-        build_postgres_scripts(cluster, namespace),
-        _service(cluster, namespace, n["headless"], None, headless=True),
-        _service(cluster, namespace, n["rw"], "primary"),
-        build_postgres_primary(cluster, namespace, tier),
+        build_patroni_configmap(cluster, namespace, tier),
+        *build_patroni_rbac(cluster, namespace),
+        _service(cluster, namespace, n["pods"], members, headless=True),
+        _service(cluster, namespace, n["rw"], None),  # Patroni writes its Endpoints
+        *(
+            _service(cluster, namespace, n[key], None, headless=True)
+            for key in ("config", "failover", "sync")
+        ),
+        build_postgres_statefulset(cluster, namespace, tier),
+        # One member at a time drained or evicted; Patroni hands the lock over if it is the leader.
+        disruption_budget(n["pods"], namespace, cluster, COMPONENT, members),
     ]
     if tier.replicas:
-        # Replicas are drained one at a time; the primary has no budget: one pod whose budget would
-        # forbid every drain of its node (a switchover first is what would make one safe).
-        replicas = {**selector_labels(cluster, COMPONENT), ROLE_LABEL: "replica"}
-        objs += [
-            _service(cluster, namespace, n["ro"], "replica"),
-            build_postgres_replicas(cluster, namespace, tier),
-            disruption_budget(n["replica"], namespace, cluster, COMPONENT, replicas),
-        ]
+        objs.insert(-2, _service(cluster, namespace, n["ro"], {**members, ROLE_LABEL: REPLICA_ROLE}))
     return objs
+
+
+def dcs_annotation(tier: DataTier) -> str:
+    """The dynamic configuration as Patroni stores it (compact JSON, keys sorted)."""
+    return json.dumps(dcs_config(tier), separators=(",", ":"), sort_keys=True)
