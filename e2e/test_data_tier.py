@@ -6,6 +6,7 @@ import base64
 from typing import Any
 
 import pytest
+import yaml
 
 from e2e.conftest import OPERATOR_LOG
 from e2e.kube import IMAGES, TIER, Cluster, KubectlError, wait_until
@@ -54,24 +55,36 @@ def test_postgres_and_redis_tiers_reach_ready_with_the_right_shape(cluster: Clus
     assert condition(bac, "PostgresReady")["status"] == "True"
     assert condition(bac, "RedisReady")["status"] == "True"
 
-    primary = cluster.get("statefulset", "data-postgres-primary", namespace)
-    replica = cluster.get("statefulset", "data-postgres-replica", namespace)
-    assert primary["spec"]["replicas"] == 1 and replica["spec"]["replicas"] == 2
-    args = primary["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "shared_buffers=4GB" in args and "work_mem=64MB" in args and "wal_level=replica" in args
-    (clone,) = replica["spec"]["template"]["spec"]["initContainers"]
-    assert clone["name"] == "clone-primary"
-    scripts = cluster.get("configmap", "data-postgres-scripts", namespace)["data"]
-    assert "pg_basebackup" in scripts["clone-primary.sh"] and "-R" in scripts["clone-primary.sh"]
-    assert "max_slot_wal_keep_size=1280MB" in args  # a quarter of the 5Gi volume
-    claim = primary["spec"]["volumeClaimTemplates"][0]["spec"]
+    members = cluster.get("statefulset", "data-postgres", namespace)
+    assert members["spec"]["replicas"] == 3  # Patroni: any member may lead
+    patroni = yaml.safe_load(
+        cluster.get("configmap", "data-postgres-patroni", namespace)["data"]["patroni.yml"]
+    )
+    local = patroni["postgresql"]["parameters"]
+    assert local["shared_buffers"] == "4GB" and local["work_mem"] == "64MB"
+    assert local["max_slot_wal_keep_size"] == "1280MB"  # a quarter of the 5Gi volume
+    assert patroni["bootstrap"]["dcs"]["postgresql"]["parameters"]["wal_level"] == "replica"
+    claim = members["spec"]["volumeClaimTemplates"][0]["spec"]
     assert claim["resources"]["requests"]["storage"] == "5Gi"
-    assert primary["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
+    assert members["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
+    assert "selector" not in cluster.get("service", "data-postgres-rw", namespace)["spec"]  # Patroni's lock
     role = "brainai.io/postgres-role"
-    assert cluster.get("service", "data-postgres-rw", namespace)["spec"]["selector"][role] == "primary"
     assert cluster.get("service", "data-postgres-ro", namespace)["spec"]["selector"][role] == "replica"
     claims = {c["metadata"]["name"] for c in cluster.items("pvc", namespace)}
-    assert {"data-data-postgres-primary-0", "data-data-postgres-replica-1", "data-data-redis-5"} <= claims
+    assert {"data-data-postgres-0", "data-data-postgres-2", "data-data-redis-5"} <= claims
+    if TIER == "kind":  # Patroni runs: one leader, whose address is -rw's only endpoint
+        pods = {
+            p["metadata"]["name"]: p
+            for p in cluster.items("pods", namespace, "app.kubernetes.io/component=postgres")
+        }
+        leaders = [n for n, p in pods.items() if p["metadata"]["labels"].get(role) == "master"]
+        assert len(leaders) == 1 and bac["status"]["postgres"]["primary"] == leaders[0]
+        lock = cluster.get("endpoints", "data-postgres-rw", namespace)
+        assert [a["ip"] for s in lock["subsets"] for a in s["addresses"]] == [
+            pods[leaders[0]]["status"]["podIP"]
+        ]
+        assert lock["metadata"]["annotations"]["leader"] == leaders[0]
+        assert sorted(bac["status"]["postgres"]["replicas"]) == sorted(set(pods) - set(leaders))
 
     nodes = cluster.get("statefulset", "data-redis", namespace)
     assert nodes["spec"]["replicas"] == 6
@@ -86,11 +99,11 @@ def test_postgres_and_redis_tiers_reach_ready_with_the_right_shape(cluster: Clus
     job_env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert (job_env["MASTERS"], job_env["REPLICAS_PER_MASTER"]) == ("3", "1")
 
-    # Drains take data pods one at a time; the primary has no budget that would forbid every drain.
+    # Drains take data pods one at a time (a drained leader hands Patroni's lock over).
     budgets = {p["metadata"]["name"]: p for p in cluster.items("pdb", namespace)}
-    assert {"data-redis", "data-postgres-replica"} <= set(budgets) and "data-postgres-primary" not in budgets
+    assert {"data-redis", "data-postgres"} <= set(budgets)
     assert budgets["data-redis"]["status"]["expectedPods"] == 6
-    assert budgets["data-postgres-replica"]["status"]["expectedPods"] == 2
+    assert budgets["data-postgres"]["status"]["expectedPods"] == 3
 
     deploy = cluster.get("deployment", "data-engine", namespace)
     assert env_sources(deploy) == {
@@ -145,7 +158,7 @@ def test_scaling_the_data_tiers(cluster: Cluster, namespace: str) -> None:
         "bac", "grow", namespace, {"spec": {"postgres": {"readReplicas": 1}, "redis": {"masters": 4}}}
     )
     cluster.wait_for("statefulset", "grow-redis", namespace, lambda s: s["spec"]["replicas"] == 8)
-    cluster.wait_for("statefulset", "grow-postgres-replica", namespace, lambda s: s["spec"]["replicas"] == 1)
+    cluster.wait_for("statefulset", "grow-postgres", namespace, lambda s: s["spec"]["replicas"] == 2)
     cluster.wait_for(
         "job",
         "grow-redis-cluster-n8",
@@ -182,7 +195,7 @@ def test_scaling_the_data_tiers(cluster: Cluster, namespace: str) -> None:
         assert value in redis_cli(cluster, namespace, "grow-redis-0", "-c", "get", key)
 
     cluster.patch("bac", "grow", namespace, {"spec": {"postgres": {"readReplicas": 0}}})
-    cluster.wait_gone("statefulset", "grow-postgres-replica", namespace)
+    cluster.wait_for("statefulset", "grow-postgres", namespace, lambda s: s["spec"]["replicas"] == 1)
     cluster.wait_gone("service", "grow-postgres-ro", namespace)
 
 
@@ -260,14 +273,14 @@ def test_retained_credentials_outlive_the_cluster_and_the_tier(cluster: Cluster,
     assert not cluster.get("secret", secret, namespace)["metadata"].get("ownerReferences")
 
     cluster.patch("bac", "keep", namespace, {"spec": {"postgres": {"enabled": False}}})
-    wait_until(lambda: cluster.get("statefulset", "keep-postgres-primary", namespace) is None, timeout=60)
+    wait_until(lambda: cluster.get("statefulset", "keep-postgres", namespace) is None, timeout=60)
     assert secret_values(cluster, namespace, secret)["superuser-password"] == password
     cluster.patch("bac", "keep", namespace, {"spec": {"postgres": {"enabled": True}}})
     wait_ready(cluster, namespace, "keep", timeout=300)
     assert secret_values(cluster, namespace, secret)["superuser-password"] == password
 
     cluster.kubectl("delete", "bac", "keep", "-n", namespace, "--wait=true")
-    assert cluster.get("pvc", "data-keep-postgres-primary-0", namespace) is not None
+    assert cluster.get("pvc", "data-keep-postgres-0", namespace) is not None
     cluster.apply(cluster_manifest("keep", PG_ONLY), namespace)
     wait_ready(cluster, namespace, "keep", timeout=300)
     assert secret_values(cluster, namespace, secret)["superuser-password"] == password

@@ -29,7 +29,7 @@ NAME = "shared"
 SPEC = {
     "autoscaling": {"enabled": False},
     "engine": {"replicas": 2},
-    "postgres": {"enabled": True, "readReplicas": 2},
+    "postgres": {"enabled": True, "readReplicas": 2, "synchronous": True},
     "redis": {"enabled": True, "masters": 3, "replicasPerMaster": 1},
 }
 ENGINES = f"app.kubernetes.io/instance={NAME},app.kubernetes.io/component=engine"
@@ -37,7 +37,8 @@ ENGINES = f"app.kubernetes.io/instance={NAME},app.kubernetes.io/component=engine
 NODE_POD = "statefulset.kubernetes.io/pod-name"
 REDIS = f"app.kubernetes.io/instance={NAME},app.kubernetes.io/component=redis,{NODE_POD}"
 SERVICE = f"http://{NAME}-engine:8080"
-PRIMARY = f"{NAME}-postgres-primary-0"
+MEMBERS = [f"{NAME}-postgres-{i}" for i in range(3)]
+ROLE = "brainai.io/postgres-role"
 
 # Runs in the toolbox: learn a text through engine A, then search engine B until it is there.
 PROPAGATION = """
@@ -71,6 +72,11 @@ def toolbox(cluster: Cluster, shared: str) -> Toolbox:
     return Toolbox(cluster, shared).start()
 
 
+def leader(cluster: Cluster, namespace: str) -> str:
+    """The member holding Patroni's leader lock (the -rw Endpoints)."""
+    return cluster.get("endpoints", f"{NAME}-postgres-rw", namespace)["metadata"]["annotations"]["leader"]
+
+
 def engine_ips(cluster: Cluster, namespace: str) -> list[str]:
     return sorted(p["status"]["podIP"] for p in cluster.items("pods", namespace, ENGINES))
 
@@ -100,21 +106,30 @@ def test_a_text_learned_on_one_engine_pod_is_found_on_the_other_within_a_second(
 def test_replicas_stream_and_engines_read_through_the_ro_service(
     cluster: Cluster, shared: str, toolbox: Toolbox
 ) -> None:
-    primary = f"{NAME}-postgres-primary-0"
-    replicas = [f"{NAME}-postgres-replica-{i}" for i in range(2)]
+    primary = leader(cluster, shared)
+    replicas = [m for m in MEMBERS if m != primary]
     # Ready says each replica's server is up; its stream may still be catching up a moment later.
-    # Each streams through its own slot, which kept its WAL while the other replica was seeded.
+    # Patroni names each stream and its slot after the member; one replica is synchronous.
     streams = (
-        "select r.application_name, r.state, s.slot_name from pg_stat_replication r "
+        "select r.application_name, r.state, r.sync_state, s.slot_name from pg_stat_replication r "
         "left join pg_replication_slots s on s.active_pid = r.pid order by 1"
     )
-    expected = "\n".join(f"{r}\tstreaming\t{r.replace('-', '_')}" for r in replicas)
+
+    def expected_rows(rows: str) -> bool:
+        found = [line.split("\t") for line in rows.splitlines()]
+        return [(r[0], r[1], r[3]) for r in found] == [
+            (m, "streaming", m.replace("-", "_")) for m in replicas
+        ] and (
+            sorted(r[2] for r in found) == ["async", "sync"]
+            or sorted(r[2] for r in found) == ["potential", "sync"]
+        )
+
     last = ""
 
     def both_streaming() -> bool:
         nonlocal last
         last = psql(cluster, shared, primary, streams)
-        return last == expected
+        return expected_rows(last)
 
     try:
         wait_until(both_streaming, timeout=60)
@@ -217,39 +232,123 @@ def node_table(cluster: Cluster, namespace: str, pod: str) -> dict[str, tuple[st
     return rows
 
 
-def test_postgres_primary_lost_reads_go_on_writes_wait_and_no_acknowledged_write_is_lost(
-    cluster: Cluster, shared: str
-) -> None:
-    args = ["--target", SERVICE, "--scenario", "mixed", "--phase", "60:10", "--workers", "16"]
-    run = LoadRun(cluster, shared, [*args, "--retry-503", "--acked-file", "/tmp/acked"]).start()
-    time.sleep(15)
-    uid = cluster.get("pod", PRIMARY, shared)["metadata"]["uid"]
-    cluster.kubectl("delete", "pod", PRIMARY, "-n", shared, "--wait=false")
-    cluster.wait_for(
-        "pod",
-        PRIMARY,
-        shared,
-        lambda p: p["metadata"]["uid"] != uid and ready(p),
-        timeout=180,
-        what="the primary's new pod to be Ready",
+def wait_for_leader(cluster: Cluster, namespace: str, other_than: str, timeout: float) -> tuple[str, float]:
+    """The new leader, and seconds until it held the lock and -rw pointed at it."""
+    start = time.monotonic()
+
+    def moved() -> str | None:
+        lock = cluster.get("endpoints", f"{NAME}-postgres-rw", namespace) or {}
+        holder = (lock.get("metadata", {}).get("annotations") or {}).get("leader")
+        addresses = [a["ip"] for s in lock.get("subsets") or [] for a in s.get("addresses") or []]
+        pod = cluster.get("pod", holder, namespace) if holder and holder != other_than else None
+        return holder if pod and addresses == [pod["status"].get("podIP")] else None
+
+    holder = wait_until(moved, timeout=timeout, interval=0.5, what=f"a leader other than {other_than}")
+    return holder, time.monotonic() - start
+
+
+def lost_writes(cluster: Cluster, namespace: str, run: LoadRun) -> tuple[int, list[str]]:
+    acked = run.file("/tmp/acked").splitlines()
+    stored = set(
+        psql(cluster, namespace, leader(cluster, namespace), "select content from memories").splitlines()
     )
-    result = run.result(timeout=300)
+    return len(acked), [text for text in acked if text not in stored]
+
+
+def write_load(cluster: Cluster, namespace: str, seconds: int) -> LoadRun:
+    args = ["--target", SERVICE, "--scenario", "mixed", "--phase", f"{seconds}:10", "--workers", "16"]
+    return LoadRun(cluster, namespace, [*args, "--retry-503", "--acked-file", "/tmp/acked"]).start()
+
+
+def test_postgres_leader_lost_a_replica_takes_over_and_no_acknowledged_write_is_lost(
+    cluster: Cluster, shared: str, benchmark_figures: list[dict[str, object]]
+) -> None:
+    run = write_load(cluster, shared, 60)
     try:
+        time.sleep(15)
+        old = leader(cluster, shared)
+        cluster.kubectl("delete", "pod", old, "-n", shared, "--wait=false")
+        new, promoted_after = wait_for_leader(cluster, shared, old, timeout=60)
+        assert promoted_after < 30, f"{new} took the lead after {promoted_after:.1f} s"
+        result = run.result(timeout=300)
         # Writes were refused for a while with 503 + Retry-After; reads never failed.
-        assert result["status_503"] > 0, result["status_counts"]
         assert result["errors"] == 0, result["error_samples"]
         assert result["endpoints"]["memory_search"]["errors"] == 0
-        last_503 = max(b["t"] for b in result["timeline"] if b["status_503"])
-        after = [b for b in result["timeline"] if b["t"] > last_503 + 2]
-        assert after and sum(b["ok"] for b in after) > 0, "writes resumed once the primary was back"
-
-        acked = run.file("/tmp/acked").splitlines()
-        assert len(acked) > 100
-        stored = set(psql(cluster, shared, PRIMARY, "select content from memories").splitlines())
-        lost = [text for text in acked if text not in stored]
-        assert lost == [], f"{len(lost)} acknowledged writes lost, e.g. {lost[:3]}"
+        unavailable = [b["t"] for b in result["timeline"] if b["status_503"]]
+        if unavailable:
+            after = [b for b in result["timeline"] if b["t"] > max(unavailable) + 2]
+            assert after and sum(b["ok"] for b in after) > 0, "writes resumed on the new leader"
+        acked, lost = lost_writes(cluster, shared, run)
+        assert acked > 100 and lost == [], f"{len(lost)} of {acked} acknowledged writes lost, e.g. {lost[:3]}"
+        benchmark_figures.append(
+            {
+                "name": "PostgreSQL leader pod deleted (kind, synchronous)",
+                "promoted_after_s": round(promoted_after, 1),
+                "writes_unavailable_s": len(unavailable),
+                "acknowledged_writes": acked,
+                "lost": len(lost),
+            }
+        )
+        # The former leader comes back as a replica of the new one (rewound if it had diverged).
+        cluster.wait_for(
+            "pod",
+            old,
+            shared,
+            lambda p: ready(p) and p["metadata"]["labels"].get(ROLE) == "replica",
+            timeout=180,
+            what=f"{old} back as a replica",
+        )
+        bac = cluster.wait_for(
+            "bac", NAME, shared, lambda b: b["status"].get("postgres", {}).get("primary") == new
+        )
+        assert bac["status"]["postgres"]["formerPrimary"] == old
+        events = cluster.kubectl(
+            "get", "events", "-n", shared, "--field-selector", f"involvedObject.name={NAME}"
+        )
+        assert "FailedOver" in events or "FailingOver" in events, events
     finally:
         run.stop()
+
+
+def test_switchover_on_request_moves_the_leader_with_no_acknowledged_write_lost(
+    cluster: Cluster, shared: str, benchmark_figures: list[dict[str, object]]
+) -> None:
+    wait_until(
+        lambda: len(cluster.get("bac", NAME, shared)["status"]["postgres"].get("replicas", [])) == 2,
+        timeout=120,
+        what="both replicas ready",
+    )
+    old = leader(cluster, shared)
+    target = next(m for m in MEMBERS if m != old)
+    run = write_load(cluster, shared, 40)
+    try:
+        time.sleep(10)
+        cluster.kubectl(
+            "annotate", "bac", NAME, "-n", shared, f"brainai.io/postgres-primary={target}", "--overwrite"
+        )
+        new, moved_after = wait_for_leader(cluster, shared, old, timeout=60)
+        assert new == target
+        result = run.result(timeout=300)
+        assert result["errors"] == 0, result["error_samples"]
+        acked, lost = lost_writes(cluster, shared, run)
+        assert acked > 50 and lost == [], f"{len(lost)} of {acked} acknowledged writes lost, e.g. {lost[:3]}"
+        benchmark_figures.append(
+            {
+                "name": "PostgreSQL switchover on request (kind, synchronous)",
+                "moved_after_s": round(moved_after, 1),
+                "writes_unavailable_s": sum(1 for b in result["timeline"] if b["status_503"]),
+                "acknowledged_writes": acked,
+                "lost": len(lost),
+            }
+        )
+        cluster.wait_for("bac", NAME, shared, lambda b: b["status"]["postgres"].get("primary") == target)
+        events = cluster.kubectl(
+            "get", "events", "-n", shared, "--field-selector", f"involvedObject.name={NAME}"
+        )
+        assert "SwitchedOver" in events, events
+    finally:
+        run.stop()
+        cluster.kubectl("annotate", "bac", NAME, "-n", shared, "brainai.io/postgres-primary-")
 
 
 def test_redis_master_lost_the_cluster_fails_over_and_the_node_rejoins_under_its_new_ip(

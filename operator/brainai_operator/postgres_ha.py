@@ -197,7 +197,7 @@ def reconcile_postgres(
                     True,
                 )
             )
-    elif act:
+    elif act and not pending:  # one move at a time
         sts = kube.get("apps/v1", "StatefulSet", postgres.names(name)["pods"], namespace)
         step = next_roll_step(sts, pods, members, 1 + tier.replicas)
         if step and step.action == "delete":
@@ -214,8 +214,9 @@ def reconcile_postgres(
 
     before, after = previous.get("primary"), members.primary
     former, changed = previous.get("formerPrimary"), previous.get("lastPrimaryChange")
-    if before and not after and members.labelled and not pending:
+    if before and not after:
         former = before
+    if before and not after and members.labelled and not pending:
         events.append(
             ("FailingOver", f"leader {before} lost: Patroni promotes the most up-to-date replica", True)
         )
@@ -228,8 +229,8 @@ def reconcile_postgres(
                 events.append(("FailedOver", f"{after} promoted: leader {was} was lost", True))
             former = was
         changed = now
-    if pending and (pending == after or pending not in (*members.replicas, target)):
-        pending = None
+    if pending and after and (pending == after or pending not in members.replicas):
+        pending = None  # done, or the candidate is gone (asked again while the annotation says so)
     status = {
         "primary": after,
         "replicas": list(members.replicas),
