@@ -497,9 +497,10 @@ class PostgresSpec(KubeModel):
     )
     synchronous: bool | None = Field(
         default=None,
-        description="Synchronous replication: a write is acknowledged only once a replica also has "
-        "it, so a failover never loses an acknowledged write, at the cost of a network round trip per "
-        "commit. Default false: asynchronous, and a failover may lose the last writes the leader "
+        description="Synchronous replication: a write is acknowledged only once every running "
+        "replica also has it, so a failover (to any of them) never loses an acknowledged write, at "
+        "the cost of a network round trip per commit. Default false: asynchronous, and a failover may "
+        "lose the last writes the leader "
         "acknowledged (at most maximum_lag_on_failover, 1 GiB of WAL). With no read replica running "
         "writes go on, acknowledged by the leader alone (Patroni's non-strict synchronous mode).",
     )

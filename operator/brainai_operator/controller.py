@@ -35,7 +35,13 @@ from brainai_operator.metrics import (
     TRIGGERS,
 )
 from brainai_operator.prometheus import AdvisorSettings, advise
-from brainai_operator.reconcile import ApplyFailed, failure_summary, reconcile_cluster, record_failure
+from brainai_operator.reconcile import (
+    ApplyFailed,
+    failure_summary,
+    in_flight,
+    reconcile_cluster,
+    record_failure,
+)
 from brainai_operator.status import advice_changes_status
 from brainai_operator.strategies import OperatorDefaults
 
@@ -46,6 +52,7 @@ FIRST_RETRY = 2.0  # seconds after the first failure; doubles per failure up to 
 # Clusters that fail together (an API server hiccup) would otherwise all retry in the same instant.
 BACKOFF_JITTER = 0.2
 URGENT, BACKGROUND = 0, 1  # queue lanes: a change, retry or advice before any resync
+RECHECK_SECONDS = 10.0
 
 
 class Controller:
@@ -79,6 +86,7 @@ class Controller:
         # logged delay is the real one; a new spec generation (someone fixed it) does not wait.
         self.retry_at: dict[Key, float] = {}
         self.retry_timers: dict[Key, asyncio.TimerHandle] = {}
+        self.recheck_timers: dict[Key, asyncio.TimerHandle] = {}
         self.failed_generation: dict[Key, int | None] = {}
         self.phases: dict[Key, str] = {}
         self.advisor = advisor
@@ -152,6 +160,7 @@ class Controller:
             self.phases.pop(key, None)
         else:
             self.phases[key] = phase
+            self._recheck_if_in_flight(key)
         for name in ("Pending", "Progressing", "Ready", "Degraded", "Paused"):
             CLUSTERS_BY_PHASE.labels(name).set(sum(1 for p in self.phases.values() if p == name))
 
@@ -184,6 +193,25 @@ class Controller:
         deadline = self.retry_at.get(key)
         waiting = deadline is not None and time.monotonic() < deadline
         return waiting and (generation is None or generation == self.failed_generation.get(key))
+
+    def _recheck_if_in_flight(self, key: Key) -> None:
+        """A step whose end no watched object reports (Patroni refusing a switchover only clears its
+        DCS key): look again in RECHECK_SECONDS rather than at the next resync."""
+        if key in self.recheck_timers:
+            return
+        try:
+            obj = self.kube.get(api.API_VERSION, api.KIND, key[1], key[0])  # the cache: no request
+        except Exception as exc:  # best effort: the resync looks again anyway
+            log.debug("could not read %s/%s after its pass: %s", *key, exc)
+            return
+        if not in_flight((obj or {}).get("status") or {}):
+            return
+
+        def recheck() -> None:
+            self.recheck_timers.pop(key, None)
+            self.enqueue(*key, reason="recheck")
+
+        self.recheck_timers[key] = asyncio.get_running_loop().call_later(RECHECK_SECONDS, recheck)
 
     def _retry(self, key: Key) -> None:
         self.retry_timers.pop(key, None)

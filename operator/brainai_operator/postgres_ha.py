@@ -151,6 +151,51 @@ def sync_dynamic_config(
     return want
 
 
+def _move_leader(
+    kube: Kube,
+    obj: dict[str, Any],
+    tier: DataTier,
+    pods: list[dict[str, Any]],
+    members: PostgresMembers,
+    pending: str | None,
+    asked: str | None,
+    events: list[tuple[str, str, bool]],
+) -> str | None:
+    """One move of the lead or one member restarted: the switchover the annotation asks for, else
+    a step of rolling the members. `asked`: the candidate the previous pass reported. Returns the
+    switchover candidate now pending, if any."""
+    name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
+    leader = members.primary or ""
+    if pending and pending in members.replicas:  # one move at a time: ask again (a no-op while it waits)
+        request_switchover(kube, name, namespace, leader, pending)
+        return pending
+    # A roll goes first: the annotation's pod may itself be waiting to be rolled.
+    sts = kube.get("apps/v1", "StatefulSet", postgres.names(name)["pods"], namespace)
+    step = next_roll_step(sts, pods, members, 1 + tier.replicas)
+    if step is not None:
+        events.append(("RollingMembers", step.message, False))
+        if step.action == "delete":
+            kube.delete("v1", "Pod", step.pod, namespace)
+            return None
+        request_switchover(kube, name, namespace, leader, step.pod)
+        return step.pod
+    target = wanted_primary(obj, members)
+    if target and target not in members.replicas:
+        if asked != target:  # said once per request
+            ready = ", ".join(members.replicas) or "none"
+            message = (
+                f"{postgres.PRIMARY_ANNOTATION}={target}: not a ready replica (ready replicas: {ready}); "
+                "switching over once it is"
+            )
+            events.append(("SwitchoverWaiting", message, True))
+        return target
+    if target:
+        request_switchover(kube, name, namespace, leader, target)
+        message = f"switchover {leader} -> {target} requested (annotation {postgres.PRIMARY_ANNOTATION})"
+        events.append(("SwitchoverRequested", message, False))
+    return target
+
+
 @dataclass(frozen=True)
 class PostgresState:
     members: PostgresMembers
@@ -172,65 +217,33 @@ def reconcile_postgres(
     )
     members = observe_members(kube, name, namespace, pods)
     events: list[tuple[str, str, bool]] = []
-    pending = previous.get("switchover")
-    target = wanted_primary(obj, members)
-    if act and target:
-        if target in members.replicas:
-            pending = target
-            if request_switchover(kube, name, namespace, members.primary or "", target):
-                events.append(
-                    (
-                        "SwitchoverRequested",
-                        f"switchover {members.primary} -> {target} requested "
-                        f"(annotation {postgres.PRIMARY_ANNOTATION})",
-                        False,
-                    )
-                )
-        elif pending != target:
-            pending = target
-            ready = ", ".join(members.replicas) or "none"
-            events.append(
-                (
-                    "SwitchoverWaiting",
-                    f"{postgres.PRIMARY_ANNOTATION}={target}: not a ready replica "
-                    f"(ready replicas: {ready}); switching over once it is",
-                    True,
-                )
-            )
-    elif act and not pending:  # one move at a time
-        sts = kube.get("apps/v1", "StatefulSet", postgres.names(name)["pods"], namespace)
-        step = next_roll_step(sts, pods, members, 1 + tier.replicas)
-        if step and step.action == "delete":
-            kube.delete("v1", "Pod", step.pod, namespace)
-            events.append(("RollingMembers", step.message, False))
-        elif (
-            step and members.primary and request_switchover(kube, name, namespace, members.primary, step.pod)
-        ):
-            pending = step.pod
-            events.append(("RollingMembers", step.message, False))
-    applied = previous.get("dynamicConfigHash")
-    if act and members.primary:
-        applied = sync_dynamic_config(kube, name, namespace, tier, applied)
-
     before, after = previous.get("primary"), members.primary
+    # A switchover asked for earlier: done once its candidate leads (reported below), given up
+    # once the candidate is no ready replica (the annotation, if it still says so, asks again).
+    asked = previous.get("switchover")
+    pending = asked if asked and (not after or (asked != after and asked in members.replicas)) else None
+    if act and after:
+        pending = _move_leader(kube, obj, tier, pods, members, pending, asked, events)
+        applied = sync_dynamic_config(kube, name, namespace, tier, previous.get("dynamicConfigHash"))
+    else:
+        applied = previous.get("dynamicConfigHash")
+
     former, changed = previous.get("formerPrimary"), previous.get("lastPrimaryChange")
     if before and not after:
         former = before
-    if before and not after and members.labelled and not pending:
-        events.append(
-            ("FailingOver", f"leader {before} lost: Patroni promotes the most up-to-date replica", True)
-        )
+        if members.labelled and not pending:
+            events.append(
+                ("FailingOver", f"leader {before} lost: Patroni promotes the most up-to-date replica", True)
+            )
     if after and after != before:
         was = before or former
         if was and was != after:
-            if pending == after:
+            if asked == after:
                 events.append(("SwitchedOver", f"leader {was} -> {after} (switchover)", False))
             else:
                 events.append(("FailedOver", f"{after} promoted: leader {was} was lost", True))
             former = was
         changed = now
-    if pending and after and (pending == after or pending not in members.replicas):
-        pending = None  # done, or the candidate is gone (asked again while the annotation says so)
     status = {
         "primary": after,
         "replicas": list(members.replicas),

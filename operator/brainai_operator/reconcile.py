@@ -457,6 +457,11 @@ def reconcile_cluster(
     return status["phase"]
 
 
+def in_flight(status: dict[str, Any]) -> bool:
+    """Whether a pass started something that only a later look can see the end of."""
+    return bool((status.get("postgres") or {}).get("switchover"))
+
+
 def merge_patch(previous: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
     """`status` as a JSON merge patch over `previous`: a key it no longer has is sent as null (merge
     patching leaves absent keys as they were)."""

@@ -199,6 +199,10 @@ def postgres_tier(
         return Tier(name, False, False, "ElectingLeader", "no member holds the leader lock yet")
     members_ok, ready = _statefulset_ready(sts, want)
     if not members_ok:
+        updated = ((sts or {}).get("status") or {}).get("updatedReplicas", 0)
+        if ready >= want and updated < want:
+            message = f"{updated}/{want} members on the new revision (replicas first, the leader last)"
+            return Tier(name, False, False, "RollingMembers", message)
         return Tier(name, False, False, "MembersNotReady", f"{ready}/{want} PostgreSQL members ready")
     if not members.labelled:
         return Tier(

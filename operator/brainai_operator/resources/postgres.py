@@ -152,6 +152,9 @@ def dcs_config(tier: DataTier) -> dict[str, Any]:
         "retry_timeout": RETRY_TIMEOUT,
         "maximum_lag_on_failover": 1024 * MI,
         "synchronous_mode": tier.synchronous,
+        # Every replica synchronous: any of them may be promoted (Patroni promotes only synchronous
+        # ones) or be switched over to, and none lacks an acknowledged write.
+        "synchronous_node_count": max(1, tier.replicas),
         "postgresql": {
             "use_pg_rewind": True,  # a former leader rejoins without a new copy (wal_log_hints is on)
             "use_slots": True,
@@ -183,6 +186,9 @@ def patroni_config(cluster: str, tier: DataTier) -> dict[str, Any]:
             "listen": "0.0.0.0:5432",
             "data_dir": PGDATA,
             "pgpass": "/tmp/pgpass",
+            "basebackup": [
+                {"checkpoint": "fast"}
+            ],  # a new replica copies at once, not after a spread checkpoint
             "parameters": {
                 **{k: v for k, v in params.items() if k not in CLUSTER_WIDE},
                 "unix_socket_directories": "/var/run/postgresql",
