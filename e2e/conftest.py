@@ -236,8 +236,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(f"(all of it in {path})")
     if not BENCHMARKS:
         return
-    terminalreporter.section("benchmark figures (e2e/load/loadgen.py)")
+    terminalreporter.section("benchmark figures (e2e/load/loadgen.py, failover timings)")
     for run in BENCHMARKS:
+        if "endpoints" not in run:  # a figure of its own (a failover's timings), not a load run
+            figures = ", ".join(f"{k} {v}" for k, v in run.items() if k != "name")
+            terminalreporter.write_line(f"{run['name']}: {figures}")
+            continue
         terminalreporter.write_line(
             f"{run['name']}: {run['flows']} flows, {run['requests']} requests in {run['duration_s']:.0f}s, "
             f"{run['errors']} errors, start delay p95 {run['start_delay_ms']['p95']:.0f} ms"

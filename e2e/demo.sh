@@ -49,7 +49,7 @@ else
   operator=$!
   trap 'kill $operator 2>/dev/null || true' EXIT
 fi
-# examples/balanced.yaml's shape at demo size: engines autoscaled on a shared PostgreSQL (a primary
+# examples/balanced.yaml's shape at demo size: engines autoscaled on a shared PostgreSQL (a leader
 # and one streaming replica) and a 3-node Redis Cluster, with requests small enough for a laptop.
 kubectl apply -n "$NS" -f - <<'YAML'
 apiVersion: brainai.io/v1alpha1

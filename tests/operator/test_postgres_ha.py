@@ -189,3 +189,16 @@ def test_a_status_patch_clears_what_status_no_longer_says() -> None:
         "postgres": {"primary": "b", "switchover": None},
         "recommendations": None,
     }
+
+
+def test_a_roll_goes_before_the_annotations_switchover() -> None:
+    # The annotation wants c-postgres-1, which waits to be rolled itself: restart it first.
+    pods = [member("c-postgres-0", "master"), member("c-postgres-1", "replica", "old")]
+    kube = FakeKube({("StatefulSet", "c-postgres"): statefulset()}, pods)
+    ask = cluster({postgres.PRIMARY_ANNOTATION: "c-postgres-1"})
+    before = {"primary": "c-postgres-0", "dynamicConfigHash": postgres_ha.config_hash(tier(readReplicas=1))}
+    state = postgres_ha.reconcile_postgres(kube, ask, tier(readReplicas=1), before, NOW)  # type: ignore[arg-type]
+    assert kube.writes == [("delete", "c-postgres-1", None)] and reasons(state) == ["RollingMembers"]
+    kube.pods, kube.writes = [pods[0], member("c-postgres-1", "replica")], []
+    state = postgres_ha.reconcile_postgres(kube, ask, tier(readReplicas=1), state.status, NOW)  # type: ignore[arg-type]
+    assert reasons(state) == ["SwitchoverRequested"] and kube.writes[0][1] == "c-postgres-rw-failover"
