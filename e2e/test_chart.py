@@ -351,7 +351,10 @@ def test_operator_pod_killed_mid_reconcile_converges_without_orphans(
         passwords = {tier.COMPONENT: dict.fromkeys(tier.SECRET_KEYS, "") for tier in (postgres, redis)}
         desired = build_desired("phoenix", namespace, resolve(parsed, OperatorDefaults()), passwords)
         want = {(d["kind"], d["metadata"]["name"]) for d in desired}
-        kinds = "deployment,statefulset,service,configmap,secret,job,pdb,networkpolicy,serviceaccount,hpa"
+        kinds = (
+            "deployment,statefulset,service,configmap,secret,job,pdb,networkpolicy,serviceaccount,"
+            "role,rolebinding,hpa"
+        )
         found = cluster.items(kinds, namespace, "app.kubernetes.io/instance=phoenix")
         assert {(o["kind"], o["metadata"]["name"]) for o in found} == want
         for o in found:  # owned by the cluster, except what must outlive it with the retained volumes
