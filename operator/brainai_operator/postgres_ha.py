@@ -9,7 +9,6 @@ switchover pending, the dynamic configuration changed), so a settled cluster cos
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -17,8 +16,8 @@ from typing import Any
 
 from brainai_operator.client import FIELD_MANAGER, Kube
 from brainai_operator.resources import postgres
-from brainai_operator.resources.common import selector_labels
-from brainai_operator.status import PostgresMembers, pod_ready, postgres_members
+from brainai_operator.resources.common import content_hash
+from brainai_operator.status import PostgresMembers, failing_over, pod_ready, postgres_members
 from brainai_operator.strategies import DataTier
 
 log = logging.getLogger(__name__)
@@ -41,15 +40,12 @@ def observe_members(kube: Kube, name: str, namespace: str, pods: list[dict[str, 
 
 
 def _dcs_key(cluster: str, namespace: str, name: str, annotations: dict[str, str | None]) -> dict[str, Any]:
-    """A Patroni DCS key as Patroni itself lists them: its labels, or it does not see the object."""
-    key_labels = {
-        **selector_labels(cluster, postgres.COMPONENT),
-        postgres.SCOPE_LABEL: postgres.names(cluster)["rw"],
-    }
+    """A Patroni DCS key, labelled as Patroni lists them."""
+    labels = postgres.patroni_labels(cluster)
     return {
         "apiVersion": "v1",
         "kind": "Endpoints",
-        "metadata": {"name": name, "namespace": namespace, "labels": key_labels, "annotations": annotations},
+        "metadata": {"name": name, "namespace": namespace, "labels": labels, "annotations": annotations},
     }
 
 
@@ -114,7 +110,7 @@ def next_roll_step(
 
 
 def config_hash(tier: DataTier) -> str:
-    return hashlib.sha256(postgres.dcs_annotation(tier).encode()).hexdigest()[:16]
+    return content_hash(postgres.dcs_config(tier))
 
 
 def sync_dynamic_config(
@@ -204,17 +200,17 @@ class PostgresState:
 
 
 def reconcile_postgres(
-    kube: Kube, obj: dict[str, Any], tier: DataTier, previous: dict[str, Any], now: str, act: bool = True
+    kube: Kube,
+    obj: dict[str, Any],
+    tier: DataTier,
+    pods: list[dict[str, Any]],
+    previous: dict[str, Any],
+    now: str,
+    act: bool = True,
 ) -> PostgresState:
-    """Observe the members and move the cluster one step toward what is asked (`act`: the spec was
-    applied this pass; a paused or failed pass only observes)."""
+    """Observe the members (`pods`) and move the cluster one step toward what is asked (`act`: the
+    spec was applied this pass; a paused or failed pass only observes)."""
     name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
-    pods = kube.list(
-        "v1",
-        "Pod",
-        namespace,
-        ",".join(f"{k}={v}" for k, v in selector_labels(name, postgres.COMPONENT).items()),
-    )
     members = observe_members(kube, name, namespace, pods)
     events: list[tuple[str, str, bool]] = []
     before, after = previous.get("primary"), members.primary
@@ -232,9 +228,7 @@ def reconcile_postgres(
     if before and not after:
         former = before
         if members.labelled and not pending:
-            events.append(
-                ("FailingOver", f"leader {before} lost: Patroni promotes the most up-to-date replica", True)
-            )
+            events.append(("FailingOver", failing_over(before), True))
     if after and after != before:
         was = before or former
         if was and was != after:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
-import json
 import logging
 import secrets
 from collections.abc import Callable
@@ -32,6 +30,7 @@ from brainai_operator.resources.common import (
     COMPONENT_LABEL,
     CONFIG_HASH_ANNOTATION,
     KEEP_WITH_DATA_ANNOTATION,
+    content_hash,
     engine_name,
     owned_selector,
 )
@@ -126,7 +125,7 @@ def stamp_applied_hash(obj: dict[str, Any]) -> dict[str, Any]:
         k: v for k, v in (obj["metadata"].get("annotations") or {}).items() if k != APPLIED_HASH_ANNOTATION
     }
     bare = {**obj, "metadata": {**obj["metadata"], "annotations": annotations}}
-    digest = hashlib.sha256(json.dumps(bare, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    digest = content_hash(bare)
     return {
         **obj,
         "metadata": {**obj["metadata"], "annotations": {**annotations, APPLIED_HASH_ANNOTATION: digest}},
@@ -260,13 +259,12 @@ def observe_data_tiers(
     if r.postgres and r.postgres.external:
         tiers.append(external_tier("PostgresReady", "PostgreSQL"))
     elif r.postgres and pg:
-        previous = pg.status.get("formerPrimary") if not pg.members.primary else None
         tiers.append(
             postgres_tier(
                 kube.get("apps/v1", "StatefulSet", postgres.names(name)["pods"], namespace),
                 pg.members,
                 r.postgres.replicas,
-                previous,
+                pg.status.get("formerPrimary"),
                 pg.status.get("switchover"),
             )
         )
@@ -406,12 +404,17 @@ def reconcile_cluster(
     # Autopilot may run another strategy than the spec names: status reports the one in effect.
     in_effect = resolved or spec
     strategy = str(in_effect.strategy) if in_effect else previous.get("strategy", "")
+    # Pods are listed once a pass, and only when needed: Patroni's roles are on its pods, and a tier
+    # that is not ready is explained by its pods.
+    pods: dict[str, list[dict[str, Any]]] | None = None
     pg: postgres_ha.PostgresState | None = None
     if resolved and resolved.postgres and not resolved.postgres.external:
+        pods = pods_by_component(kube, name, namespace)
         pg = postgres_ha.reconcile_postgres(
             kube,
             obj,
             resolved.postgres,
+            pods.get(postgres.COMPONENT, []),
             previous.get("postgres") or {},
             rfc3339(now),
             act=not (paused or error),
@@ -419,8 +422,8 @@ def reconcile_cluster(
     tiers = observe_data_tiers(kube, name, namespace, resolved, pg) if resolved else []
     engine_pods = None
     if resolved and not paused and not (engine_tier(deploy).ready and all(t.ready for t in tiers)):
-        # Something is not ready: the pods say why (one list, only then).
-        pods = pods_by_component(kube, name, namespace)
+        if pods is None:
+            pods = pods_by_component(kube, name, namespace)
         engine_pods = pods.get(engine.COMPONENT, [])
         tiers = [
             explain(t, [p for c in TIER_COMPONENTS.get(t.condition, ()) for p in pods.get(c, [])])

@@ -140,7 +140,6 @@ class PostgresMembers:
 
     primary: str | None
     replicas: tuple[str, ...]  # ready members running as replicas
-    ready: int
     labelled: bool  # some member carries a role: Patroni runs (kwok's pods, which run nothing, do not)
     contenders: tuple[str, ...] = ()  # more than one pod labelled leader: a lost node's pod keeps its label
 
@@ -170,10 +169,13 @@ def postgres_members(
     return PostgresMembers(
         primary=primary,
         replicas=tuple(p["metadata"]["name"] for p in live if role(p) == replica and pod_ready(p)),
-        ready=sum(pod_ready(p) for p in live),
         labelled=any(role(p) for p in live),
         contenders=tuple(leaders) if len(leaders) > 1 else (),
     )
+
+
+def failing_over(lost: str) -> str:
+    return f"leader {lost} lost: Patroni promotes the replica with the most recent WAL"
 
 
 def postgres_tier(
@@ -183,19 +185,14 @@ def postgres_tier(
     previous_primary: str | None,
     switching_to: str | None = None,
 ) -> Tier:
+    """`previous_primary`: the leader before this one (the one lost, while none leads)."""
     name = "PostgresReady"
     want = 1 + replicas
     if members.labelled and members.primary is None:
         if switching_to:
             return Tier(name, False, False, "SwitchingOver", f"switchover to {switching_to} in progress")
         if previous_primary:
-            return Tier(
-                name,
-                False,
-                False,
-                "FailingOver",
-                f"leader {previous_primary} lost: Patroni promotes the replica with the most recent WAL",
-            )
+            return Tier(name, False, False, "FailingOver", failing_over(previous_primary))
         return Tier(name, False, False, "ElectingLeader", "no member holds the leader lock yet")
     members_ok, ready = _statefulset_ready(sts, want)
     if not members_ok:

@@ -55,7 +55,8 @@ def test_members_roll_replicas_first_then_the_leader_after_a_switchover() -> Non
 
 
 class FakeKube:
-    """The calls reconcile_postgres makes, against a dict of objects; writes are recorded."""
+    """The calls reconcile_postgres makes, against a dict of objects and the members' pods; writes
+    are recorded."""
 
     def __init__(self, objects: dict[tuple[str, str], dict[str, Any]], pods: list[dict[str, Any]]) -> None:
         self.objects, self.pods = objects, pods
@@ -63,11 +64,6 @@ class FakeKube:
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None) -> dict[str, Any] | None:
         return self.objects.get((kind, name))
-
-    def list(
-        self, api_version: str, kind: str, namespace: str | None = None, selector: str | None = None
-    ) -> list[dict[str, Any]]:
-        return self.pods
 
     def apply(self, obj: dict[str, Any], manager: str = "") -> dict[str, Any]:
         self.writes.append(("apply", obj["metadata"]["name"], obj["metadata"].get("annotations")))
@@ -108,7 +104,7 @@ def test_a_switchover_is_asked_of_patroni_once_and_reported_when_done() -> None:
     kube = FakeKube({("StatefulSet", "c-postgres"): statefulset()}, pods)
     ask = cluster({postgres.PRIMARY_ANNOTATION: "c-postgres-2"})
     before = {"primary": "c-postgres-0", "dynamicConfigHash": postgres_ha.config_hash(tier())}
-    state = postgres_ha.reconcile_postgres(kube, ask, tier(), before, NOW)  # type: ignore[arg-type]
+    state = postgres_ha.reconcile_postgres(kube, ask, tier(), kube.pods, before, NOW)  # type: ignore[arg-type]
     assert kube.writes == [
         ("apply", "c-postgres-rw-failover", {"leader": "c-postgres-0", "member": "c-postgres-2"})
     ]
@@ -116,14 +112,14 @@ def test_a_switchover_is_asked_of_patroni_once_and_reported_when_done() -> None:
     # Patroni has not acted yet: the same request is not written again.
     kube.objects[("Endpoints", "c-postgres-rw-failover")] = {"metadata": {"annotations": kube.writes[0][2]}}
     kube.writes.clear()
-    state = postgres_ha.reconcile_postgres(kube, ask, tier(), state.status, NOW)  # type: ignore[arg-type]
+    state = postgres_ha.reconcile_postgres(kube, ask, tier(), kube.pods, state.status, NOW)  # type: ignore[arg-type]
     assert kube.writes == [] and reasons(state) == []
     # Mid-switchover no member leads: that is not a failover.
     kube.pods = [member("c-postgres-0", "replica"), pods[1], member("c-postgres-2", None)]
-    state = postgres_ha.reconcile_postgres(kube, ask, tier(), state.status, NOW)  # type: ignore[arg-type]
+    state = postgres_ha.reconcile_postgres(kube, ask, tier(), kube.pods, state.status, NOW)  # type: ignore[arg-type]
     assert reasons(state) == [] and "primary" not in state.status
     kube.pods = [member("c-postgres-0", "replica"), pods[1], member("c-postgres-2", "master")]
-    state = postgres_ha.reconcile_postgres(kube, ask, tier(), state.status, NOW)  # type: ignore[arg-type]
+    state = postgres_ha.reconcile_postgres(kube, ask, tier(), kube.pods, state.status, NOW)  # type: ignore[arg-type]
     assert reasons(state) == ["SwitchedOver"]
     assert state.status["primary"] == "c-postgres-2" and state.status["formerPrimary"] == "c-postgres-0"
     assert "switchover" not in state.status and state.status["lastPrimaryChange"] == NOW
@@ -132,10 +128,10 @@ def test_a_switchover_is_asked_of_patroni_once_and_reported_when_done() -> None:
 def test_a_lost_leader_is_reported_failing_over_then_failed_over() -> None:
     kube = FakeKube({}, [member("c-postgres-1", "replica"), member("c-postgres-2", "replica")])
     before = {"primary": "c-postgres-0", "dynamicConfigHash": postgres_ha.config_hash(tier())}
-    state = postgres_ha.reconcile_postgres(kube, cluster(), tier(), before, NOW)  # type: ignore[arg-type]
+    state = postgres_ha.reconcile_postgres(kube, cluster(), tier(), kube.pods, before, NOW)  # type: ignore[arg-type]
     assert reasons(state) == ["FailingOver"] and state.status["formerPrimary"] == "c-postgres-0"
     kube.pods = [member("c-postgres-1", "master"), member("c-postgres-2", "replica")]
-    state = postgres_ha.reconcile_postgres(kube, cluster(), tier(), state.status, NOW)  # type: ignore[arg-type]
+    state = postgres_ha.reconcile_postgres(kube, cluster(), tier(), kube.pods, state.status, NOW)  # type: ignore[arg-type]
     assert reasons(state) == ["FailedOver"] and state.status["primary"] == "c-postgres-1"
     assert any(warning for _, _, warning in state.events)
 
@@ -143,7 +139,9 @@ def test_a_lost_leader_is_reported_failing_over_then_failed_over() -> None:
 def test_a_switchover_to_a_member_that_is_not_a_ready_replica_waits_and_says_so() -> None:
     kube = FakeKube({}, [member("c-postgres-0", "master"), member("c-postgres-1", "replica", ready=False)])
     ask = cluster({postgres.PRIMARY_ANNOTATION: "c-postgres-1"})
-    state = postgres_ha.reconcile_postgres(kube, ask, tier(readReplicas=1), {"primary": "c-postgres-0"}, NOW)  # type: ignore[arg-type]
+    state = postgres_ha.reconcile_postgres(
+        kube, ask, tier(readReplicas=1), kube.pods, {"primary": "c-postgres-0"}, NOW
+    )  # type: ignore[arg-type]
     assert reasons(state) == ["SwitchoverWaiting"] and not [w for w in kube.writes if w[0] == "apply"]
 
 
@@ -197,8 +195,8 @@ def test_a_roll_goes_before_the_annotations_switchover() -> None:
     kube = FakeKube({("StatefulSet", "c-postgres"): statefulset()}, pods)
     ask = cluster({postgres.PRIMARY_ANNOTATION: "c-postgres-1"})
     before = {"primary": "c-postgres-0", "dynamicConfigHash": postgres_ha.config_hash(tier(readReplicas=1))}
-    state = postgres_ha.reconcile_postgres(kube, ask, tier(readReplicas=1), before, NOW)  # type: ignore[arg-type]
+    state = postgres_ha.reconcile_postgres(kube, ask, tier(readReplicas=1), kube.pods, before, NOW)  # type: ignore[arg-type]
     assert kube.writes == [("delete", "c-postgres-1", None)] and reasons(state) == ["RollingMembers"]
     kube.pods, kube.writes = [pods[0], member("c-postgres-1", "replica")], []
-    state = postgres_ha.reconcile_postgres(kube, ask, tier(readReplicas=1), state.status, NOW)  # type: ignore[arg-type]
+    state = postgres_ha.reconcile_postgres(kube, ask, tier(readReplicas=1), kube.pods, state.status, NOW)  # type: ignore[arg-type]
     assert reasons(state) == ["SwitchoverRequested"] and kube.writes[0][1] == "c-postgres-rw-failover"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from typing import Any
 
 MANAGED_BY = "brain-ai-operator"
@@ -65,6 +66,11 @@ def disruption_budget(
             "unhealthyPodEvictionPolicy": "AlwaysAllow",
         },
     }
+
+
+def content_hash(value: Any) -> str:
+    """A short, stable digest of a JSON-able value (keys sorted): equal values, equal hashes."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def owned_selector(cluster: str) -> str:

@@ -11,8 +11,6 @@ Passwords live only in the Secret; containers read them from env, never from arg
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from typing import Any
 
@@ -24,6 +22,7 @@ from brainai_operator.resources.common import (
     child_name,
     claim_template,
     container_security,
+    content_hash,
     disruption_budget,
     labels,
     metadata,
@@ -88,6 +87,11 @@ def names(cluster: str) -> dict[str, str]:
         "failover": f"{rw}-failover",
         "sync": f"{rw}-sync",
     }
+
+
+def patroni_labels(cluster: str) -> dict[str, str]:
+    """The labels Patroni selects its pods and DCS keys by: an object without them it does not see."""
+    return {**selector_labels(cluster, COMPONENT), SCOPE_LABEL: names(cluster)["rw"]}
 
 
 def pod_name(cluster: str, ordinal: int) -> str:
@@ -300,12 +304,10 @@ def _container(cluster: str, tier: DataTier) -> dict[str, Any]:
 def build_postgres_statefulset(cluster: str, namespace: str, tier: DataTier) -> dict[str, Any]:
     """Every member alike: Patroni decides which is the leader, so any pod may be."""
     n = names(cluster)
-    pod_labels = {**labels(cluster, COMPONENT), SCOPE_LABEL: n["rw"]}
-    # Patroni reads its file at start: a changed one rolls the members (the operator does, leader last).
-    local = {
-        k: v for k, v in patroni_config(cluster, tier).items() if k != "bootstrap"
-    }  # DCS: see dcs_config
-    config = hashlib.sha256(yaml.safe_dump(local).encode()).hexdigest()[:16]
+    pod_labels = {**labels(cluster, COMPONENT), **patroni_labels(cluster)}
+    # Patroni reads its file at start: a changed one rolls the members (the operator does, leader
+    # last). Its bootstrap section is left out: the DCS holds those settings (see dcs_config).
+    config = content_hash({k: v for k, v in patroni_config(cluster, tier).items() if k != "bootstrap"})
     pod: dict[str, Any] = {
         "serviceAccountName": n["pods"],
         "securityContext": pod_security(RUN_AS),
@@ -390,8 +392,3 @@ def build_postgres(
     if tier.replicas:
         objs.insert(-2, _service(cluster, namespace, n["ro"], {**members, ROLE_LABEL: REPLICA_ROLE}))
     return objs
-
-
-def dcs_annotation(tier: DataTier) -> str:
-    """The dynamic configuration as Patroni stores it (compact JSON, keys sorted)."""
-    return json.dumps(dcs_config(tier), separators=(",", ":"), sort_keys=True)
