@@ -10,6 +10,7 @@ fills them, and an explicit value in the spec wins.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -22,6 +23,7 @@ from pydantic import (
     Field,
     ValidationError,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -439,6 +441,181 @@ class ExternalRef(KubeModel):
     )
 
 
+def _cron_field(numbers: str, names: tuple[str, ...] = ()) -> str:
+    """One cron field as a CronJob takes it: *, ?, values, ranges, steps and lists."""
+    words = "|".join(w for n in names for w in (n, n.capitalize(), n.upper()))
+    atom = f"({numbers}{'|' + words if words else ''})"
+    item = rf"(\*|\?|{atom}(-{atom})?)(/[1-9][0-9]*)?"
+    return rf"{item}(,{item})*"
+
+
+MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+CRON_FIELDS = (
+    _cron_field("[0-5]?[0-9]"),
+    _cron_field("[01]?[0-9]|2[0-3]"),
+    _cron_field("0?[1-9]|[12][0-9]|3[01]"),
+    _cron_field("0?[1-9]|1[0-2]", MONTHS),
+    _cron_field("[0-7]", WEEKDAYS),
+)
+# Five cron fields within their ranges, or one of the CronJob's @ macros.
+CRON_PATTERN = (
+    r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|"
+    + " +".join(f"({f})" for f in CRON_FIELDS)
+    + r")$"
+)
+
+
+def check_cron_ranges(schedule: str) -> None:
+    """What the pattern cannot say: a range must not run backwards (a CronJob refuses 5-2)."""
+    values = {name: i for names in (MONTHS, WEEKDAYS) for i, name in enumerate(names, start=names is MONTHS)}
+    for part in re.split(r"[ ,]+", schedule.strip()):
+        bounds = part.split("/")[0].split("-")
+        if len(bounds) == 2:
+            low, high = (int(b) if b.isdigit() else values[b.lower()] for b in bounds)
+            if low > high:
+                raise ValueError(f"spec.postgres.backup.schedule: range {part} runs backwards")
+
+
+# RFC 3339 with each field in its range (the API server's date-time format alone lets 13-45 through).
+RFC3339_PATTERN = (
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+
+
+class S3Repository(KubeModel):
+    """An S3-compatible bucket holding a pgBackRest repository."""
+
+    bucket: str = Field(
+        min_length=3, max_length=63, pattern=DNS_SUBDOMAIN_PATTERN, description="Bucket name."
+    )
+    endpoint: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[A-Za-z0-9.-]+(:[0-9]+)?$",
+        description="Host (and port) of the S3 API, without scheme, e.g. s3.eu-west-1.amazonaws.com.",
+    )
+    region: str = Field(
+        default="us-east-1",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[a-z0-9-]+$",
+        description="Region the bucket is in (signs requests; most S3-compatible stores take any).",
+    )
+    path: str | None = Field(
+        default=None,
+        max_length=512,
+        pattern=r"^/[-A-Za-z0-9_./]*$",
+        description="Path of the repository in the bucket. Default /<namespace>/<cluster>.",
+    )
+    uri_style: Literal["host", "path"] = Field(
+        default="host", description="host: bucket.endpoint (AWS); path: endpoint/bucket (most others)."
+    )
+    verify_tls: bool = Field(default=True, description="Verify the endpoint's TLS certificate.")
+    credentials: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        description="Secret in the cluster's namespace with keys access-key-id and secret-access-key.",
+    )
+
+
+class VolumeRepository(KubeModel):
+    size: Quantity = Field(default="20Gi", description="Size of the repository's PersistentVolumeClaim.")
+    storage_class_name: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        json_schema_extra=immutable("storageClassName"),
+        description="StorageClass of the claim; unset: the cluster default.",
+    )
+
+
+class BackupSpec(KubeModel):
+    """pgBackRest base backups and continuous WAL archiving."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.volume) || !has(self.s3)",
+                    "spec.postgres.backup: set volume or s3, not both",
+                    field_path=".s3",
+                )
+            ]
+        }
+    )
+
+    schedule: str = Field(
+        default="0 2 * * *",
+        max_length=100,
+        pattern=CRON_PATTERN,
+        description="When full backups are taken (cron, in the controller manager's time zone, usually "
+        "UTC). Default 0 2 * * * (daily at 02:00). Annotate the BrainAICluster with "
+        "brainai.io/backup-request=<any new value> for one now.",
+    )
+    retention: int = Field(
+        default=7,
+        ge=1,
+        le=9999,
+        description="Full backups kept; older ones, and the WAL only they need, are expired after each "
+        "backup. Default 7.",
+    )
+    volume: VolumeRepository | None = Field(
+        default=None,
+        description="Keep the repository on a PersistentVolumeClaim (the default): "
+        "repo-<cluster>-postgres-repo-0, which is kept when the BrainAICluster is deleted.",
+    )
+    s3: S3Repository | None = Field(
+        default=None, description="Keep the repository in an S3-compatible bucket."
+    )
+
+    @model_validator(mode="after")
+    def _one_repository(self) -> BackupSpec:
+        if self.volume is not None and self.s3 is not None:
+            raise ValueError("spec.postgres.backup: set volume or s3, not both")
+        check_cron_ranges(self.schedule)
+        return self
+
+
+class RestoreSpec(KubeModel):
+    """Bootstrap the database from another cluster's backups instead of an empty one."""
+
+    from_cluster: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=DNS_LABEL_PATTERN,
+        description="The BrainAICluster (in this namespace, deleted or not) whose backups to restore; "
+        "its repository volume repo-<name>-postgres-repo-0 unless s3 is given.",
+    )
+    target_time: str | None = Field(
+        default=None,
+        pattern=RFC3339_PATTERN,
+        json_schema_extra={"format": "date-time"},
+        description="Recover to this moment (RFC 3339) from the newest backup before it plus archived "
+        "WAL; it must lie after that backup ended and before the last archived WAL. Unset: as far as "
+        "the archived WAL goes.",
+    )
+    s3: S3Repository | None = Field(
+        default=None,
+        description="The source's S3 repository (its path defaults to /<namespace>/<fromCluster>).",
+    )
+
+    @field_validator("target_time")
+    @classmethod
+    def _real_moment(cls, value: str | None) -> str | None:
+        """The pattern admits 02-31; a real calendar does not."""
+        if value is not None:
+            try:
+                dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError as err:
+                raise ValueError(
+                    f"spec.postgres.restore.targetTime: {value} is not a moment ({err})"
+                ) from None
+        return value
+
+
 class PostgresSpec(KubeModel):
     """PostgreSQL primary and streaming read replicas as the engines' shared store."""
 
@@ -472,6 +649,18 @@ class PostgresSpec(KubeModel):
                     reason="FieldValueForbidden",
                 ),
                 storage_class_stays("postgres"),
+                cel(
+                    "!has(self.external) || (!has(self.backup) && !has(self.restore))",
+                    "spec.postgres.backup and spec.postgres.restore do not apply to an external database",
+                    field_path=".backup",
+                ),
+                cel(
+                    "has(oldSelf.restore) == has(self.restore) && "
+                    "(!has(self.restore) || self.restore == oldSelf.restore)",
+                    "spec.postgres.restore is set when the database is created and cannot change afterwards",
+                    field_path=".restore",
+                    reason="FieldValueForbidden",
+                ),
             ]
         }
     )
@@ -529,9 +718,21 @@ class PostgresSpec(KubeModel):
         "checkpoint_completion_target 0.9, wal_buffers 64MB, default_statistics_target 500, "
         "max_connections 200).",
     )
+    backup: BackupSpec | None = Field(
+        default=None,
+        description="Scheduled and on-demand backups with continuous WAL archiving (pgBackRest). "
+        "Unset: none.",
+    )
+    restore: RestoreSpec | None = Field(
+        default=None, description="Create the database from a backup (set at creation only)."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> PostgresSpec:
+        if self.external is not None and (self.backup is not None or self.restore is not None):
+            raise ValueError(
+                "spec.postgres.backup and spec.postgres.restore do not apply to an external database"
+            )
         if self.external is not None and self.read_replicas is not None:
             raise ValueError("spec.postgres.readReplicas does not apply to an external database")
         if self.external is not None and self.synchronous is not None:
@@ -862,6 +1063,33 @@ class Recommendations(KubeModel):
     autopilot: AutopilotStatus | None = Field(default=None, description="What autopilot did with it.")
 
 
+class BackupRecord(KubeModel):
+    """One finished backup, as the Job that took it reported it."""
+
+    job: str = Field(description="The Job that took it.")
+    label: str | None = Field(default=None, description="pgBackRest's backup label.")
+    started_at: str | None = Field(default=None, description="When the backup started (RFC 3339).")
+    completed_at: str | None = Field(default=None, description="When it ended (RFC 3339).")
+    size: int | None = Field(default=None, description="Database size backed up, in bytes.")
+    repository_size: int | None = Field(default=None, description="Bytes it takes in the repository.")
+    backups: int | None = Field(default=None, description="Full backups in the repository after it.")
+    message: str | None = Field(default=None, description="Why it failed (failed backups only).")
+
+
+class BackupStatus(KubeModel):
+    last_backup: BackupRecord | None = Field(default=None, description="The newest backup that succeeded.")
+    last_failure: BackupRecord | None = Field(default=None, description="The newest backup that failed.")
+    last_request: str | None = Field(
+        default=None, description="The last brainai.io/backup-request value a backup was started for."
+    )
+
+
+class RestoreStatus(KubeModel):
+    from_cluster: str = Field(description="The cluster whose backups the database was restored from.")
+    target_time: str | None = Field(default=None, description="The point in time recovered to, if one.")
+    completed_at: str | None = Field(default=None, description="When the restored database took writes.")
+
+
 class PostgresStatus(KubeModel):
     """The managed PostgreSQL cluster as its pods' Patroni roles show it."""
 
@@ -881,6 +1109,8 @@ class PostgresStatus(KubeModel):
     dynamic_config_hash: str | None = Field(
         default=None, description="Checksum of the Patroni dynamic configuration last written."
     )
+    backup: BackupStatus | None = Field(default=None, description="The last backups taken.")
+    restore: RestoreStatus | None = Field(default=None, description="Where the database was restored from.")
 
 
 class BrainAIClusterStatus(KubeModel):

@@ -19,11 +19,11 @@ from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError
 from pydantic import ValidationError
 
 from brainai_common.engine_config import ConfigError
-from brainai_operator import api, autopilot, immutable, postgres_ha
+from brainai_operator import api, autopilot, backups, certificates, immutable, postgres_ha
 from brainai_operator.advisor import Advice
 from brainai_operator.client import FIELD_MANAGER, Kube
 from brainai_operator.clock import rfc3339, utcnow
-from brainai_operator.resources import engine, postgres, redis
+from brainai_operator.resources import backup, engine, pgbackrest, postgres, redis
 from brainai_operator.resources.cluster import OWNED_KINDS, build_desired
 from brainai_operator.resources.common import (
     APPLIED_HASH_ANNOTATION,
@@ -194,6 +194,14 @@ def load_passwords(live: dict[str, Any] | None, keys: tuple[str, ...]) -> dict[s
     return {k: base64.b64decode(data[k]).decode() if k in data else secrets.token_urlsafe(24) for k in keys}
 
 
+def load_certificate(kube: Kube, name: str, namespace: str) -> dict[str, str]:
+    """The backups' TLS material already in its Secret, or a new CA and certificate."""
+    data = (kube.get("v1", "Secret", pgbackrest.names(name)["tls"], namespace) or {}).get("data") or {}
+    if all(k in data for k in certificates.KEYS):
+        return {k: base64.b64decode(data[k]).decode() for k in certificates.KEYS}
+    return certificates.issue(pgbackrest.TLS_NAME, backup.tls_dns_names(name, namespace), utcnow())
+
+
 class MajorVersionChange(RuntimeError):
     """The primary's data directory was made by another PostgreSQL major version than the image now
     asked for, which cannot read it."""
@@ -236,6 +244,8 @@ def tier_passwords(kube: Kube, name: str, namespace: str, r: Resolved) -> dict[s
                     f"{', '.join(postgres.SECRET_KEYS)}), or delete the claim to start with an empty database"
                 )
         found["postgres"] = load_passwords(live, postgres.SECRET_KEYS)
+        if r.postgres.backup or r.postgres.restore:
+            found["pgbackrest"] = load_certificate(kube, name, namespace)
     if r.redis and not r.redis.external:
         live = kube.get("v1", "Secret", redis.names(name)["secret"], namespace)
         found["redis"] = load_passwords(live, redis.SECRET_KEYS)
@@ -266,6 +276,9 @@ def observe_data_tiers(
                 r.postgres.replicas,
                 pg.status.get("formerPrimary"),
                 pg.status.get("switchover"),
+                restoring_from=r.postgres.restore.from_cluster
+                if r.postgres.restore and not (pg.status.get("restore") or {}).get("completedAt")
+                else None,
             )
         )
     if r.redis and r.redis.external:
@@ -408,6 +421,7 @@ def reconcile_cluster(
     # that is not ready is explained by its pods.
     pods: dict[str, list[dict[str, Any]]] | None = None
     pg: postgres_ha.PostgresState | None = None
+    backed_up: tuple[bool, str, str] | None = None
     if resolved and resolved.postgres and not resolved.postgres.external:
         pods = pods_by_component(kube, name, namespace)
         pg = postgres_ha.reconcile_postgres(
@@ -415,6 +429,16 @@ def reconcile_cluster(
             obj,
             resolved.postgres,
             pods.get(postgres.COMPONENT, []),
+            previous.get("postgres") or {},
+            rfc3339(now),
+            act=not (paused or error),
+        )
+        backed_up = backups.reconcile_backups_and_restore(
+            kube,
+            obj,
+            resolved.postgres,
+            pods,
+            pg,
             previous.get("postgres") or {},
             rfc3339(now),
             act=not (paused or error),
@@ -444,6 +468,7 @@ def reconcile_cluster(
         engine_pods=engine_pods,
         monitoring=monitoring,
         postgres=pg.status if pg else None,
+        backup=backed_up,
     )
     for reason, message, warning in pg.events if pg else ():
         kube.event(obj, reason, message, warning=warning)

@@ -12,6 +12,7 @@ TRUE: Final = "True"
 FALSE: Final = "False"
 METRICS_AVAILABLE = "MetricsAvailable"
 MONITORING_READY = "MonitoringReady"
+LAST_BACKUP_SUCCEEDED = "LastBackupSucceeded"
 # Pod states that do not clear up by waiting: the tier is Stalled until someone acts.
 STALLED_REASONS = frozenset(
     {
@@ -184,10 +185,15 @@ def postgres_tier(
     replicas: int,
     previous_primary: str | None,
     switching_to: str | None = None,
+    restoring_from: str | None = None,
 ) -> Tier:
-    """`previous_primary`: the leader before this one (the one lost, while none leads)."""
+    """`previous_primary`: the leader before this one (the one lost, while none leads);
+    `restoring_from`: the cluster whose backups the database is being restored from."""
     name = "PostgresReady"
     want = 1 + replicas
+    if restoring_from:
+        message = f"restoring from {restoring_from}'s backups: the first member recovers, then leads"
+        return Tier(name, False, False, "Restoring", message)
     if members.labelled and members.primary is None:
         if switching_to:
             return Tier(name, False, False, "SwitchingOver", f"switchover to {switching_to} in progress")
@@ -266,6 +272,7 @@ def compute_status(
     engine_pods: list[dict[str, Any]] | None = None,
     monitoring: tuple[bool, str, str] | None = None,
     postgres: dict[str, Any] | None = None,
+    backup: tuple[bool, str, str] | None = None,
 ) -> dict[str, Any]:
     """The status subresource: phase, per-tier and summary conditions, /scale fields.
 
@@ -273,7 +280,7 @@ def compute_status(
     are then left untouched). Transition times move only when a condition's status changes.
     `metrics` (ok, reason, message) becomes the MetricsAvailable condition, which is advisory: it
     never affects Ready or the phase, since the engine serves fine without Prometheus; `monitoring`
-    becomes MonitoringReady, advisory in the same way.
+    becomes MonitoringReady and `backup` LastBackupSucceeded, advisory in the same way.
     """
     tiers = [engine_tier(deploy, engine_pods), *(data_tiers or [])]
     blocking = next((t for t in tiers if not t.ready), None)
@@ -315,6 +322,8 @@ def compute_status(
         conditions.append(_condition(METRICS_AVAILABLE, *metrics, generation))
     if monitoring is not None:
         conditions.append(_condition(MONITORING_READY, *monitoring, generation))
+    if backup is not None:
+        conditions.append(_condition(LAST_BACKUP_SUCCEEDED, *backup, generation))
 
     _carry_transition_times(conditions, previous, now)
 

@@ -16,8 +16,10 @@ from brainai_common.engine_config import ConfigError, EngineConfig, config_from_
 from brainai_operator.api import (
     POSTGRES_PARAMETERS,
     AutoscalingPreset,
+    BackupSpec,
     BrainAIClusterSpec,
     MonitoringSpec,
+    RestoreSpec,
     StorageSpec,
     Strategy,
 )
@@ -53,6 +55,8 @@ class DataTier(BaseModel):
     resources: dict[str, dict[str, Any]]
     parameters: dict[str, str] = Field(default_factory=dict)
     synchronous: bool = False
+    backup: BackupSpec | None = None
+    restore: RestoreSpec | None = None
 
     @property
     def external(self) -> bool:
@@ -243,6 +247,8 @@ def resolve_postgres(
         resources=resources,
         parameters={**POSTGRES_PARAMETERS, **(pg.parameters or {})},
         synchronous=bool(pg.synchronous),
+        backup=pg.backup,
+        restore=pg.restore,
         **_storage_fields(pg.storage),
     )
 

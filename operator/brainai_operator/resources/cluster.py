@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from brainai_operator.resources.autoscaling import build_engine_hpa
+from brainai_operator.resources.backup import build_backup
 from brainai_operator.resources.engine import (
     build_engine_configmap,
     build_engine_deployment,
@@ -34,6 +35,7 @@ OWNED_KINDS: list[tuple[str, str]] = [
     ("apps/v1", "StatefulSet"),
     ("v1", "Secret"),
     ("batch/v1", "Job"),
+    ("batch/v1", "CronJob"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
 ]
@@ -49,7 +51,8 @@ def build_desired(
 ) -> list[dict[str, Any]]:
     """Every object the cluster should own, in the order they are applied (data tiers first).
 
-    `passwords` holds the generated credentials per data tier ("postgres", "redis"); generating
+    `passwords` holds the generated credentials per data tier ("postgres", "redis", and
+    "pgbackrest" for the backups' TLS certificate); generating
     them is the caller's job, so this stays a pure function of its inputs. `monitoring_crds` says
     whether the Prometheus Operator's CRDs exist, without which a ServiceMonitor cannot be created.
     `redis_nodes` is how many Redis nodes run (more than asked for while a shrink drains them).
@@ -58,6 +61,7 @@ def build_desired(
     desired: list[dict[str, Any]] = []
     if r.postgres:
         desired += build_postgres(cluster, namespace, r.postgres, passwords.get("postgres", {}))
+        desired += build_backup(cluster, namespace, r.postgres, passwords.get("pgbackrest", {}))
     if r.redis:
         desired += build_redis(cluster, namespace, r.redis, passwords.get("redis", {}), redis_nodes)
     rendered = render_engine_config(r)

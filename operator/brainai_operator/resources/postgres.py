@@ -18,6 +18,7 @@ import yaml
 from kubernetes.utils.quantity import parse_quantity
 
 from brainai_operator.quantities import MI
+from brainai_operator.resources import pgbackrest
 from brainai_operator.resources.common import (
     child_name,
     claim_template,
@@ -122,9 +123,12 @@ def build_postgres_secret(
 POST_BOOTSTRAP = f"""\
 #!/bin/bash
 # Patroni runs this once, on the member that initialised the cluster, with a superuser connection
-# string: the engines' database.
+# string: the engines' database (a restored one has it already).
 set -euo pipefail
-psql -v ON_ERROR_STOP=1 -d "$1" -c 'CREATE DATABASE {DATABASE}'
+psql -v ON_ERROR_STOP=1 -d "$1" <<'SQL'
+SELECT 'CREATE DATABASE {DATABASE}' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{DATABASE}')
+\\gexec
+SQL
 """
 
 
@@ -137,6 +141,7 @@ def server_parameters(tier: DataTier) -> dict[str, str]:
     """postgresql.conf as the tier asks for it, with what streaming replication needs."""
     return {
         "max_slot_wal_keep_size": f"{slot_retention_mb(tier.storage_size)}MB",
+        **(pgbackrest.archive_parameters() if tier.backup else {}),
         **tier.parameters,
         "wal_level": "replica",
         "max_wal_senders": "20",
@@ -184,6 +189,7 @@ def patroni_config(cluster: str, tier: DataTier) -> dict[str, Any]:
             "dcs": dcs_config(tier),
             "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums"],
             "post_bootstrap": "/etc/patroni/post-bootstrap.sh",
+            **(pgbackrest.patroni_bootstrap(cluster, tier) if tier.restore else {}),
         },
         "restapi": {"listen": f"0.0.0.0:{PATRONI_PORT}"},
         "postgresql": {
@@ -259,6 +265,26 @@ def _field_env(var: str, path: str) -> dict[str, Any]:
     return {"name": var, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
 
+def _pgbackrest_sidecar(tier: DataTier) -> dict[str, Any]:
+    """pgBackRest's TLS server in every member: how a backup Job reads the leader's data directory."""
+    return {
+        "name": "pgbackrest",
+        "image": tier.image,
+        "command": ["pgbackrest", "server"],
+        "env": [{"name": "PGBACKREST_CONFIG", "value": pgbackrest.MEMBER_CONFIG}],
+        "ports": [{"name": "pgbackrest", "containerPort": pgbackrest.TLS_PORT, "protocol": "TCP"}],
+        "readinessProbe": {"tcpSocket": {"port": "pgbackrest"}, "periodSeconds": 10},
+        "resources": pgbackrest.RESOURCES,
+        "securityContext": container_security(RUN_AS),
+        "volumeMounts": [
+            {"name": "data", "mountPath": "/var/lib/postgresql/data"},
+            {"name": "run", "mountPath": "/var/run/postgresql"},
+            {"name": "tmp", "mountPath": "/tmp"},
+            *pgbackrest.MOUNTS,
+        ],
+    }
+
+
 def _container(cluster: str, tier: DataTier) -> dict[str, Any]:
     def probe(path: str, **timing: int) -> dict[str, Any]:
         return {"httpGet": {"path": path, "port": "patroni"}, "timeoutSeconds": 3, **timing}
@@ -282,6 +308,8 @@ def _container(cluster: str, tier: DataTier) -> dict[str, Any]:
             _secret_env(cluster, "PATRONI_REPLICATION_PASSWORD", "replication-password"),
             {"name": "PGDATA", "value": PGDATA},
             {"name": "HOME", "value": "/tmp"},
+            # archive_command's pgBackRest (started by the server, started by Patroni) reads this.
+            *([{"name": "PGBACKREST_CONFIG", "value": pgbackrest.MEMBER_CONFIG}] if tier.backup else []),
         ],
         "ports": [
             {"name": "postgres", "containerPort": 5432, "protocol": "TCP"},
@@ -297,6 +325,7 @@ def _container(cluster: str, tier: DataTier) -> dict[str, Any]:
             {"name": "run", "mountPath": "/var/run/postgresql"},
             {"name": "tmp", "mountPath": "/tmp"},
             {"name": "patroni", "mountPath": "/etc/patroni", "readOnly": True},
+            *(pgbackrest.MOUNTS if tier.backup or tier.restore else []),
         ],
     }
 
@@ -314,11 +343,12 @@ def build_postgres_statefulset(cluster: str, namespace: str, tier: DataTier) -> 
         # Patroni's shutdown stops the server cleanly and hands the lock over before the pod goes.
         "terminationGracePeriodSeconds": 60,
         "topologySpreadConstraints": spread_over_nodes(cluster, COMPONENT),
-        "containers": [_container(cluster, tier)],
+        "containers": [_container(cluster, tier), *([_pgbackrest_sidecar(tier)] if tier.backup else [])],
         "volumes": [
             {"name": "run", "emptyDir": {}},
             {"name": "tmp", "emptyDir": {}},
             {"name": "patroni", "configMap": {"name": n["patroni"], "defaultMode": 0o555}},
+            *(pgbackrest.pod_volumes(cluster) if tier.backup or tier.restore else []),
         ],
     }
     return {
