@@ -95,6 +95,7 @@ class LoadRun:
     namespace: str
     args: list[str]
     name: str = ""
+    node: str | None = None  # the node to run on (a fault test keeps its load off the node it stops)
 
     def start(self) -> LoadRun:
         self.name = self.name or f"loadgen-{secrets.token_hex(3)}"
@@ -114,6 +115,8 @@ class LoadRun:
             volumeMounts=[{"name": "load", "mountPath": "/load"}],
         )
         pod["spec"]["volumes"] = [{"name": "load", "configMap": {"name": self.name}}]
+        if self.node:
+            pod["spec"]["nodeName"] = self.node
         self.cluster.apply(pod, self.namespace)
         wait_until(lambda: self.phase() in ("Running", "Succeeded", "Failed"), timeout=120, what=self.name)
         return self

@@ -47,6 +47,35 @@ secret_keys = st.sampled_from(["token", "api/token", "database url", "a.b_c-d", 
 frequencies = st.sampled_from(["continuous", "hourly", "weekly", 30, -1, 0.5, 0])
 
 
+schedules = st.sampled_from(
+    ["0 2 * * *", "@daily", "*/15 1-5 * jan-mar mon-fri", "0 2 * * 7", "99 * * * *", "5-2 * * * *",
+     "0 0 31 2 ?", "* * * *", "0 2 * * * *", "@every 1h", "0 */0 * * *", "0 0 1 JAN,Jul SUN"]
+)  # fmt: skip
+target_times = st.sampled_from(
+    ["2026-12-04T10:00:00Z", "2026-12-04T10:00:00.25+02:00", "2026-13-45T99:99:99Z", "2026-02-31T10:00:00Z",
+     "2026-12-04 10:00:00", "2026-12-04T24:00:00Z"]
+)  # fmt: skip
+
+
+@st.composite
+def backups(draw: st.DrawFn) -> dict[str, Any]:
+    backup: dict[str, Any] = {}
+    if draw(st.booleans()):
+        backup["schedule"] = draw(schedules)
+    if draw(st.booleans()):
+        backup["retention"] = draw(st.sampled_from([0, 1, 7, 10000]))
+    repository = draw(st.sampled_from(["volume", "s3", "both", "none"]))
+    if repository in ("volume", "both"):
+        backup["volume"] = {"size": draw(st.sampled_from(["1Gi", "0", "ten"]))}
+    if repository in ("s3", "both"):
+        backup["s3"] = {
+            "bucket": draw(st.sampled_from(["backups", "B", "my.bucket"])),
+            "endpoint": draw(st.sampled_from(["s3.example.com", "minio:9000", "https://s3"])),
+            "credentials": "s3-keys",
+        }
+    return backup
+
+
 @st.composite
 def specs(draw: st.DrawFn) -> dict[str, Any]:
     spec: dict[str, Any] = {}
@@ -90,6 +119,13 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
             postgres["readReplicas"] = draw(st.integers(min_value=0, max_value=3))
         if draw(st.booleans()):
             postgres["external"] = {"secretRef": {"name": "db", "key": "url"}}
+        if draw(st.booleans()):
+            postgres["backup"] = draw(backups())
+        if draw(st.booleans()):
+            restore: dict[str, Any] = {"fromCluster": draw(st.sampled_from(["origin", "Origin", "x" * 64]))}
+            if draw(st.booleans()):
+                restore["targetTime"] = draw(target_times)
+            postgres["restore"] = restore
         spec["postgres"] = postgres
     if draw(st.booleans()):
         spec["redis"] = {"enabled": True, "masters": draw(st.integers(min_value=2, max_value=8))}

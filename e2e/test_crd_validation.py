@@ -16,6 +16,17 @@ OFF = {"autoscaling": {"enabled": False}}
 EXTERNAL_DB = {"postgres": {"enabled": True, "external": {"secretRef": {"name": "db", "key": "url"}}}}
 EMBEDDED_ONE_POD = "needs spec.postgres.enabled: true"
 
+S3 = {"bucket": "backups", "endpoint": "s3.example.com", "credentials": "s3-keys"}
+
+
+def backup_spec(**backup: Any) -> dict[str, Any]:
+    return {"postgres": {"enabled": True, "backup": backup}}
+
+
+def restore_spec(target_time: str) -> dict[str, Any]:
+    return {"postgres": {"enabled": True, "restore": {"fromCluster": "origin", "targetTime": target_time}}}
+
+
 # (id, spec, text the error must contain)
 INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("strategy-unknown", {"strategy": "fast"}, "spec.strategy"),
@@ -245,6 +256,26 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         {"engine": {"config": {"memory": {"consolidation_frequency": "weekly"}}}},
         "spec.engine.config.memory.consolidation_frequency",
     ),
+    ("backup-two-repositories", backup_spec(volume={}, s3=S3), "set volume or s3, not both"),
+    ("backup-schedule-minute", backup_spec(schedule="99 * * * *"), "spec.postgres.backup.schedule"),
+    ("backup-schedule-sunday-7", backup_spec(schedule="0 2 * * 7"), "spec.postgres.backup.schedule"),
+    ("backup-schedule-fields", backup_spec(schedule="0 2 * *"), "spec.postgres.backup.schedule"),
+    ("backup-retention-zero", backup_spec(retention=0), "spec.postgres.backup.retention"),
+    ("backup-s3-no-credentials", backup_spec(s3={"bucket": "b-1", "endpoint": "s3"}), "credentials"),
+    (
+        "backup-on-external",
+        {"postgres": {**EXTERNAL_DB["postgres"], "backup": {}}},
+        "spec.postgres.backup and spec.postgres.restore do not apply to an external database",
+    ),
+    ("restore-month-13", restore_spec("2026-13-04T10:00:00Z"), "spec.postgres.restore.targetTime"),
+    ("restore-hour-99", restore_spec("2026-12-04T99:00:00Z"), "spec.postgres.restore.targetTime"),
+    ("restore-february-31", restore_spec("2026-02-31T10:00:00Z"), "spec.postgres.restore.targetTime"),
+    ("restore-no-zone", restore_spec("2026-12-04T10:00:00"), "spec.postgres.restore.targetTime"),
+    (
+        "restore-bad-source",
+        {"postgres": {"enabled": True, "restore": {"fromCluster": "Not.A.Name"}}},
+        "spec.postgres.restore.fromCluster",
+    ),
 ]
 
 
@@ -352,7 +383,36 @@ VALID = [
     ("consolidation-named", {"engine": {"config": {"memory": {"consolidation_frequency": "hourly"}}}}),
     ("prefixed-label-key", {"scheduling": {"nodeSelector": {"kubernetes.io/arch": "amd64"}}}),
     ("request-above-default-limit", {"engine": {"resources": {"requests": {"cpu": "4"}}}}),
+    ("backup-defaults", backup_spec()),
+    ("backup-s3", backup_spec(schedule="*/30 1-5 * jan-mar MON-FRI", retention=2, s3=S3)),
+    ("restore-to-a-moment", restore_spec("2026-12-04T10:00:00.25+02:00")),
 ]
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (None, {"fromCluster": "origin"}),
+        ({"fromCluster": "origin"}, None),
+        ({"fromCluster": "origin"}, {"fromCluster": "other"}),
+    ],
+    ids=["added", "removed", "changed"],
+)
+def test_restore_is_set_at_creation_only(
+    cluster: Cluster, crd: str, namespace: str, before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> None:
+    def manifest(restore: dict[str, Any] | None) -> dict[str, Any]:
+        postgres = {"enabled": True, **({"restore": restore} if restore else {})}
+        return {"apiVersion": "brainai.io/v1alpha1", "kind": "BrainAICluster", "metadata": {"name": "rst"},
+                "spec": {"postgres": postgres}}  # fmt: skip
+
+    cluster.apply(manifest(before), namespace)
+    try:
+        with pytest.raises(KubectlError) as rejected:
+            cluster.apply(manifest(after), namespace)
+        assert "spec.postgres.restore is set when the database is created" in rejected.value.stderr
+    finally:
+        cluster.kubectl("delete", "bac", "rst", "-n", namespace, "--wait=false")
 
 
 @pytest.mark.parametrize("spec", [s for _, s in VALID], ids=[i for i, _ in VALID])

@@ -404,3 +404,76 @@ def test_every_redis_pod_lost_at_once_the_cluster_reforms_with_its_data(cluster:
     )
     wait_until(lambda: redis_healthy(cluster, shared), timeout=180, what="cluster_state:ok everywhere")
     assert "still-here" in redis_cli(cluster, shared, nodes[0], "-c", "get", "e2e:survivor")
+
+
+def docker(cluster: Cluster, *args: str) -> str:
+    """The kind nodes are containers of the project's Docker daemon (cluster.env points at it)."""
+    return cluster.run("docker", *args).stdout
+
+
+def test_the_leaders_node_stopped_a_replica_elsewhere_takes_over_with_no_acknowledged_write_lost(
+    cluster: Cluster, shared: str, benchmark_figures: list[dict[str, object]]
+) -> None:
+    """The node container itself stops: nothing on it shuts down cleanly, its leader cannot hand
+    over or demote, and Kubernetes still reports its pods Running. Patroni's leader lock expires
+    and a synchronous replica on the other node takes over."""
+    wait_until(
+        lambda: len(cluster.get("bac", NAME, shared)["status"]["postgres"].get("replicas", [])) == 2,
+        timeout=180,
+        what="both replicas ready",
+    )
+    old = leader(cluster, shared)
+    node = cluster.get("pod", old, shared)["spec"]["nodeName"]
+    survivors = [m for m in MEMBERS if cluster.get("pod", m, shared)["spec"]["nodeName"] != node]
+    engines = [p for p in cluster.items("pods", shared, ENGINES) if p["spec"]["nodeName"] != node]
+    assert survivors and engines, f"a replica and an engine on a node other than {node}"
+    # The load runs on, and goes straight to the engine on, the node that stays up: what is
+    # measured is PostgreSQL's failover, not how long Kubernetes takes to notice a dead node.
+    target = f"http://{engines[0]['status']['podIP']}:8080"
+    args = ["--target", target, "--scenario", "mixed", "--phase", "70:10", "--workers", "16"]
+    run = LoadRun(
+        cluster,
+        shared,
+        [*args, "--retry-503", "--acked-file", "/tmp/acked"],
+        node=engines[0]["spec"]["nodeName"],
+    )
+    run.start()
+    stopped = False
+    try:
+        time.sleep(15)
+        docker(cluster, "stop", "--time=0", node)
+        stopped = True
+        new, promoted_after = wait_for_leader(cluster, shared, old, timeout=90)
+        assert new in survivors
+        assert promoted_after < 30, f"{new} took the lead {promoted_after:.1f} s after {node} stopped"
+        result = run.result(timeout=300)
+        assert result["errors"] == 0, result["error_samples"]
+        unavailable = [b["t"] for b in result["timeline"] if b["status_503"]]
+        if unavailable:
+            after = [b for b in result["timeline"] if b["t"] > max(unavailable) + 2]
+            assert after and sum(b["ok"] for b in after) > 0, "writes resumed on the new leader"
+        acked, lost = lost_writes(cluster, shared, run)
+        assert acked > 100 and lost == [], f"{len(lost)} of {acked} acknowledged writes lost, e.g. {lost[:3]}"
+        benchmark_figures.append(
+            {
+                "name": "PostgreSQL leader's node container stopped (kind, synchronous)",
+                "promoted_after_s": round(promoted_after, 1),
+                "writes_unavailable_s": len(unavailable),
+                "acknowledged_writes": acked,
+                "lost": len(lost),
+            }
+        )
+    finally:
+        run.stop()
+        if stopped:
+            docker(cluster, "start", node)
+    # The node back, its former leader rejoins as a replica of the new one, and Redis heals.
+    cluster.wait_for(
+        "pod",
+        old,
+        shared,
+        lambda p: ready(p) and p["metadata"]["labels"].get(ROLE) == "replica",
+        timeout=300,
+        what=f"{old} back as a replica",
+    )
+    wait_until(lambda: redis_healthy(cluster, shared), timeout=240, what="cluster_state:ok everywhere")

@@ -456,7 +456,7 @@ CRON_FIELDS = (
     _cron_field("[01]?[0-9]|2[0-3]"),
     _cron_field("0?[1-9]|[12][0-9]|3[01]"),
     _cron_field("0?[1-9]|1[0-2]", MONTHS),
-    _cron_field("[0-7]", WEEKDAYS),
+    _cron_field("[0-6]", WEEKDAYS),  # CronJob takes 0-6 only (not 7 for Sunday)
 )
 # Five cron fields within their ranges, or one of the CronJob's @ macros.
 CRON_PATTERN = (

@@ -230,6 +230,26 @@ class CredentialsMissing(RuntimeError):
     engines and replicas out of it, so nothing is minted and status says what to do."""
 
 
+class RestoreSourceMissing(RuntimeError):
+    """A restore whose source repository claim is not there: the members would wait on a volume
+    that never comes, so nothing is built until it does."""
+
+
+def check_restore_source(kube: Kube, name: str, namespace: str, r: Resolved) -> None:
+    """Before the database exists only: a restored one no longer reads the source."""
+    restore = r.postgres.restore if r.postgres else None
+    if restore is None or restore.s3 is not None:
+        return
+    if kube.get("v1", "PersistentVolumeClaim", postgres.first_claim(name), namespace) is not None:
+        return
+    claim = backup.repo_claim(restore.from_cluster)
+    if kube.get("v1", "PersistentVolumeClaim", claim, namespace) is None:
+        raise RestoreSourceMissing(
+            f"spec.postgres.restore.fromCluster: PersistentVolumeClaim {claim}, the repository of "
+            f"{restore.from_cluster}'s backups, is not in namespace {namespace}; nothing is built until it is"
+        )
+
+
 def tier_passwords(kube: Kube, name: str, namespace: str, r: Resolved) -> dict[str, dict[str, str]]:
     found: dict[str, dict[str, str]] = {}
     if r.postgres and not r.postgres.external:
@@ -340,6 +360,7 @@ def converge(
     monitoring = monitoring_state(resolved, monitoring_crds)
     try:
         check_postgres_major(kube, name, namespace, resolved)
+        check_restore_source(kube, name, namespace, resolved)
         passwords = tier_passwords(kube, name, namespace, resolved)
         desired = build_desired(
             name,
@@ -354,6 +375,8 @@ def converge(
         return monitoring, ("CredentialsMissing", str(exc), None)
     except MajorVersionChange as exc:
         return monitoring, ("PostgresMajorVersionChange", str(exc), None)
+    except RestoreSourceMissing as exc:
+        return monitoring, ("RestoreSourceMissing", str(exc), None)
     except ApplyFailed as exc:
         return monitoring, ("ApplyFailed" if exc.refused else "APIServerError", str(exc), exc)
     for done in replaced:
