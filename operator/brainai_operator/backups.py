@@ -143,6 +143,10 @@ def reconcile_backups(
         if known == newest["metadata"]["name"] and previous.get(key):
             continue
         record = backup_record(newest, outcome, pods)
+        # A Job deleted (by hand, or by its TTL before the CronJob's) must not bring back an older one.
+        known_at = (previous.get(key) or {}).get("completedAt") or ""
+        if known_at and (record.get("completedAt") or "") <= known_at:
+            continue
         status[key] = record
         if outcome == "Complete":
             text = f"backup {record.get('label', record['job'])} ({_size(record.get('size'))}) completed"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from brainai_operator.api import BackupSpec, RestoreSpec
+from brainai_operator.api import BackupSpec, RestoreSpec, S3Repository
 from brainai_operator.resources.common import child_name
 from brainai_operator.strategies import DataTier
 
@@ -32,11 +32,19 @@ def names(cluster: str) -> dict[str, str]:
     }
 
 
+def _location(s3: S3Repository | None) -> tuple[str, str, str | None] | None:
+    """Where a repository is (None: the cluster's claim); the default S3 paths of a cluster and of
+    its own restore are the same."""
+    return None if s3 is None else (s3.endpoint, s3.bucket, s3.path)
+
+
 def source_repo(cluster: str, restore: RestoreSpec, backup: BackupSpec | None) -> int:
     """The repository index a restore reads: this cluster's own when it restores its own backups
-    (re-created under the same name, with the same kind of repository)."""
+    (re-created under the same name, with the very same repository)."""
     same = (
-        restore.from_cluster == cluster and backup is not None and (restore.s3 is None) == (backup.s3 is None)
+        restore.from_cluster == cluster
+        and backup is not None
+        and _location(restore.s3) == _location(backup.s3)
     )
     return OWN_REPO if same else 2
 
