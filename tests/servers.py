@@ -321,6 +321,16 @@ class RedisCluster:
             node.proc.send_signal(signal.SIGKILL)
             node.proc.wait(timeout=10)
 
+    def freeze(self, node: RedisNode) -> None:
+        """SIGSTOP, like a lost node: connections stay open and nothing answers (a killed process
+        would refuse them at once)."""
+        assert node.proc is not None
+        node.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self, node: RedisNode) -> None:
+        assert node.proc is not None
+        node.proc.send_signal(signal.SIGCONT)
+
     def role(self, node: RedisNode) -> str:
         return self.cli(node, "ROLE").split("\n", 1)[0].strip()
 

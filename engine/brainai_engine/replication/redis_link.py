@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import redis
+from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import RedisClusterException
+from redis.retry import Retry
 
 from brainai_common.cooldown import Cooldown
 from brainai_common.engine_config import RedisConfig
@@ -28,6 +31,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 COOLDOWN_S = 1.0
 MAX_COOLDOWN_S = 30.0
+# A call running this long means a node that stopped answering (a lost node keeps its connections
+# open; only the socket timeout ends the wait): callers meanwhile go on without Redis instead of
+# queueing behind it. Calls take a millisecond or so.
+STALL_S = 0.25
 
 
 def parse_redis_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
@@ -70,6 +77,8 @@ class RedisLink:
         self._client: redis.Redis | RedisCluster | None = None
         self._cooldown = Cooldown(COOLDOWN_S, MAX_COOLDOWN_S)
         self._lock = threading.Lock()
+        self._started: dict[int, float] = {}  # calls in flight: id -> when it started
+        self._calls = 0
         self.up = True
 
     def _connect(self) -> redis.Redis | RedisCluster:
@@ -77,6 +86,8 @@ class RedisLink:
             "socket_connect_timeout": self.cfg.connect_timeout_seconds,
             "socket_timeout": self._socket_timeout,
             "decode_responses": True,
+            # One attempt: the circuit breaker retries, after its cooldown.
+            "retry": Retry(NoBackoff(), 0),
             **self._opts,
         }
         if self.cfg.cluster:
@@ -89,6 +100,13 @@ class RedisLink:
         """fn(client), or None when Redis is down, cooling down or fails now."""
         if not self.up and self._cooldown.cooling:
             return None
+        now = time.monotonic()
+        with self._lock:
+            if self._started and now - min(self._started.values()) > STALL_S:
+                return None
+            self._calls += 1
+            call_id = self._calls
+            self._started[call_id] = now
         try:
             with self._lock:
                 if self._client is None:
@@ -103,6 +121,9 @@ class RedisLink:
                 self.up = False
                 self._cooldown.fail()
             return None
+        finally:
+            with self._lock:
+                del self._started[call_id]
         if not self.up:
             log.warning("redis reachable again")
             self.up = True
