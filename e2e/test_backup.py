@@ -106,6 +106,9 @@ def test_a_cluster_restored_from_backups_to_a_moment_has_what_was_learned_before
     assert condition(bac, "LastBackupSucceeded")["status"] == "True"
     assert "BackupRequested" in events(cluster, namespace, SOURCE)
     assert "BackupSucceeded" in events(cluster, namespace, SOURCE)
+    wide = cluster.kubectl("get", "bac", SOURCE, "-n", namespace, "-o", "wide").splitlines()
+    column = wide[0].index("LAST BACKUP")  # kubectl aligns the columns: the age of the backup
+    assert not wide[1][column:].startswith("<none>"), wide
     # The same request again starts nothing.
     jobs = cluster.items("jobs", namespace, f"app.kubernetes.io/instance={SOURCE}")
     cluster.kubectl("annotate", "bac", SOURCE, "-n", namespace, "poke=1")

@@ -255,6 +255,36 @@ def write_load(cluster: Cluster, namespace: str, seconds: int) -> LoadRun:
     return LoadRun(cluster, namespace, [*args, "--retry-503", "--acked-file", "/tmp/acked"]).start()
 
 
+def failover_kept_every_write(
+    cluster: Cluster,
+    namespace: str,
+    run: LoadRun,
+    name: str,
+    promoted_after: float,
+    figures: list[dict[str, object]],
+) -> None:
+    """Writes were refused for a while with 503 + Retry-After, then resumed; reads never failed;
+    every acknowledged write is on the new leader."""
+    result = run.result(timeout=300)
+    assert result["errors"] == 0, result["error_samples"]
+    assert result["endpoints"]["memory_search"]["errors"] == 0
+    unavailable = [b["t"] for b in result["timeline"] if b["status_503"]]
+    if unavailable:
+        after = [b for b in result["timeline"] if b["t"] > max(unavailable) + 2]
+        assert after and sum(b["ok"] for b in after) > 0, "writes resumed on the new leader"
+    acked, lost = lost_writes(cluster, namespace, run)
+    assert acked > 100 and lost == [], f"{len(lost)} of {acked} acknowledged writes lost, e.g. {lost[:3]}"
+    figures.append(
+        {
+            "name": name,
+            "promoted_after_s": round(promoted_after, 1),
+            "writes_unavailable_s": len(unavailable),
+            "acknowledged_writes": acked,
+            "lost": len(lost),
+        }
+    )
+
+
 def test_postgres_leader_lost_a_replica_takes_over_and_no_acknowledged_write_is_lost(
     cluster: Cluster, shared: str, benchmark_figures: list[dict[str, object]]
 ) -> None:
@@ -265,24 +295,13 @@ def test_postgres_leader_lost_a_replica_takes_over_and_no_acknowledged_write_is_
         cluster.kubectl("delete", "pod", old, "-n", shared, "--wait=false")
         new, promoted_after = wait_for_leader(cluster, shared, old, timeout=60)
         assert promoted_after < 30, f"{new} took the lead after {promoted_after:.1f} s"
-        result = run.result(timeout=300)
-        # Writes were refused for a while with 503 + Retry-After; reads never failed.
-        assert result["errors"] == 0, result["error_samples"]
-        assert result["endpoints"]["memory_search"]["errors"] == 0
-        unavailable = [b["t"] for b in result["timeline"] if b["status_503"]]
-        if unavailable:
-            after = [b for b in result["timeline"] if b["t"] > max(unavailable) + 2]
-            assert after and sum(b["ok"] for b in after) > 0, "writes resumed on the new leader"
-        acked, lost = lost_writes(cluster, shared, run)
-        assert acked > 100 and lost == [], f"{len(lost)} of {acked} acknowledged writes lost, e.g. {lost[:3]}"
-        benchmark_figures.append(
-            {
-                "name": "PostgreSQL leader pod deleted (kind, synchronous)",
-                "promoted_after_s": round(promoted_after, 1),
-                "writes_unavailable_s": len(unavailable),
-                "acknowledged_writes": acked,
-                "lost": len(lost),
-            }
+        failover_kept_every_write(
+            cluster,
+            shared,
+            run,
+            "PostgreSQL leader pod deleted (kind, synchronous)",
+            promoted_after,
+            benchmark_figures,
         )
         # The former leader comes back as a replica of the new one (rewound if it had diverged).
         cluster.wait_for(
@@ -459,22 +478,13 @@ def test_the_leaders_node_stopped_a_replica_elsewhere_takes_over_with_no_acknowl
         new, promoted_after = wait_for_leader(cluster, shared, old, timeout=90)
         assert new in survivors
         assert promoted_after < 30, f"{new} took the lead {promoted_after:.1f} s after {node} stopped"
-        result = run.result(timeout=300)
-        assert result["errors"] == 0, result["error_samples"]
-        unavailable = [b["t"] for b in result["timeline"] if b["status_503"]]
-        if unavailable:
-            after = [b for b in result["timeline"] if b["t"] > max(unavailable) + 2]
-            assert after and sum(b["ok"] for b in after) > 0, "writes resumed on the new leader"
-        acked, lost = lost_writes(cluster, shared, run)
-        assert acked > 100 and lost == [], f"{len(lost)} of {acked} acknowledged writes lost, e.g. {lost[:3]}"
-        benchmark_figures.append(
-            {
-                "name": "PostgreSQL leader's node container stopped (kind, synchronous)",
-                "promoted_after_s": round(promoted_after, 1),
-                "writes_unavailable_s": len(unavailable),
-                "acknowledged_writes": acked,
-                "lost": len(lost),
-            }
+        failover_kept_every_write(
+            cluster,
+            shared,
+            run,
+            "PostgreSQL leader's node container stopped (kind, synchronous)",
+            promoted_after,
+            benchmark_figures,
         )
     finally:
         run.stop()

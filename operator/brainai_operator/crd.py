@@ -160,7 +160,7 @@ def build_crd() -> dict[str, Any]:
         {"name": "Reason", "type": "string", "jsonPath": _condition_field("Ready", "reason")},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         {"name": "Message", "type": "string", "jsonPath": _condition_field("Ready", "message")},
-        # -o wide: each tier's own reason, and the generation status speaks for.
+        # -o wide: each tier's own reason, the last backup, and the generation status speaks for.
         *(
             {
                 "name": tier,
@@ -170,6 +170,12 @@ def build_crd() -> dict[str, Any]:
             }
             for tier in ("Engine", "Postgres", "Redis")
         ),
+        {
+            "name": "Last Backup",
+            "type": "date",
+            "priority": 1,
+            "jsonPath": ".status.postgres.backup.lastBackup.completedAt",
+        },
         {"name": "Observed", "type": "integer", "priority": 1, "jsonPath": ".status.observedGeneration"},
     ]
     root = {

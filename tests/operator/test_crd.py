@@ -78,8 +78,10 @@ def test_scale_subresource_and_printer_columns() -> None:
         "Engine",
         "Postgres",
         "Redis",
+        "Last Backup",
         "Observed",
     ]
     wide = {c["name"] for c in version["additionalPrinterColumns"] if c.get("priority") == 1}
-    assert wide == {"Engine", "Postgres", "Redis", "Observed"}  # -o wide adds the tiers' own reasons
+    # -o wide adds the tiers' own reasons and when the last backup ended
+    assert wide == {"Engine", "Postgres", "Redis", "Last Backup", "Observed"}
     assert build_crd()["spec"]["names"]["shortNames"] == ["bac", "brain"]
