@@ -218,6 +218,23 @@ def redis_healthy(cluster: Cluster, namespace: str) -> bool:
     )
 
 
+KEYS = 100
+WAITED_WRITES = [line for i in range(KEYS) for line in (f"SET e2e:k{i} v{i}", "WAIT 1 2000")]
+
+
+def redis_pipe(
+    cluster: Cluster, namespace: str, pod: str, commands: list[str], per: int = 2
+) -> list[tuple[str, ...]]:
+    """Commands through one cluster-mode redis-cli connection (WAIT applies to the node the last
+    write was redirected to); the replies grouped `per` command."""
+    command = 'REDISCLI_AUTH="$REDIS_PASSWORD" exec redis-cli -c'
+    argv = ["exec", "-i", pod, "-n", namespace, "-c", "redis", "--", "sh", "-c", command]
+    out = cluster.run("kubectl", *argv, input="\n".join(commands) + "\n").stdout.replace("\r", "")
+    replies = [line for line in out.splitlines() if not line.startswith("-> Redirected")]
+    assert len(replies) == len(commands), out
+    return [tuple(replies[i : i + per]) for i in range(0, len(replies), per)]
+
+
 def node_table(cluster: Cluster, namespace: str, pod: str) -> dict[str, tuple[str, str]]:
     """`cluster nodes` as seen from `pod`: node id -> (ip, flags)."""
     rows = {}
@@ -408,8 +425,13 @@ def test_redis_master_lost_the_cluster_fails_over_and_the_node_rejoins_under_its
 def test_every_redis_pod_lost_at_once_the_cluster_reforms_with_its_data(cluster: Cluster, shared: str):
     nodes = pod_names(cluster, shared, REDIS)
     # The nodes keep their data (append-only file) and nodes.conf on their volumes; their peers'
-    # addresses there are all stale once every pod has a new IP.
-    assert "OK" in redis_cli(cluster, shared, nodes[0], "-c", "set", "e2e:survivor", "still-here")
+    # addresses there are all stale once every pod has a new IP. Keys over every master, each
+    # written then WAITed for: those a replica acknowledged must all come back.
+    written = redis_pipe(cluster, shared, nodes[0], WAITED_WRITES)
+    acknowledged = [
+        f"e2e:k{i}" for i, (ok, replicas) in enumerate(written) if ok == "OK" and int(replicas) >= 1
+    ]
+    assert len(acknowledged) >= 0.9 * KEYS, written
     ips = {n: cluster.get("pod", n, shared)["status"]["podIP"] for n in nodes}
     cluster.kubectl("delete", "pods", "-n", shared, "-l", REDIS, "--wait=false")
 
@@ -423,7 +445,9 @@ def test_every_redis_pod_lost_at_once_the_cluster_reforms_with_its_data(cluster:
         what="every Redis pod to come back under a new IP",
     )
     wait_until(lambda: redis_healthy(cluster, shared), timeout=180, what="cluster_state:ok everywhere")
-    assert "still-here" in redis_cli(cluster, shared, nodes[0], "-c", "get", "e2e:survivor")
+    values = [v for (v,) in redis_pipe(cluster, shared, nodes[0], [f"GET {k}" for k in acknowledged], 1)]
+    lost = [k for k, v in zip(acknowledged, values, strict=True) if v != "v" + k.removeprefix("e2e:k")]
+    assert lost == [], f"{len(lost)} of {len(acknowledged)} WAITed keys lost, e.g. {lost[:3]}"
 
 
 def docker(cluster: Cluster, *args: str) -> str:
