@@ -230,6 +230,11 @@ class CredentialsMissing(RuntimeError):
     engines and replicas out of it, so nothing is minted and status says what to do."""
 
 
+def restore_completed(obj: dict[str, Any]) -> bool:
+    restore = ((obj.get("status") or {}).get("postgres") or {}).get("restore") or {}
+    return bool(restore.get("completedAt"))
+
+
 class RestoreSourceMissing(RuntimeError):
     """A restore whose source repository claim is not there: the members would wait on a volume
     that never comes, so nothing is built until it does."""
@@ -369,6 +374,7 @@ def converge(
             passwords,
             monitoring_crds=monitoring_crds,
             redis_nodes=redis_nodes(kube, name, namespace, resolved),
+            restored=restore_completed(obj),
         )
         replaced = apply_desired(kube, obj, desired)
     except CredentialsMissing as exc:

@@ -217,10 +217,13 @@ pgbackrest --stanza={STANZA} --repo={OWN_REPO} --output=json info |
 """
 
 
-def build_pgbackrest_configmap(cluster: str, namespace: str, tier: DataTier) -> dict[str, Any]:
+def build_pgbackrest_configmap(
+    cluster: str, namespace: str, tier: DataTier, served: DataTier | None = None
+) -> dict[str, Any]:
+    """`served`: what the repository host serves (without the source once a restore is done)."""
     data = {
         "repository.conf": repository_config(cluster, namespace, tier),
-        "server.conf": repository_config(cluster, namespace, tier, serving=True),
+        "server.conf": repository_config(cluster, namespace, served or tier, serving=True),
         "repository.sh": REPOSITORY_SCRIPT if tier.backup else SERVE_SCRIPT,
     }
     if tier.backup:
@@ -447,15 +450,22 @@ def build_requested_job(cronjob: dict[str, Any], request: str, cluster: str) -> 
     }
 
 
-def build_backup(cluster: str, namespace: str, tier: DataTier, tls: dict[str, str]) -> list[dict[str, Any]]:
-    """Everything backups and a restore need; nothing when neither is asked for."""
+def build_backup(
+    cluster: str, namespace: str, tier: DataTier, tls: dict[str, str], restored: bool = False
+) -> list[dict[str, Any]]:
+    """Everything backups and a restore need; nothing when neither is asked for. Once `restored`,
+    nothing reads the source again: the repository host lets go of its claim (so it may be
+    deleted), and goes altogether when there are no backups to keep. The members' files stay, so
+    they are not restarted for it."""
     if tier.external or not (tier.backup or tier.restore):
         return []
+    served = tier.model_copy(update={"restore": None}) if restored else tier
     objs = [
         build_tls_secret(cluster, namespace, tls),
-        build_pgbackrest_configmap(cluster, namespace, tier),
-        *build_repository_host(cluster, namespace, tier),
+        build_pgbackrest_configmap(cluster, namespace, tier, served),
     ]
+    if served.backup or served.restore:
+        objs += build_repository_host(cluster, namespace, served)
     if tier.backup:
-        objs.append(build_backup_cronjob(cluster, namespace, tier))
+        objs.append(build_backup_cronjob(cluster, namespace, served))
     return objs

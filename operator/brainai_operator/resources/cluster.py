@@ -48,6 +48,7 @@ def build_desired(
     passwords: dict[str, dict[str, str]] | None = None,
     monitoring_crds: bool = False,
     redis_nodes: int | None = None,
+    restored: bool = False,
 ) -> list[dict[str, Any]]:
     """Every object the cluster should own, in the order they are applied (data tiers first).
 
@@ -56,12 +57,13 @@ def build_desired(
     them is the caller's job, so this stays a pure function of its inputs. `monitoring_crds` says
     whether the Prometheus Operator's CRDs exist, without which a ServiceMonitor cannot be created.
     `redis_nodes` is how many Redis nodes run (more than asked for while a shrink drains them).
+    `restored`: a restore's database took writes, so nothing reads its source any more.
     """
     passwords = passwords or {}
     desired: list[dict[str, Any]] = []
     if r.postgres:
         desired += build_postgres(cluster, namespace, r.postgres, passwords.get("postgres", {}))
-        desired += build_backup(cluster, namespace, r.postgres, passwords.get("pgbackrest", {}))
+        desired += build_backup(cluster, namespace, r.postgres, passwords.get("pgbackrest", {}), restored)
     if r.redis:
         desired += build_redis(cluster, namespace, r.redis, passwords.get("redis", {}), redis_nodes)
     rendered = render_engine_config(r)

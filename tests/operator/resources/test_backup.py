@@ -337,3 +337,25 @@ def test_a_restore_of_its_own_name_from_another_bucket_reads_that_bucket() -> No
     assert server["global"]["repo2-s3-bucket"] == "elsewhere"
     same = tier(backup={"s3": S3}, restore={"fromCluster": "c", "s3": S3})
     assert same.restore is not None and pgbackrest.source_repo("c", same.restore, same.backup) == 1
+
+
+def restored_objs(**postgres: Any) -> Objects:
+    spec = BrainAIClusterSpec.model_validate({"postgres": {"enabled": True, **postgres}})
+    built = build_desired("c", "ns", resolve(spec), PASSWORDS, restored=True)
+    return {(o["kind"], o["metadata"]["name"]): o for o in built}
+
+
+def test_once_restored_nothing_reads_the_source_and_the_members_stay_as_they_were() -> None:
+    restoring = objs(backup={}, restore={"fromCluster": "old"})
+    done = restored_objs(backup={}, restore={"fromCluster": "old"})
+    pod = repo_pod(done)
+    assert "/source" not in mounts(pod) and "source" not in volumes(pod)  # the source claim may go
+    assert "/repo" in mounts(pod)  # its own repository stays
+    assert "repo2-path" not in conf(done, "server.conf")["global"]
+    members = ("StatefulSet", "c-postgres")
+    assert done[members] == restoring[members]  # no restart of the database for it
+    # A restore without backups of its own needs no repository host at all once done.
+    only = restored_objs(restore={"fromCluster": "old"})
+    assert ("StatefulSet", "c-postgres-repo") not in only and ("Service", "c-postgres-repo") not in only
+    assert ("StatefulSet", "c-postgres-repo") in objs(restore={"fromCluster": "old"})
+    assert only[members] == objs(restore={"fromCluster": "old"})[members]
