@@ -180,6 +180,15 @@ def test_a_cluster_restored_from_backups_to_a_moment_has_what_was_learned_before
         what="the restored cluster's replica streaming",
     )
     assert set(learn(toolbox, COPY, "dingo", 5)) <= stored(cluster, namespace, COPY)
+    # Restored, the new cluster no longer reads the source: its claim can go (no pod holds it),
+    # and the cluster stays Ready.
+    cluster.kubectl("delete", "pvc", f"repo-{SOURCE}-postgres-repo-0", "-n", namespace, "--wait=false")
+    wait_until(
+        lambda: cluster.get("pvc", f"repo-{SOURCE}-postgres-repo-0", namespace) is None,
+        timeout=120,
+        what="the source's repository claim deleted",
+    )
+    wait_ready(cluster, namespace, COPY, timeout=60)
     benchmark_figures.append(
         {
             "name": "PostgreSQL restore to a point in time into a new cluster (kind)",
