@@ -426,7 +426,10 @@ def test_valid_specs_are_admitted_and_the_operator_can_build_them(
     manifest = {"apiVersion": "brainai.io/v1alpha1", "kind": "BrainAICluster", "metadata": {"name": "fine"}}
     cluster.apply({**manifest, "spec": spec}, namespace)
     stored = cluster.get("bac", "fine", namespace)
-    assert build_desired("fine", namespace, resolve(BrainAIClusterSpec.model_validate(stored["spec"])))
+    passwords = {"postgres": {"superuser-password": "a", "replication-password": "b"}}
+    assert build_desired(
+        "fine", namespace, resolve(BrainAIClusterSpec.model_validate(stored["spec"])), passwords
+    )
     cluster.kubectl("delete", "bac", "fine", "-n", namespace, "--wait=false")
 
 
