@@ -212,10 +212,14 @@ def ready(pod: dict | None) -> bool:
 
 
 def redis_healthy(cluster: Cluster, namespace: str) -> bool:
+    """Every node reports cluster_state:ok (a node whose server is not listening yet: not healthy)."""
     nodes = pod_names(cluster, namespace, REDIS)
-    return len(nodes) == 6 and all(
-        "cluster_state:ok" in redis_cli(cluster, namespace, n, "cluster", "info") for n in nodes
-    )
+    try:
+        return len(nodes) == 6 and all(
+            "cluster_state:ok" in redis_cli(cluster, namespace, n, "cluster", "info") for n in nodes
+        )
+    except KubectlError:
+        return False
 
 
 KEYS = 100
