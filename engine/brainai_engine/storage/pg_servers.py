@@ -30,12 +30,16 @@ T = TypeVar("T")
 COOLDOWN_S = 1.0
 MAX_COOLDOWN_S = 5.0
 CONNECT_TIMEOUT_S = 2  # libpq's minimum
+# A server whose node is lost answers nothing, not even a reset: a statement sent to it fails once
+# its bytes go unacknowledged for tcp_user_timeout (the kernel acknowledges at once while the server
+# lives, however long the statement runs), and an idle connection once keepalives go unanswered
+# (about 9 s). Both well inside a client's usual 10 s timeout, so it gets a 503, not a hang.
 TCP_SETTINGS = {
     "keepalives": 1,
-    "keepalives_idle": 10,
-    "keepalives_interval": 3,
-    "keepalives_count": 3,
-    "tcp_user_timeout": 15_000,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 2,
+    "tcp_user_timeout": 5_000,
 }
 
 
