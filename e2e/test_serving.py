@@ -263,6 +263,17 @@ def wait_for_leader(cluster: Cluster, namespace: str, other_than: str, timeout: 
     return holder, time.monotonic() - start
 
 
+def wait_rejoined_as_replica(cluster: Cluster, namespace: str, member: str, timeout: float) -> None:
+    cluster.wait_for(
+        "pod",
+        member,
+        namespace,
+        lambda p: ready(p) and p["metadata"]["labels"].get(ROLE) == "replica",
+        timeout=timeout,
+        what=f"{member} back as a replica",
+    )
+
+
 def lost_writes(cluster: Cluster, namespace: str, run: LoadRun) -> tuple[int, list[str]]:
     acked = run.file("/tmp/acked").splitlines()
     stored = set(
@@ -334,14 +345,7 @@ def test_postgres_leader_lost_a_replica_takes_over_and_no_acknowledged_write_is_
             benchmark_figures,
         )
         # The former leader comes back as a replica of the new one (rewound if it had diverged).
-        cluster.wait_for(
-            "pod",
-            old,
-            shared,
-            lambda p: ready(p) and p["metadata"]["labels"].get(ROLE) == "replica",
-            timeout=180,
-            what=f"{old} back as a replica",
-        )
+        wait_rejoined_as_replica(cluster, shared, old, timeout=180)
         bac = cluster.wait_for(
             "bac", NAME, shared, lambda b: b["status"].get("postgres", {}).get("primary") == new
         )
@@ -530,12 +534,5 @@ def test_the_leaders_node_stopped_a_replica_elsewhere_takes_over_with_no_acknowl
         if stopped:
             docker(cluster, "start", node)
     # The node back, its former leader rejoins as a replica of the new one, and Redis heals.
-    cluster.wait_for(
-        "pod",
-        old,
-        shared,
-        lambda p: ready(p) and p["metadata"]["labels"].get(ROLE) == "replica",
-        timeout=300,
-        what=f"{old} back as a replica",
-    )
+    wait_rejoined_as_replica(cluster, shared, old, timeout=300)
     wait_until(lambda: redis_healthy(cluster, shared), timeout=240, what="cluster_state:ok everywhere")

@@ -116,7 +116,6 @@ def request_backup(
 def reconcile_backups(
     kube: Kube,
     obj: dict[str, Any],
-    tier: DataTier,
     jobs: list[dict[str, Any]],
     pods: list[dict[str, Any]],
     previous: dict[str, Any],
@@ -218,7 +217,7 @@ def reconcile_backups_and_restore(
             if (j["metadata"].get("labels") or {}).get(COMPONENT_LABEL) == backup.JOB_COMPONENT
         ]
         state = reconcile_backups(
-            kube, obj, tier, jobs, pods.get(backup.JOB_COMPONENT, []), previous.get("backup") or {}, act
+            kube, obj, jobs, pods.get(backup.JOB_COMPONENT, []), previous.get("backup") or {}, act
         )
         if state.status:
             pg.status["backup"] = state.status

@@ -113,7 +113,7 @@ def reconcile(
     previous: dict[str, Any],
     act: bool,
 ) -> backups.BackupState:
-    return backups.reconcile_backups(cast(Kube, kube), obj, t, jobs, pods, previous, act)
+    return backups.reconcile_backups(cast(Kube, kube), obj, jobs, pods, previous, act)
 
 
 def reconcile_all(

@@ -22,19 +22,17 @@ def owner_and_replica(cluster: RedisCluster, key: str) -> list[int]:
     """Ports of the master serving `key` and of its replica."""
     node = cluster.nodes[0]
     slot = int(cluster.cli(node, "CLUSTER", "KEYSLOT", key))
-    ports: list[int] = []
-    master_id = None
-    for line in cluster.cli(node, "CLUSTER", "NODES").splitlines():
-        fields = line.split()
+    rows = [line.split() for line in cluster.cli(node, "CLUSTER", "NODES").splitlines()]
+
+    def serves(fields: list[str]) -> bool:
         ranges = [r.split("-") for r in fields[8:] if not r.startswith("[")]
-        if "master" in fields[2] and any(int(r[0]) <= slot <= int(r[-1]) for r in ranges):
-            master_id = fields[0]
-            ports.append(int(re.split(r"[:@]", fields[1])[1]))
-    for line in cluster.cli(node, "CLUSTER", "NODES").splitlines():
-        fields = line.split()
-        if fields[3] == master_id:
-            ports.append(int(re.split(r"[:@]", fields[1])[1]))
-    return ports
+        return "master" in fields[2] and any(int(r[0]) <= slot <= int(r[-1]) for r in ranges)
+
+    def port(fields: list[str]) -> int:
+        return int(re.split(r"[:@]", fields[1])[1])
+
+    master = next(f for f in rows if serves(f))
+    return [port(master), *(port(f) for f in rows if f[3] == master[0])]
 
 
 def test_a_silent_node_costs_one_timeout_not_one_per_caller(redis_cluster: RedisCluster) -> None:
